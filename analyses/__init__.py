@@ -1,0 +1,1 @@
+"""Studies run as ``python -m analyses.<name>``; each writes a labelled netCDF dataset."""

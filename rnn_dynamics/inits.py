@@ -1,0 +1,181 @@
+"""Registry of recurrent-matrix initialisations.
+
+Every init is a function ``init(shape, nonlinearity, generator, **params) -> Tensor``
+returning the float64 recurrent matrix ``W_hh`` of ``shape = (N, N)`` (rows are the
+receiving units: ``a_t = W_hh h_{t-1} + ...``). Inits are found by name; a user adds
+one with the :func:`register_init` decorator. On the command line an init is written
+``name:key=value[,key=value]`` (see :func:`parse_init_spec`); the full string is the
+``init`` coordinate label of a study, so two parameterisations of one family are two
+coordinates.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Callable
+
+import torch
+
+from .nonlinearities import check_nonlinearity
+
+InitFn = Callable[..., torch.Tensor]
+
+_REGISTRY: dict[str, InitFn] = {}
+
+
+def register_init(name: str, *, overwrite: bool = False) -> Callable[[InitFn], InitFn]:
+    """Decorator registering ``fn(shape, nonlinearity, generator, **params)`` under ``name``."""
+    if not name or ":" in name or "," in name or "=" in name:
+        raise ValueError(f"init name {name!r} must be non-empty and contain none of ':,='")
+
+    def decorate(fn: InitFn) -> InitFn:
+        if name in _REGISTRY and not overwrite:
+            raise ValueError(f"init {name!r} is already registered; pass overwrite=True to replace it")
+        _REGISTRY[name] = fn
+        return fn
+
+    return decorate
+
+
+def list_inits() -> list[str]:
+    """Names of every registered init, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_init(name: str) -> InitFn:
+    """The init registered as ``name``; a clear error listing the valid names otherwise."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown init {name!r}; valid inits: {', '.join(list_inits())}") from None
+
+
+def _parse_value(text: str) -> float | int | bool | str:
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_init_spec(spec: str) -> tuple[str, dict]:
+    """Split ``'name:key=value,key=value'`` into ``(name, params)``; checks the name and keys."""
+    name, _, arg_text = spec.strip().partition(":")
+    fn = get_init(name)
+    params: dict = {}
+    if arg_text:
+        for item in arg_text.split(","):
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip():
+                raise ValueError(f"bad init parameter {item!r} in {spec!r}; write name:key=value[,key=value]")
+            params[key.strip()] = _parse_value(value)
+    accepted = [
+        p.name for p in inspect.signature(fn).parameters.values()
+        if p.kind == p.KEYWORD_ONLY
+    ]
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
+    unknown = sorted(set(params) - set(accepted))
+    if unknown and not takes_any:
+        valid = ", ".join(accepted) or "none"
+        raise ValueError(f"init {name!r} has no parameter {unknown[0]!r}; its parameters: {valid}")
+    return name, params
+
+
+def make_recurrent(spec: str, n: int, nonlinearity: str, generator: torch.Generator) -> torch.Tensor:
+    """Build the (n, n) float64 recurrent matrix for an init spec string."""
+    if n < 1:
+        raise ValueError(f"hidden size must be positive, got {n}")
+    check_nonlinearity(nonlinearity)
+    name, params = parse_init_spec(spec)
+    weight = get_init(name)((n, n), nonlinearity, generator, **params)
+    if tuple(weight.shape) != (n, n):
+        raise ValueError(f"init {name!r} returned shape {tuple(weight.shape)}, expected {(n, n)}")
+    return weight.to(torch.float64)
+
+
+def _normal(shape, generator, std: float) -> torch.Tensor:
+    return torch.randn(*shape, generator=generator, dtype=torch.float64) * std
+
+
+# ---------------------------------------------------------------- built-in inits
+
+
+@register_init("identity")
+def identity(shape, nonlinearity, generator) -> torch.Tensor:
+    """W = I: the IRNN of Le, Jaitly & Hinton (2015)."""
+    return torch.eye(shape[0], shape[1], dtype=torch.float64)
+
+
+@register_init("scaled_identity")
+def scaled_identity(shape, nonlinearity, generator, *, scale: float = 0.01) -> torch.Tensor:
+    """W = scale * I; the paper's 0.01 I forgets quickly and suits framewise speech."""
+    return scale * torch.eye(shape[0], shape[1], dtype=torch.float64)
+
+
+@register_init("orthogonal")
+def orthogonal(shape, nonlinearity, generator, *, gain: float = 1.0) -> torch.Tensor:
+    """Haar-random orthogonal matrix times ``gain`` (Saxe, McClelland & Ganguli 2013).
+
+    QR of a Gaussian matrix with the signs of R's diagonal folded into Q, which makes
+    Q exactly Haar distributed (Mezzadri 2007).
+    """
+    q, r = torch.linalg.qr(_normal(shape, generator, 1.0))
+    signs = torch.sign(torch.diagonal(r))
+    signs[signs == 0] = 1.0
+    return gain * q * signs
+
+
+def random_walk_gain(n: int, nonlinearity: str) -> float:
+    """Sussillo & Abbott (2014, arXiv:1412.6558) gain g making log||h|| an unbiased walk.
+
+    ReLU:   g = sqrt(2) * exp(1.2 / (max(N, 6) - 2.4))   (their fitted formula)
+    linear: g = exp(1 / (2N))                            (their closed form)
+    tanh:   g = 1.15, the constant they report finding numerically (no closed form).
+    """
+    check_nonlinearity(nonlinearity)
+    if nonlinearity == "relu":
+        return math.sqrt(2.0) * math.exp(1.2 / (max(n, 6) - 2.4))
+    if nonlinearity == "linear":
+        return math.exp(1.0 / (2.0 * n))
+    return 1.15
+
+
+@register_init("random_walk")
+def random_walk(shape, nonlinearity, generator, *, gain: float | None = None) -> torch.Tensor:
+    """W_ij ~ N(0, g^2 / N) with the random-walk gain of :func:`random_walk_gain`."""
+    g = random_walk_gain(shape[1], nonlinearity) if gain is None else gain
+    return _normal(shape, generator, g / math.sqrt(shape[1]))
+
+
+@register_init("xavier")
+def xavier(shape, nonlinearity, generator, *, gain: float = 1.0, distribution: str = "normal") -> torch.Tensor:
+    """Glorot & Bengio (2010): variance 2 gain^2 / (fan_in + fan_out); ``distribution`` normal | uniform."""
+    fan_out, fan_in = shape
+    std = gain * math.sqrt(2.0 / (fan_in + fan_out))
+    if distribution == "normal":
+        return _normal(shape, generator, std)
+    if distribution == "uniform":
+        bound = math.sqrt(3.0) * std
+        return (torch.rand(*shape, generator=generator, dtype=torch.float64) * 2.0 - 1.0) * bound
+    raise ValueError(f"xavier distribution {distribution!r} is not valid; valid: normal, uniform")
+
+
+@register_init("he")
+def he(shape, nonlinearity, generator, *, gain: float = math.sqrt(2.0)) -> torch.Tensor:
+    """He et al. (2015) fan-in normal init, std = gain / sqrt(fan_in) with the ReLU gain sqrt(2)."""
+    return _normal(shape, generator, gain / math.sqrt(shape[1]))
+
+
+@register_init("gaussian")
+def gaussian(shape, nonlinearity, generator, *, std: float = 0.001) -> torch.Tensor:
+    """W_ij ~ N(0, std^2): the paper's "RNN + ReLU" baseline uses small Gaussian weights."""
+    return _normal(shape, generator, std)
+
+
+#: The six built-in families of the default study, one spec each.
+DEFAULT_INITS = ("identity", "scaled_identity", "orthogonal", "random_walk", "xavier", "he")

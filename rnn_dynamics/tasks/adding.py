@@ -1,0 +1,72 @@
+"""The adding problem (Hochreiter & Schmidhuber 1997; Le, Jaitly & Hinton 2015, section 4.1).
+
+Each sequence has two input channels: values drawn from U(0, 1) and a marker channel
+with exactly two ones, one at a uniformly drawn position in the first half and one in
+the second half. The target is the sum of the two marked values; the loss is MSE.
+Always predicting 1 scores MSE = Var(U1 + U2) = 2/12 = 1/6 = 0.1667 (the paper prints
+0.1767), the baseline a network must beat.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..seeding import generator_for
+from .base import Task, register_task
+
+#: Training / test set sizes: the paper's, and the smaller default.
+PRESETS = {"paper": (100_000, 10_000), "default": (10_000, 1_000), "tiny": (512, 256)}
+
+#: MSE of always predicting 1, the best constant guess.
+BASELINE_MSE = 1.0 / 6.0
+
+
+def adding_sequences(n: int, seq_len: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` adding-problem sequences: inputs (T, n, 2) and targets (n,), float32."""
+    if seq_len < 2:
+        raise ValueError(f"the adding problem needs seq_len >= 2, got {seq_len}")
+    half = seq_len // 2
+    values = torch.rand(n, seq_len, generator=generator)
+    first = torch.randint(0, half, (n,), generator=generator)
+    second = torch.randint(half, seq_len, (n,), generator=generator)
+    markers = torch.zeros(n, seq_len)
+    rows = torch.arange(n)
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    targets = values[rows, first] + values[rows, second]
+    inputs = torch.stack([values, markers], dim=-1).transpose(0, 1).contiguous()
+    return inputs, targets
+
+
+class AddingTask(Task):
+    name = "adding"
+    input_size = 2
+    output_size = 1
+    readout = "last"
+    metric_name = "mse"
+    metric_long_name = "test mean squared error"
+    metric_units = "1"
+
+    def __init__(self, seq_len: int, seed: int, batch_size: int, train_size: int, test_size: int):
+        for label, value in (("train size", train_size), ("test size", test_size)):
+            if value < 1:
+                raise ValueError(f"{label} must be positive, got {value}")
+        self.seq_len = seq_len
+        train = adding_sequences(train_size, seq_len, generator_for("adding", "train", seed, seq_len))
+        test = adding_sequences(test_size, seq_len, generator_for("adding", "test", seed, seq_len))
+        super().__init__(*train, *test, seed=seed, batch_size=batch_size)
+
+    def per_sample_loss(self, outputs, targets):
+        return (outputs[..., 0] - targets) ** 2
+
+    per_sample_metric = per_sample_loss
+
+
+@register_task("adding")
+def make_adding(seq_len: int = 100, seed: int = 0, batch_size: int = 16, preset: str = "default",
+                train_size: int | None = None, test_size: int | None = None) -> AddingTask:
+    """Adding problem of length ``seq_len``; ``preset`` paper | default | tiny sets the set sizes."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+    default_train, default_test = PRESETS[preset]
+    return AddingTask(seq_len, seed, batch_size, train_size or default_train, test_size or default_test)

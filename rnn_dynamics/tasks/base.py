@@ -1,0 +1,96 @@
+"""What every workload provides, and the registry that finds workloads by name."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Callable, Iterator
+
+import torch
+
+from ..seeding import generator_for
+
+_REGISTRY: dict[str, Callable[..., "Task"]] = {}
+
+
+def register_task(name: str) -> Callable:
+    """Decorator registering a task factory under ``name``."""
+
+    def decorate(factory: Callable[..., "Task"]) -> Callable[..., "Task"]:
+        if name in _REGISTRY:
+            raise ValueError(f"task {name!r} is already registered")
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorate
+
+
+def list_tasks() -> list[str]:
+    """Names of every registered task, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_task_factory(name: str) -> Callable[..., "Task"]:
+    """The factory registered as ``name``; an error listing the valid names otherwise."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(list_tasks())}") from None
+
+
+def make_task(name: str, **options) -> "Task":
+    """Build the named task with its options (seq_len, seed, batch_size, preset, ...)."""
+    return get_task_factory(name)(**options)
+
+
+class Task(ABC):
+    """A supervised sequence workload with fixed-seed train and test sets.
+
+    Inputs are time-major (T, B, input_size). ``readout`` says whether the model is
+    read at the last step (``last``) or at every step (``all``). Losses are per cell
+    and per sample, (M, B), so that the cells of a stack stay independent.
+    """
+
+    name: str
+    input_size: int
+    output_size: int
+    readout: str
+    seq_len: int
+    metric_name: str
+    metric_long_name: str
+    metric_units: str
+
+    def __init__(self, train_x, train_y, test_x, test_y, seed: int, batch_size: int):
+        if batch_size < 1:
+            raise ValueError(f"batch size must be positive, got {batch_size}")
+        self.train_x, self.train_y, self.test_x, self.test_y = train_x, train_y, test_x, test_y
+        self.seed, self.batch_size = seed, batch_size
+
+    @property
+    def train_size(self) -> int:
+        return self.train_x.shape[1]
+
+    def train_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The minibatch of training ``step``: a pure function of (seed, step).
+
+        Each epoch visits the training set in a permutation seeded by (seed, epoch),
+        so every stack with the same seed sees the same batches in the same order.
+        """
+        per_epoch = max(self.train_size // self.batch_size, 1)
+        epoch, offset = divmod(step, per_epoch)
+        perm = torch.randperm(self.train_size, generator=generator_for("batches", self.name, self.seed, epoch))
+        idx = perm[offset * self.batch_size:(offset + 1) * self.batch_size]
+        return self.train_x[:, idx], self.train_y[..., idx]
+
+    def test_batches(self, batch_size: int = 500) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The whole test set in order, in chunks of ``batch_size`` sequences."""
+        n = self.test_x.shape[1]
+        for start in range(0, n, batch_size):
+            yield self.test_x[:, start:start + batch_size], self.test_y[..., start:start + batch_size]
+
+    @abstractmethod
+    def per_sample_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Training loss of each cell on each sample: (M, B)."""
+
+    @abstractmethod
+    def per_sample_metric(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The reported test metric of each cell on each sample: (M, B); averaged over the test set."""

@@ -1,0 +1,144 @@
+"""The training loop for a stack of cells: optimiser, per-cell clipping, divergence.
+
+Every cell of a stack sees the same batches; its loss, gradients, clipping and
+optimiser state are its own (the optimisers here are elementwise, and the summed loss
+has each cell's loss as an independent term). A cell whose loss, gradient or weights
+become NaN/Inf is frozen at its last finite weights and marked diverged at that step;
+the rest of the stack trains on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .cells import ElmanStack
+from .tasks.base import Task
+
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+
+
+@dataclass
+class TrainConfig:
+    """How a stack is trained. ``clip = 0`` disables clipping; ``probe_every = 0`` records nothing."""
+
+    steps: int = 300
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    clip: float = 1.0
+    probe_every: int = 50
+
+    def validate(self) -> "TrainConfig":
+        if self.steps < 1:
+            raise ValueError(f"--steps must be positive, got {self.steps}")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be positive, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
+        if self.clip < 0:
+            raise ValueError(f"--clip must be >= 0 (0 disables clipping), got {self.clip}")
+        if self.probe_every < 0 or self.probe_every > self.steps:
+            raise ValueError(f"--probe-every must lie in 0..{self.steps} (--steps), got {self.probe_every}")
+        return self
+
+
+@dataclass
+class TrainResult:
+    """Per-cell outcome: loss of every update (steps, M), divergence step (NaN if none), probe records."""
+
+    train_loss: np.ndarray
+    diverged_step: np.ndarray
+    probe_steps: list[int] = field(default_factory=list)
+    probes: list[dict] = field(default_factory=list)
+
+
+def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr)
+    return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum)
+
+
+def per_cell_grad_norms(params: list[torch.Tensor]) -> torch.Tensor:
+    """L2 norm of each cell's whole gradient (every parameter has the cell dim first): (M,)."""
+    squares = [p.grad.reshape(p.shape[0], -1).pow(2).sum(dim=1) for p in params]
+    return torch.stack(squares).sum(dim=0).sqrt()
+
+
+def _cell_view(mask: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    return mask.view(-1, *([1] * (p.dim() - 1)))
+
+
+def _all_finite_per_cell(params: list[torch.Tensor]) -> torch.Tensor:
+    checks = [torch.isfinite(p.detach().reshape(p.shape[0], -1)).all(dim=1) for p in params]
+    return torch.stack(checks).all(dim=0)
+
+
+def train_stack(
+    model: ElmanStack,
+    task: Task,
+    config: TrainConfig,
+    probe: Callable[[ElmanStack, int], dict] | None = None,
+    on_step: Callable[[], None] | None = None,
+) -> TrainResult:
+    """Train every cell of ``model`` on ``task``; call ``probe(model, step)`` at 0, K, 2K, ... and the end."""
+    config.validate()
+    params = model.cell_parameters()
+    optimizer = make_optimizer(params, config)
+    n_cells = model.n_cells
+    device = params[0].device
+    alive = torch.ones(n_cells, dtype=torch.bool, device=device)
+    diverged_step = np.full(n_cells, math.nan)
+    train_loss = np.full((config.steps, n_cells), math.nan)
+    result = TrainResult(train_loss, diverged_step)
+    recording = probe is not None and config.probe_every > 0
+
+    def record(step: int) -> None:
+        result.probe_steps.append(step)
+        result.probes.append(probe(model, step))
+
+    def kill(newly: torch.Tensor, step: int) -> None:
+        newly = newly & alive
+        if newly.any():
+            diverged_step[newly.cpu().numpy()] = step
+            alive.logical_and_(~newly)
+
+    for step in range(config.steps):
+        if recording and step % config.probe_every == 0:
+            record(step)
+        x, y = task.train_batch(step)
+        x, y = x.to(device), y.to(device)
+        losses = task.per_sample_loss(model(x), y).mean(dim=1)
+        train_loss[step] = losses.detach().cpu().numpy()
+        kill(~torch.isfinite(losses.detach()), step)
+        optimizer.zero_grad(set_to_none=False)
+        torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
+        norms = per_cell_grad_norms(params)
+        kill(~torch.isfinite(norms), step)
+        scale = torch.where(alive, torch.ones_like(norms), torch.zeros_like(norms))
+        if config.clip > 0:
+            clip_factor = (config.clip / (norms + 1e-6)).clamp(max=1.0)
+            scale = scale * torch.where(torch.isfinite(clip_factor), clip_factor, torch.zeros_like(clip_factor))
+        before = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            for p in params:
+                p.grad.mul_(_cell_view(scale, p))
+                p.grad.nan_to_num_(0.0, 0.0, 0.0)
+            optimizer.step()
+            kill(~_all_finite_per_cell(params), step)
+            frozen = ~alive
+            if frozen.any():
+                for p, old in zip(params, before):
+                    keep = _cell_view(frozen, p)
+                    p.copy_(torch.where(keep, old, p))
+        if on_step is not None:
+            on_step()
+    if recording:
+        record(config.steps)
+    return result
