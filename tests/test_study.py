@@ -123,7 +123,7 @@ def test_cli_probe_every_zero_records_only_losses(tmp_path):
     (["--seq-len", "0"], "--seq-len must be positive"),
     (["--steps", "10", "--probe-every", "20"], "--probe-every must lie in 0..10"),
     (["--optimizer", "lbfgs"], "unknown optimizer 'lbfgs'"),
-    (["--out", "README.md/x.nc"], "is not writable"),
+    (["--out", "pyproject.toml/x.nc"], "is not writable"),
     (["--out", "/proc/nope/x.nc"], "is not writable"),
 ])
 def test_cli_bad_input(args, message, tmp_path):
