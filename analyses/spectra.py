@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 50)")
     p.add_argument("--probe-batch", type=int, default=8,
                    help="test sequences used for Jacobian and gradient probes (default 8)")
+    p.add_argument("--probe-test-size", type=int, default=256,
+                   help="test sequences scored for test_loss/test_metric at each probe; 0 = the whole test set "
+                        "(default 256)")
     p.add_argument("--all-lags", action="store_true",
                    help="record ||dh_T/dh_{T-k}|| at every lag k instead of ~30 log-spaced lags")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds; each is a coordinate (default 0)")
@@ -74,7 +77,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         task=args.task, seq_len=args.seq_len, inits=args.inits, nonlinearities=args.nonlinearities,
         seeds=args.seeds, hidden=args.hidden, layers=args.layers, batch_size=args.batch_size,
         preset=args.preset, input_std=args.input_std, output_std=args.output_std, train=train,
-        probe_batch=args.probe_batch, all_lags=args.all_lags, device=args.device, dtype=args.dtype,
+        probe_batch=args.probe_batch, probe_test_size=args.probe_test_size, all_lags=args.all_lags, device=args.device, dtype=args.dtype,
     )
 
 

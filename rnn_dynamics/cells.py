@@ -26,6 +26,58 @@ from .seeding import generator_for
 READOUTS = ("last", "all")
 
 
+def _derivative_from_state(nonlinearity: str, h: torch.Tensor) -> torch.Tensor:
+    """f'(a) written through h = f(a): ReLU 1[h > 0], tanh 1 - h^2, linear 1."""
+    if nonlinearity == "relu":
+        return (h > 0).to(h.dtype)
+    if nonlinearity == "tanh":
+        return 1.0 - h * h
+    return torch.ones_like(h)
+
+
+class ElmanRecurrence(torch.autograd.Function):
+    """h_t = f(W h_{t-1} + drive_t) for t = 1..T from h_0 = 0, with a hand-written backward.
+
+    Autograd on the plain loop records two matmuls, a gradient accumulation and
+    several small tensors per step; here the forward writes straight into one cell-major
+    state buffer, the backward walks the deltas once (dL/dh_{t-1} = (dL/da_t) W), and
+    dL/dW for all steps is one matmul over the buffers. ``ElmanStack.run`` keeps the
+    plain loop as the reference this is tested against.
+    Inputs: drive (T, M, B, N), weight (M, N, N); returns h_1..h_T as a (T, M, B, N) view.
+    """
+
+    @staticmethod
+    def forward(ctx, drive: torch.Tensor, weight: torch.Tensor, nonlinearity: str) -> torch.Tensor:
+        steps, m, b, n = drive.shape
+        states = drive.new_zeros((m, steps + 1, b, n))  # cell-major: dW below needs no copy
+        w_t = weight.transpose(1, 2)
+        for t, drive_t in enumerate(drive.unbind(0)):
+            out = states[:, t + 1]
+            torch.baddbmm(drive_t, states[:, t], w_t, out=out)
+            if nonlinearity == "relu":
+                out.clamp_(min=0)
+            elif nonlinearity == "tanh":
+                out.tanh_()
+        ctx.save_for_backward(states, weight)
+        ctx.nonlinearity = nonlinearity
+        return states[:, 1:].transpose(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad_states: torch.Tensor):
+        states, weight = ctx.saved_tensors
+        steps, m, b, n = grad_states.shape
+        dact = _derivative_from_state(ctx.nonlinearity, states[:, 1:])  # (M, T, B, N)
+        grad_pre = torch.empty_like(dact)
+        carry = torch.zeros_like(grad_states[0])
+        for t in range(steps - 1, -1, -1):
+            slot = grad_pre[:, t]
+            torch.mul(grad_states[t] + carry, dact[:, t], out=slot)
+            torch.bmm(slot, weight, out=carry)
+        grad_weight = torch.bmm(grad_pre.reshape(m, steps * b, n).transpose(1, 2),
+                                states[:, :-1].reshape(m, steps * b, n))
+        return grad_pre.transpose(0, 1), grad_weight, None
+
+
 @dataclass
 class Trace:
     """What one forward pass leaves behind, per layer.
@@ -153,17 +205,25 @@ class ElmanStack(nn.Module):
             all_states.append(states)
             all_preacts.append(preacts)
             layer_input = torch.stack(states[1:]) if layer + 1 < self.num_layers else None
-        top = all_states[-1]
-        if self.readout == "last":
-            outputs = torch.baddbmm(self.b_out, top[-1], self.w_out.transpose(1, 2))
-        else:
-            hidden = torch.stack(top[1:])
-            outputs = torch.einsum("tmbn,mon->tmbo", hidden, self.w_out) + self.b_out
-        return Trace(all_states, all_preacts, outputs)
+        return Trace(all_states, all_preacts, self.read_out(torch.stack(all_states[-1][1:])))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Readout of the top layer: (M, B, O) for ``last``, (T, M, B, O) for ``all``."""
-        return self.run(x).outputs
+        """Readout of the top layer: (M, B, O) for ``last``, (T, M, B, O) for ``all``.
+
+        The training path: :class:`ElmanRecurrence` per layer, no per-step graph.
+        """
+        if x.dim() != 3:
+            raise ValueError(f"input must be (T, B, I), got shape {tuple(x.shape)}")
+        hidden = x
+        for layer in range(self.num_layers):
+            hidden = ElmanRecurrence.apply(self.layer_drive(layer, hidden), self.w_hh[layer], self.nonlinearity)
+        return self.read_out(hidden)
+
+    def read_out(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The linear readout of top-layer states h_1..h_T given as (T, M, B, N)."""
+        if self.readout == "last":
+            return torch.baddbmm(self.b_out, hidden[-1], self.w_out.transpose(1, 2))
+        return torch.einsum("tmbn,mon->tmbo", hidden, self.w_out) + self.b_out
 
     # ------------------------------------------------------------- cell access
 

@@ -52,8 +52,19 @@ class ElmanJacobians:
         return self.dact[i].unsqueeze(-1) * (self.weight @ q)
 
     def right(self, p: torch.Tensor, i: int) -> torch.Tensor:
-        """p @ J_{i+1}, costing one matmul with W."""
-        return (p * self.dact[i].unsqueeze(-2)) @ self.weight
+        """p @ J_{i+1}, costing one matmul with W.
+
+        When W is shared along the dim before the matrix dims (one W per cell, many
+        sequences), the sequences are folded into the rows of one larger matmul,
+        which is faster than a broadcast batch of small ones.
+        """
+        scaled = p * self.dact[i].unsqueeze(-2)
+        w = self.weight
+        if w.dim() == scaled.dim() and w.dim() >= 3 and w.shape[-3] == 1 and scaled.shape[-3] > 1:
+            n = w.shape[-1]
+            folded = scaled.reshape(*scaled.shape[:-3], -1, n) @ w.squeeze(-3)
+            return folded.reshape(scaled.shape)
+        return scaled @ w
 
 
 class DenseJacobians:

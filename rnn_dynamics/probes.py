@@ -32,10 +32,14 @@ def log_mean_exp(log_values: torch.Tensor, dim: int) -> torch.Tensor:
 class Prober:
     """Records spectra, Jacobian-product norms, gradient norms over time and losses."""
 
-    def __init__(self, task: Task, lags: Sequence[int], probe_batch: int = 8):
+    def __init__(self, task: Task, lags: Sequence[int], probe_batch: int = 8, test_size: int = 256):
         if probe_batch < 1:
             raise ValueError(f"probe batch must be positive, got {probe_batch}")
+        if test_size < 0:
+            raise ValueError(f"probe test size must be >= 0 (0 = the whole test set), got {test_size}")
         self.task, self.lags = task, list(lags)
+        total = task.test_x.shape[1]
+        self.test_size = total if test_size == 0 else min(test_size, total)
         self.probe_x = task.test_x[:, :probe_batch]
         self.probe_y = task.test_y[..., :probe_batch]
 
@@ -59,7 +63,7 @@ class Prober:
 
     @torch.no_grad()
     def losses(self, model: ElmanStack, step: int) -> dict[str, np.ndarray]:
-        """Training-batch loss at ``step`` (before its update), test loss and metric over the test set."""
+        """Training-batch loss at ``step`` (before its update); test loss and metric on the first ``test_size`` test sequences."""
         device = model.w_out.device
         x, y = self.task.train_batch(step)
         loss = self.task.per_sample_loss(model(x.to(device)), y.to(device)).mean(dim=1)
@@ -67,7 +71,7 @@ class Prober:
         test_loss = torch.zeros(model.n_cells, dtype=torch.float64)
         test_metric = torch.zeros(model.n_cells, dtype=torch.float64)
         count = 0
-        for x, y in self.task.test_batches(per_seq):
+        for x, y in self.task.test_batches(per_seq, limit=self.test_size):
             out = model(x.to(device))
             y = y.to(device)
             test_loss += self.task.per_sample_loss(out, y).double().sum(dim=1).cpu()

@@ -44,7 +44,7 @@ SCHEMA: dict[str, Variable] = {
                      "loss on the training batch of that step, before that step's update"),
     "train_loss": Variable(("iteration",), "training loss of every update", "1",
                            "batch loss of each update; NaN after the cell diverged"),
-    "test_loss": Variable(("step",), "test loss", "1", "training objective averaged over the whole test set"),
+    "test_loss": Variable(("step",), "test loss", "1", "training objective averaged over the test sequences of attr evaluated_on"),
     "test_metric": Variable(("step",), "test metric", "1",
                             "the task's metric over the test set; attr metric names it"),
     "eig_real": Variable(("layer", "step", "eig"), "real part of the eigenvalues of W_hh", "1"),

@@ -46,6 +46,7 @@ class StudyConfig:
     output_std: float = 0.001
     train: TrainConfig = field(default_factory=TrainConfig)
     probe_batch: int = 8
+    probe_test_size: int = 256
     all_lags: bool = False
     device: str = "cpu"
     dtype: str = "float32"
@@ -62,6 +63,8 @@ class StudyConfig:
                              ("--batch-size", self.batch_size), ("--probe-batch", self.probe_batch)):
             if value < 1:
                 raise ValueError(f"{label} must be a positive integer, got {value}")
+        if self.probe_test_size < 0:
+            raise ValueError(f"--probe-test-size must be >= 0 (0 = the whole test set), got {self.probe_test_size}")
         for seq_len in self.seq_len:
             if seq_len < 1:
                 raise ValueError(f"--seq-len must be positive, got {seq_len}")
@@ -122,7 +125,7 @@ def run_stack(config: StudyConfig, spec: StackSpec, on_step=None) -> list[CellRe
     ).to(device=device, dtype=dtype)
     task.train_x, task.test_x = task.train_x.to(dtype), task.test_x.to(dtype)
     lags = list(range(1, spec.seq_len + 1)) if config.all_lags else default_lags(spec.seq_len)
-    prober = Prober(task, lags, config.probe_batch)
+    prober = Prober(task, lags, config.probe_batch, config.probe_test_size)
     result = train_stack(model, task, config.train, prober, on_step)
     records = []
     for cell, init in enumerate(spec.inits):
@@ -169,9 +172,12 @@ def build_dataset(config: StudyConfig, records: list[CellRecord]) -> xr.Dataset:
         record_coords = {"iteration": record_coords["iteration"]}
     task = make_task(config.task, seq_len=config.seq_len[0], seed=0, batch_size=config.batch_size,
                      preset=config.preset, train_size=1, test_size=1)
+    test_note = ("the whole test set" if config.probe_test_size == 0
+                 else f"the first {config.probe_test_size} test sequences (or all, if fewer)")
     variable_attrs = {
+        "test_loss": {"evaluated_on": test_note},
         "test_metric": {"long_name": task.metric_long_name, "units": task.metric_units,
-                        "metric": task.metric_name},
+                        "metric": task.metric_name, "evaluated_on": test_note},
     }
     attrs = provenance(config.to_dict())
     attrs["task"] = config.task
