@@ -32,7 +32,7 @@ def log_mean_exp(log_values: torch.Tensor, dim: int) -> torch.Tensor:
 class Prober:
     """Records spectra, Jacobian-product norms, gradient norms over time and losses."""
 
-    def __init__(self, task: Task, lags: Sequence[int], probe_batch: int = 8, test_size: int = 256):
+    def __init__(self, task: Task, lags: Sequence[int], probe_batch: int = 4, test_size: int = 256):
         if probe_batch < 1:
             raise ValueError(f"probe batch must be positive, got {probe_batch}")
         if test_size < 0:

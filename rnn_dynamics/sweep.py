@@ -34,7 +34,7 @@ class StudyConfig:
     """Everything that defines a study. Lists are swept; scalars are shared by all cells."""
 
     task: str = "adding"
-    seq_len: list[int] = field(default_factory=lambda: [100])
+    seq_len: list[int] = field(default_factory=lambda: [50])
     inits: list[str] = field(default_factory=lambda: list(DEFAULT_INITS))
     nonlinearities: list[str] = field(default_factory=lambda: ["relu", "tanh"])
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -45,7 +45,7 @@ class StudyConfig:
     input_std: float = 0.001
     output_std: float = 0.001
     train: TrainConfig = field(default_factory=TrainConfig)
-    probe_batch: int = 8
+    probe_batch: int = 4
     probe_test_size: int = 256
     all_lags: bool = False
     device: str = "cpu"

@@ -27,12 +27,12 @@ OPTIMIZERS = ("sgd", "adam", "rmsprop")
 class TrainConfig:
     """How a stack is trained. ``clip = 0`` disables clipping; ``probe_every = 0`` records nothing."""
 
-    steps: int = 300
+    steps: int = 2000
     lr: float = 1e-3
     optimizer: str = "adam"
     momentum: float = 0.9
     clip: float = 1.0
-    probe_every: int = 50
+    probe_every: int = 100
 
     def validate(self) -> "TrainConfig":
         if self.steps < 1:
