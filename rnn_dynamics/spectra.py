@@ -1,9 +1,17 @@
-"""Spectra of recurrent matrices: eigenvalues, singular values, spectral radius."""
+"""Spectra: eigenvalues, singular values and spectral radius of recurrent matrices, and
+Lyapunov spectra of the dynamics (QR method, with a direct-simulation check)."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from .jacobians import JacobianSequence
 
 
 def eigenvalues(weight: torch.Tensor) -> torch.Tensor:
@@ -26,3 +34,149 @@ def singular_values(weight: torch.Tensor) -> torch.Tensor:
 def spectral_radius(weight: torch.Tensor) -> torch.Tensor:
     """max |eigenvalue| of (..., N, N) matrices."""
     return eigenvalues(weight).abs().amax(dim=-1)
+
+
+# ---------------------------------------------------------------- Lyapunov spectra
+
+#: A QR diagonal entry below this fraction of its column's norm before orthogonalisation
+#: is a direction the step killed (a rank-deficient Jacobian, e.g. inactive ReLU units):
+#: in float64 such a column is rounding noise, and its exponent is reported as -inf.
+KILLED_DIRECTION_TOL = 1e-12
+
+
+@dataclass
+class LyapunovResult:
+    """Exponents (..., k) in nats per step, descending; ``local`` (..., blocks, k) are the
+    finite-time exponents of each re-orthonormalisation block after warm-up (same column
+    order), ending at the steps ``block_ends`` (1-based step counts)."""
+
+    exponents: torch.Tensor
+    local: torch.Tensor
+    block_ends: list[int]
+
+
+def _check_lyapunov_args(n: int, steps: int, k: int | None, warmup: int, reortho_every: int) -> int:
+    k = n if k is None else k
+    if not 1 <= k <= n:
+        raise ValueError(f"k must lie in 1..{n} (the state size), got {k}")
+    if not 0 <= warmup < steps:
+        raise ValueError(f"warmup must lie in 0..{steps - 1} (fewer than the {steps} steps), got {warmup}")
+    if reortho_every < 1:
+        raise ValueError(f"reortho_every must be >= 1, got {reortho_every}")
+    return k
+
+
+def qr_lyapunov(
+    jacobians: "JacobianSequence",
+    k: int | None = None,
+    warmup: int = 0,
+    reortho_every: int = 1,
+    generator: torch.Generator | None = None,
+) -> LyapunovResult:
+    """The QR (Benettin/Shimada-Nagashima) method on any Jacobian sequence, in float64.
+
+    Q_0 is a Haar-random N x k orthonormal frame (seeded: ``generator`` or a fixed one);
+    Q <- J_t Q every step, and every ``reortho_every`` steps (and at the end of warm-up
+    and of the sequence) Q, R = qr(Q) with the signs fixed so diag(R) > 0. The logs of
+    diag(R) of the blocks after ``warmup`` are summed and divided by T - warmup.
+    """
+    steps, n = len(jacobians), jacobians.size
+    k = _check_lyapunov_args(n, steps, k, warmup, reortho_every)
+    first = jacobians.dense(0)
+    lead = first.shape[:-2]
+    gen = generator if generator is not None else _fixed_generator()
+    frame, _ = torch.linalg.qr(torch.randn(n, k, generator=gen, dtype=torch.float64))
+    q = frame.to(first.device).expand(*lead, n, k).contiguous()
+    sums = torch.zeros(*lead, k, dtype=torch.float64, device=first.device)
+    local, block_ends = [], []
+    block_start = 0
+    for t in range(steps):
+        q = jacobians.left(t, q)
+        since = t + 1 - (warmup if t + 1 > warmup else 0)  # blocks restart at the end of warm-up
+        end_of_block = since % reortho_every == 0 or t + 1 in (warmup, steps)
+        if not end_of_block:
+            continue
+        column_norms = q.norm(dim=-2)
+        q, r = torch.linalg.qr(q)
+        diag = torch.diagonal(r, dim1=-2, dim2=-1)
+        signs = torch.where(diag < 0, -1.0, 1.0).to(q.dtype)
+        q = q * signs.unsqueeze(-2)
+        growth = diag.abs()
+        killed = growth <= KILLED_DIRECTION_TOL * column_norms
+        logs = torch.where(killed, torch.full_like(growth, -math.inf), torch.log(growth))
+        if block_start >= warmup:
+            sums = sums + logs
+            local.append(logs / (t + 1 - block_start))
+            block_ends.append(t + 1)
+        block_start = t + 1
+    exponents = sums / (steps - warmup)
+    exponents, order = torch.sort(exponents, dim=-1, descending=True)
+    local = torch.stack(local, dim=-2)
+    local = torch.gather(local, -1, order.unsqueeze(-2).expand_as(local))
+    return LyapunovResult(exponents, local, block_ends)
+
+
+def _fixed_generator() -> torch.Generator:
+    gen = torch.Generator()
+    gen.manual_seed(0)
+    return gen
+
+
+def lyapunov_spectrum(
+    jacobians: torch.Tensor,
+    k: int | None = None,
+    warmup: int = 0,
+    reortho_every: int = 1,
+    *,
+    local: bool = False,
+    generator: torch.Generator | None = None,
+):
+    """Top-k Lyapunov exponents (nats per step, descending) of step Jacobians (T, N, N) or (B, T, N, N).
+
+    Returns (k,) or (B, k); with ``local=True`` a :class:`LyapunovResult` holding the
+    finite-time exponents of every re-orthonormalisation block too. A direction killed by
+    a rank-deficient step (inactive ReLU units) has exponent -inf, never NaN.
+    """
+    from .jacobians import DenseJacobians
+
+    if jacobians.dim() not in (3, 4) or jacobians.shape[-1] != jacobians.shape[-2]:
+        raise ValueError(f"jacobians must be (T, N, N) or (B, T, N, N), got shape {tuple(jacobians.shape)}")
+    time_major = jacobians.to(torch.float64)
+    if time_major.dim() == 4:
+        time_major = time_major.transpose(0, 1)
+    result = qr_lyapunov(DenseJacobians(time_major), k, warmup, reortho_every, generator)
+    return result if local else result.exponents
+
+
+def benettin_largest_exponent(
+    step: Callable[[torch.Tensor, int], torch.Tensor],
+    h0: torch.Tensor,
+    steps: int,
+    warmup: int = 0,
+    eps: float = 1e-7,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Largest Lyapunov exponent by direct simulation (Benettin et al. 1976), in float64.
+
+    Evolves ``h`` and a copy displaced by ``eps`` along a random unit vector with
+    ``step(h, t) -> h_next`` (h is (..., N)), renormalises the separation to ``eps``
+    after every step, and averages log(|separation| / eps) over the steps after
+    ``warmup``. Independent of any Jacobian: the check on the QR method.
+    """
+    _check_lyapunov_args(h0.shape[-1], steps, 1, warmup, 1)
+    gen = generator if generator is not None else _fixed_generator()
+    h = h0.to(torch.float64)
+    direction = torch.randn(h.shape, generator=gen, dtype=torch.float64).to(h.device)
+    direction = direction / direction.norm(dim=-1, keepdim=True)
+    other = h + eps * direction
+    total = torch.zeros(h.shape[:-1], dtype=torch.float64, device=h.device)
+    for t in range(steps):
+        h, other = step(h, t), step(other, t)
+        separation = other - h
+        distance = separation.norm(dim=-1, keepdim=True)
+        if t >= warmup:
+            total = total + torch.log(distance.squeeze(-1) / eps)  # -inf once a separation is killed
+        alive = distance > 0
+        unit = torch.where(alive, separation / torch.where(alive, distance, 1.0), direction)
+        other = h + eps * unit
+    return total / (steps - warmup)
