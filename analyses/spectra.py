@@ -59,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {d.probe_test_size})")
     p.add_argument("--all-lags", action="store_true",
                    help="record ||dh_T/dh_{T-k}|| at every lag k instead of ~30 log-spaced lags")
+    p.add_argument("--lyapunov", action="store_true",
+                   help="also record the Lyapunov spectrum (QR method) and the Benettin largest exponent "
+                        "at every probe")
+    p.add_argument("--lyapunov-warmup", type=int, default=d.lyapunov_warmup, metavar="STEPS",
+                   help="steps discarded before exponents are accumulated (default T // 10)")
+    p.add_argument("--lyapunov-reortho-every", type=int, default=d.lyapunov_reortho_every, metavar="K",
+                   help=f"re-orthonormalise every K steps (default {d.lyapunov_reortho_every})")
     p.add_argument("--seeds", type=int, nargs="+", default=d.seeds, help="seeds; each is a coordinate (default 0)")
     p.add_argument("--preset", default=d.preset,
                    help="dataset sizes: tiny, default or paper (adding: 512/256, 10k/1k, 100k/10k)")
@@ -78,7 +85,9 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         task=args.task, seq_len=args.seq_len, inits=args.inits, nonlinearities=args.nonlinearities,
         seeds=args.seeds, hidden=args.hidden, layers=args.layers, batch_size=args.batch_size,
         preset=args.preset, input_std=args.input_std, output_std=args.output_std, train=train,
-        probe_batch=args.probe_batch, probe_test_size=args.probe_test_size, all_lags=args.all_lags, device=args.device, dtype=args.dtype,
+        probe_batch=args.probe_batch, probe_test_size=args.probe_test_size, all_lags=args.all_lags,
+        lyapunov=args.lyapunov, lyapunov_warmup=args.lyapunov_warmup,
+        lyapunov_reortho_every=args.lyapunov_reortho_every, device=args.device, dtype=args.dtype,
     )
 
 

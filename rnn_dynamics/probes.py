@@ -9,6 +9,7 @@ meaning). The Jacobian and gradient quantities use a fixed probe batch: the firs
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -16,9 +17,26 @@ import torch
 
 from .cells import ElmanStack
 from .jacobians import ElmanJacobians, product_log_norms, state_gradient_norms
+from .lyapunov import model_largest_exponent, model_lyapunov_spectrum
 from .nonlinearities import active_fraction
 from .spectra import eigenvalues, singular_values
 from .tasks.base import Task
+
+@dataclass(frozen=True)
+class LyapunovProbe:
+    """How the Lyapunov probe runs: warm-up steps discarded (None: T // 10) and QR interval."""
+
+    warmup: int | None = None
+    reortho_every: int = 1
+
+    def warmup_steps(self, seq_len: int) -> int:
+        return seq_len // 10 if self.warmup is None else self.warmup
+
+    def describe(self) -> dict:
+        """Attrs for the recorded variables."""
+        return {"warmup_steps": "T // 10" if self.warmup is None else self.warmup,
+                "reortho_every": self.reortho_every}
+
 
 #: Upper bound on elements of one layer's drive tensor during test evaluation.
 _TEST_CHUNK_ELEMENTS = 20_000_000
@@ -32,12 +50,13 @@ def log_mean_exp(log_values: torch.Tensor, dim: int) -> torch.Tensor:
 class Prober:
     """Records spectra, Jacobian-product norms, gradient norms over time and losses."""
 
-    def __init__(self, task: Task, lags: Sequence[int], probe_batch: int = 4, test_size: int = 256):
+    def __init__(self, task: Task, lags: Sequence[int], probe_batch: int = 4, test_size: int = 256,
+                 lyapunov: LyapunovProbe | None = None):
         if probe_batch < 1:
             raise ValueError(f"probe batch must be positive, got {probe_batch}")
         if test_size < 0:
             raise ValueError(f"probe test size must be >= 0 (0 = the whole test set), got {test_size}")
-        self.task, self.lags = task, list(lags)
+        self.task, self.lags, self.lyapunov_probe = task, list(lags), lyapunov
         total = task.test_x.shape[1]
         self.test_size = total if test_size == 0 else min(test_size, total)
         self.probe_x = task.test_x[:, :probe_batch]
@@ -47,7 +66,25 @@ class Prober:
         record = self.weight_spectra(model)
         record.update(self.losses(model, step))
         record.update(self.dynamics(model))
+        if self.lyapunov_probe is not None:
+            record.update(self.lyapunov(model))
         return record
+
+    def lyapunov(self, model: ElmanStack) -> dict[str, np.ndarray]:
+        """Full Lyapunov spectrum (QR) and Benettin largest exponent per layer, mean over probe sequences."""
+        settings = self.lyapunov_probe
+        x = self.probe_x.to(model.w_out.device)
+        warmup = settings.warmup_steps(x.shape[0])
+        spectra, largest = [], []
+        for layer in range(model.num_layers):
+            result = model_lyapunov_spectrum(model, x, layer=layer, warmup=warmup,
+                                             reortho_every=settings.reortho_every)
+            spectra.append(result.exponents.mean(dim=1))  # (M, N); -inf stays -inf
+            largest.append(model_largest_exponent(model, x, layer=layer, warmup=warmup).mean(dim=1))
+        return {
+            "lyapunov": torch.stack(spectra, dim=1).cpu().numpy(),
+            "lyapunov_benettin": torch.stack(largest, dim=1).cpu().numpy(),
+        }
 
     @staticmethod
     def weight_spectra(model: ElmanStack) -> dict[str, np.ndarray]:

@@ -28,6 +28,7 @@ RECORD_DIMS = {
     "sv": ("singular value index, descending", "1"),
     "lag": ("lag k of the Jacobian product dh_T/dh_{T-k}", "time steps"),
     "time": ("time step t of the hidden state h_t (h_0 is the initial state)", "time steps"),
+    "exponent": ("Lyapunov exponent index i, 1 = largest", "1"),
 }
 
 
@@ -64,6 +65,14 @@ SCHEMA: dict[str, Variable] = {
                           "NaN where t > T"),
     "active_fraction": Variable(("layer", "step"), "fraction of active (ReLU) or saturated (tanh) units", "1",
                                 "ReLU: h > 0; tanh: |h| > 0.95; linear: NaN; over probe sequences and time"),
+    "lyapunov": Variable(("layer", "step", "exponent"), "Lyapunov spectrum of the recurrence, mean over probe "
+                         "sequences", "nats per time step",
+                         "QR method on J_t = diag(f'(a_t)) W_hh along the input-driven probe trajectories; "
+                         "-inf for directions killed by inactive ReLU units; attrs give warm-up and QR interval"),
+    "lyapunov_benettin": Variable(("layer", "step"), "largest Lyapunov exponent by direct simulation, mean over "
+                                  "probe sequences", "nats per time step",
+                                  "Benettin: two trajectories 1e-7 apart, renormalised every step; the check on "
+                                  "lyapunov[exponent=1]"),
     "diverged_step": Variable((), "step at which the cell diverged", "updates",
                               "first update whose loss, gradient or weights were NaN/Inf; NaN if none"),
 }

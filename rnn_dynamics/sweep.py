@@ -21,7 +21,7 @@ from .cells import ElmanStack
 from .inits import DEFAULT_INITS, parse_init_spec
 from .jacobians import default_lags
 from .nonlinearities import check_nonlinearity
-from .probes import Prober
+from .probes import LyapunovProbe, Prober
 from .records import SCHEMA, CellRecord, assemble, mask_after_divergence, provenance
 from .tasks import make_task
 from .train import TrainConfig, train_stack
@@ -48,6 +48,9 @@ class StudyConfig:
     probe_batch: int = 4
     probe_test_size: int = 256
     all_lags: bool = False
+    lyapunov: bool = False
+    lyapunov_warmup: int | None = None
+    lyapunov_reortho_every: int = 1
     device: str = "cpu"
     dtype: str = "float32"
 
@@ -68,6 +71,11 @@ class StudyConfig:
         for seq_len in self.seq_len:
             if seq_len < 1:
                 raise ValueError(f"--seq-len must be positive, got {seq_len}")
+        if self.lyapunov_warmup is not None and not 0 <= self.lyapunov_warmup < min(self.seq_len):
+            raise ValueError(f"--lyapunov-warmup must lie in 0..{min(self.seq_len) - 1} (below every --seq-len), "
+                             f"got {self.lyapunov_warmup}")
+        if self.lyapunov_reortho_every < 1:
+            raise ValueError(f"--lyapunov-reortho-every must be >= 1, got {self.lyapunov_reortho_every}")
         for spec in self.inits:
             parse_init_spec(spec)
         for name in self.nonlinearities:
@@ -91,6 +99,10 @@ class StudyConfig:
         if len(self.seq_len) > 1:
             coords["seq_len"] = list(self.seq_len)
         return coords
+
+    def lyapunov_probe(self) -> LyapunovProbe | None:
+        """The Lyapunov probe settings, or None when --lyapunov is off."""
+        return LyapunovProbe(self.lyapunov_warmup, self.lyapunov_reortho_every) if self.lyapunov else None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -125,7 +137,7 @@ def run_stack(config: StudyConfig, spec: StackSpec, on_step=None) -> list[CellRe
     ).to(device=device, dtype=dtype)
     task.train_x, task.test_x = task.train_x.to(dtype), task.test_x.to(dtype)
     lags = list(range(1, spec.seq_len + 1)) if config.all_lags else default_lags(spec.seq_len)
-    prober = Prober(task, lags, config.probe_batch, config.probe_test_size)
+    prober = Prober(task, lags, config.probe_batch, config.probe_test_size, config.lyapunov_probe())
     result = train_stack(model, task, config.train, prober, on_step)
     records = []
     for cell, init in enumerate(spec.inits):
@@ -167,6 +179,7 @@ def build_dataset(config: StudyConfig, records: list[CellRecord]) -> xr.Dataset:
         "sv": np.arange(config.hidden),
         "lag": np.asarray(lags, dtype=np.int64),
         "time": np.arange(max_len + 1),
+        "exponent": np.arange(1, config.hidden + 1),
     }
     if not probe_steps:  # --probe-every 0: nothing but the training losses was recorded
         record_coords = {"iteration": record_coords["iteration"]}
@@ -179,6 +192,10 @@ def build_dataset(config: StudyConfig, records: list[CellRecord]) -> xr.Dataset:
         "test_metric": {"long_name": task.metric_long_name, "units": task.metric_units,
                         "metric": task.metric_name, "evaluated_on": test_note},
     }
+    if config.lyapunov:
+        described = config.lyapunov_probe().describe()
+        variable_attrs["lyapunov"] = {**described, "method": "QR (sign-fixed, float64)"}
+        variable_attrs["lyapunov_benettin"] = {"warmup_steps": described["warmup_steps"], "eps": 1e-7}
     attrs = provenance(config.to_dict())
     attrs["task"] = config.task
     ds = assemble(records, config.sweep_coords(), record_coords, attrs, variable_attrs)
