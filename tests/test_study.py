@@ -133,3 +133,22 @@ def test_cli_bad_input(args, message, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
     assert set(Path(ROOT).rglob("*.nc")) | set(tmp_path.rglob("*")) == before
+
+
+def test_lyapunov_probe_recorded_with_known_values():
+    config = StudyConfig(seq_len=[40], inits=["scaled_identity:scale=0.5", "orthogonal"], nonlinearities=["tanh"],
+                         hidden=6, preset="tiny", train=TrainConfig(steps=2, probe_every=1), lyapunov=True)
+    ds = run_study(config, progress=False)
+    lyap = ds["lyapunov"].sel(seed=0, layer=0, nonlinearity="tanh")
+    assert lyap.dims == ("init", "step", "exponent") and list(ds["exponent"].values) == [1, 2, 3, 4, 5, 6]
+    assert lyap.attrs["units"] == "nats per time step" and lyap.attrs["warmup_steps"] == "T // 10"
+    # inputs of std 1e-3 keep tanh nearly linear: 0.5 I has every exponent ln 0.5, orthogonal every exponent 0
+    np.testing.assert_allclose(lyap.sel(init="scaled_identity:scale=0.5", step=0), np.log(0.5), atol=1e-4)
+    np.testing.assert_allclose(lyap.sel(init="orthogonal", step=0), 0.0, atol=1e-4)
+    benettin = ds["lyapunov_benettin"].sel(seed=0, layer=0, nonlinearity="tanh", step=0)
+    np.testing.assert_allclose(benettin, lyap.sel(step=0, exponent=1), atol=0.02)
+
+
+def test_cli_bad_lyapunov_warmup(tmp_path):
+    proc = _cli("--seq-len", "20", "--lyapunov", "--lyapunov-warmup", "20", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 2 and "--lyapunov-warmup must lie in 0..19" in proc.stderr
