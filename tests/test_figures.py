@@ -1,5 +1,6 @@
 import pytest
 
+from figures import lyapunov as lyapunov_figure
 from figures import spectra as spectra_figure
 from rnn_dynamics import StudyConfig, TrainConfig, run_study, write_dataset
 
@@ -7,13 +8,14 @@ from rnn_dynamics import StudyConfig, TrainConfig, run_study, write_dataset
 @pytest.fixture(scope="module")
 def dataset_path(tmp_path_factory):
     config = StudyConfig(seq_len=[10, 16], inits=["identity", "he"], nonlinearities=["relu", "tanh"], hidden=6,
-                         preset="tiny", train=TrainConfig(steps=4, probe_every=2))
+                         preset="tiny", train=TrainConfig(steps=4, probe_every=2), lyapunov=True)
     return write_dataset(run_study(config, progress=False), tmp_path_factory.mktemp("data") / "s.nc")
 
 
 def test_figures_are_written_as_png_and_pdf(dataset_path, tmp_path):
     assert spectra_figure.main(["--data", str(dataset_path), "--out", str(tmp_path), "--seq-len", "16"]) == 0
-    for name in ("eigenvalues", "jacobian_norms"):
+    assert lyapunov_figure.main(["--data", str(dataset_path), "--out", str(tmp_path)]) == 0
+    for name in ("eigenvalues", "jacobian_norms", "lyapunov_spectra", "lyapunov_largest"):
         png, pdf = tmp_path / f"{name}.png", tmp_path / f"{name}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
         assert pdf.read_bytes()[:5] == b"%PDF-"
