@@ -77,8 +77,11 @@ def qr_lyapunov(
 
     Q_0 is a Haar-random N x k orthonormal frame (seeded: ``generator`` or a fixed one);
     Q <- J_t Q every step, and every ``reortho_every`` steps (and at the end of warm-up
-    and of the sequence) Q, R = qr(Q) with the signs fixed so diag(R) > 0. The logs of
-    diag(R) of the blocks after ``warmup`` are summed and divided by T - warmup.
+    and of the sequence) Q = QR. The logs of |diag(R)| of the blocks after ``warmup``
+    are summed and divided by T - warmup. Q is kept in LAPACK's Householder form
+    (``geqrf``) and applied to the next J_t with ``ormqr``, which skips forming Q
+    explicitly (the costliest part of a QR); |R_ii| does not depend on the sign
+    convention of Q's columns, so no sign fix is needed for the exponents.
     """
     steps, n = len(jacobians), jacobians.size
     k = _check_lyapunov_args(n, steps, k, warmup, reortho_every)
@@ -87,21 +90,23 @@ def qr_lyapunov(
     gen = generator if generator is not None else _fixed_generator()
     frame, _ = torch.linalg.qr(torch.randn(n, k, generator=gen, dtype=torch.float64))
     q = frame.to(first.device).expand(*lead, n, k).contiguous()
+    factored = None  # (reflectors, tau) of the last QR, or None while q is explicit
     sums = torch.zeros(*lead, k, dtype=torch.float64, device=first.device)
     local, block_ends = [], []
     block_start = 0
     for t in range(steps):
-        q = jacobians.left(t, q)
+        if factored is None:
+            q = jacobians.left(t, q)
+        else:
+            dense = jacobians.dense(t).expand(*lead, n, n).contiguous()
+            q = torch.ormqr(*factored, dense, left=False)[..., :k]
         since = t + 1 - (warmup if t + 1 > warmup else 0)  # blocks restart at the end of warm-up
-        end_of_block = since % reortho_every == 0 or t + 1 in (warmup, steps)
-        if not end_of_block:
+        if not (since % reortho_every == 0 or t + 1 in (warmup, steps)):
+            factored = None
             continue
         column_norms = q.norm(dim=-2)
-        q, r = torch.linalg.qr(q)
-        diag = torch.diagonal(r, dim1=-2, dim2=-1)
-        signs = torch.where(diag < 0, -1.0, 1.0).to(q.dtype)
-        q = q * signs.unsqueeze(-2)
-        growth = diag.abs()
+        factored = torch.geqrf(q)
+        growth = torch.diagonal(factored[0], dim1=-2, dim2=-1).abs()
         killed = growth <= KILLED_DIRECTION_TOL * column_norms
         logs = torch.where(killed, torch.full_like(growth, -math.inf), torch.log(growth))
         if block_start >= warmup:
