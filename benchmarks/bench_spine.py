@@ -22,7 +22,7 @@ import torch
 
 from rnn_dynamics.cells import ElmanStack
 from rnn_dynamics.jacobians import ElmanJacobians, default_lags, lag_product_autograd, product_log_norms
-from rnn_dynamics.probes import Prober
+from rnn_dynamics.probes import LyapunovProbe, Prober
 from rnn_dynamics.tasks import make_task
 from rnn_dynamics.train import TrainConfig, flushed_denormals, train_stack
 
@@ -95,14 +95,16 @@ def main() -> None:
 
     for inits, t_train in ((["identity"], t_one), (INITS6, t_six)):
         model = ElmanStack.from_inits(inits, task.input_size, hidden, task.output_size, "relu")
-        prober = Prober(task, default_lags(seq_len))
+        prober = Prober(task, default_lags(seq_len), lyapunov=LyapunovProbe())
         with flushed_denormals():  # as inside train_stack
             t_record = median_of(lambda: (prober.weight_spectra(model), prober.dynamics(model)), repeats)
             t_test = median_of(lambda: prober.losses(model, 0), repeats)
+            t_lyapunov = median_of(lambda: prober.lyapunov(model), 1 if len(inits) > 1 else repeats)
         per_100 = 100 * t_train / steps
         print(f"3. stack of {len(inits)}, one probe per 100 updates: recording (spectra, Jacobians, grad norms) "
               f"{t_record:.2f} s = {100 * t_record / per_100:.1f}% (target <= 10%); test evaluation on "
-              f"{prober.test_size} sequences {t_test:.2f} s = {100 * t_test / per_100:.1f}% more")
+              f"{prober.test_size} sequences {t_test:.2f} s = {100 * t_test / per_100:.1f}% more; "
+              f"the optional Lyapunov probe {t_lyapunov:.2f} s = {100 * t_lyapunov / per_100:.1f}% more")
 
     model = ElmanStack.from_inits(["he"], task.input_size, hidden, task.output_size, "relu", input_std=0.1)
     x = task.test_x[:, :1]
