@@ -6,11 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import xarray as xr  # noqa: E402
+import matplotlib.pyplot as plt
+import xarray as xr
 
 DEFAULT_DATA = "results/spectra.nc"
 DEFAULT_OUT = "results/figures"
@@ -46,12 +43,13 @@ def load_slice(args: argparse.Namespace) -> xr.Dataset:
     return ds.sel(selection)
 
 
-def save(fig: plt.Figure, out_dir: str | Path, name: str) -> list[Path]:
-    """Save ``fig`` as ``name``.png and ``name``.pdf in ``out_dir``; return the paths."""
+def save_all(out_dir: str | Path, figures: dict[str, plt.Figure]) -> int:
+    """Save each figure as NAME.png and NAME.pdf in ``out_dir``, print each path; exit status 0."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
-    for path in paths:
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(fig)
-    return paths
+    for name, fig in figures.items():
+        for path in (out_dir / f"{name}.png", out_dir / f"{name}.pdf"):
+            fig.savefig(path, dpi=150, bbox_inches="tight")
+            print(f"wrote {path}")
+        plt.close(fig)
+    return 0

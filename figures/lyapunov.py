@@ -21,7 +21,7 @@ import seaborn as sns
 
 from rnn_dynamics.theory import gaussian_product_exponents
 
-from .common import figure_parser, load_slice, save
+from .common import figure_parser, load_slice, save_all
 
 #: Init families whose recurrent matrix has iid Gaussian entries.
 IID_GAUSSIAN = ("random_walk", "he", "gaussian", "xavier")
@@ -90,11 +90,7 @@ def main(argv=None) -> int:
     ds = load_slice(args)
     if "lyapunov" not in ds:
         raise SystemExit(f"error: {args.data!r} has no lyapunov variables; run python -m analyses.spectra --lyapunov")
-    paths = save(spectrum_figure(ds), args.out, "lyapunov_spectra")
-    paths += save(largest_figure(ds), args.out, "lyapunov_largest")
-    for path in paths:
-        print(f"wrote {path}")
-    return 0
+    return save_all(args.out, {"lyapunov_spectra": spectrum_figure(ds), "lyapunov_largest": largest_figure(ds)})
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from .common import figure_parser, load_slice, save
+from .common import figure_parser, load_slice, save_all
 
 
 def eigenvalue_figure(ds):
@@ -72,11 +72,7 @@ def jacobian_norm_figure(ds):
 def main(argv=None) -> int:
     args = figure_parser(__doc__.splitlines()[0]).parse_args(argv)
     ds = load_slice(args)
-    paths = save(eigenvalue_figure(ds), args.out, "eigenvalues")
-    paths += save(jacobian_norm_figure(ds), args.out, "jacobian_norms")
-    for path in paths:
-        print(f"wrote {path}")
-    return 0
+    return save_all(args.out, {"eigenvalues": eigenvalue_figure(ds), "jacobian_norms": jacobian_norm_figure(ds)})
 
 
 if __name__ == "__main__":

@@ -18,37 +18,28 @@ from typing import Callable
 import torch
 
 from .nonlinearities import check_nonlinearity
+from .registry import Registry
 
 InitFn = Callable[..., torch.Tensor]
 
-_REGISTRY: dict[str, InitFn] = {}
+INITS: Registry[InitFn] = Registry("init")
 
 
 def register_init(name: str, *, overwrite: bool = False) -> Callable[[InitFn], InitFn]:
     """Decorator registering ``fn(shape, nonlinearity, generator, **params)`` under ``name``."""
     if not name or ":" in name or "," in name or "=" in name:
         raise ValueError(f"init name {name!r} must be non-empty and contain none of ':,='")
-
-    def decorate(fn: InitFn) -> InitFn:
-        if name in _REGISTRY and not overwrite:
-            raise ValueError(f"init {name!r} is already registered; pass overwrite=True to replace it")
-        _REGISTRY[name] = fn
-        return fn
-
-    return decorate
+    return INITS.register(name, overwrite=overwrite)
 
 
 def list_inits() -> list[str]:
     """Names of every registered init, sorted."""
-    return sorted(_REGISTRY)
+    return INITS.names()
 
 
 def get_init(name: str) -> InitFn:
     """The init registered as ``name``; a clear error listing the valid names otherwise."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown init {name!r}; valid inits: {', '.join(list_inits())}") from None
+    return INITS.get(name)
 
 
 def _parse_value(text: str) -> float | int | bool | str:

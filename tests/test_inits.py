@@ -90,7 +90,7 @@ def test_register_custom_init(gen):
         with pytest.raises(ValueError, match="already registered"):
             register_init("test_diag_half")(diag_half)
     finally:
-        inits._REGISTRY.pop("test_diag_half")
+        inits.INITS.unregister("test_diag_half")
 
 
 def test_nonpositive_size_and_bad_nonlinearity(gen):

@@ -19,7 +19,7 @@ def test_library_example_runs(tmp_path, monkeypatch, capsys):
     try:
         exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
     finally:
-        inits._REGISTRY.pop("diagonal_ramp", None)
+        inits.INITS.unregister("diagonal_ramp")
     printed = capsys.readouterr().out
     assert "diagonal_ramp:low=0.9" in printed and (tmp_path / "ramp_study.nc").is_file()
     # the ramp's spectral radius is its largest diagonal entry, 1.0

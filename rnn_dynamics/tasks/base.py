@@ -7,34 +7,25 @@ from typing import Callable, Iterator
 
 import torch
 
+from ..registry import Registry
 from ..seeding import generator_for
 
-_REGISTRY: dict[str, Callable[..., "Task"]] = {}
+TASKS: Registry[Callable[..., "Task"]] = Registry("task")
 
 
 def register_task(name: str) -> Callable:
     """Decorator registering a task factory under ``name``."""
-
-    def decorate(factory: Callable[..., "Task"]) -> Callable[..., "Task"]:
-        if name in _REGISTRY:
-            raise ValueError(f"task {name!r} is already registered")
-        _REGISTRY[name] = factory
-        return factory
-
-    return decorate
+    return TASKS.register(name)
 
 
 def list_tasks() -> list[str]:
     """Names of every registered task, sorted."""
-    return sorted(_REGISTRY)
+    return TASKS.names()
 
 
 def get_task_factory(name: str) -> Callable[..., "Task"]:
     """The factory registered as ``name``; an error listing the valid names otherwise."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(list_tasks())}") from None
+    return TASKS.get(name)
 
 
 def make_task(name: str, **options) -> "Task":
