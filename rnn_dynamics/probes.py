@@ -100,7 +100,8 @@ class Prober:
 
     @torch.no_grad()
     def losses(self, model: ElmanStack, step: int) -> dict[str, np.ndarray]:
-        """Training-batch loss at ``step`` (before its update); test loss and metric on the first ``test_size`` test sequences."""
+        """Training-batch loss at ``step`` (before its update); test loss and metric on the
+        first ``test_size`` test sequences."""
         device = model.w_out.device
         x, y = self.task.train_batch(step)
         loss = self.task.per_sample_loss(model(x.to(device)), y.to(device)).mean(dim=1)

@@ -89,8 +89,9 @@ class StudyConfig:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {self.device!r} requested but torch sees no CUDA GPU; use --device cpu")
         self.train.validate()
-        make_task(self.task, seq_len=self.seq_len[0], seed=self.seeds[0], batch_size=self.batch_size,
-                  preset=self.preset, train_size=1, test_size=1)
+        for seq_len in self.seq_len:  # builds one-sequence sets: checks the task's own options cheaply
+            make_task(self.task, seq_len=seq_len, seed=self.seeds[0], batch_size=self.batch_size,
+                      preset=self.preset, train_size=1, test_size=1)
         return self
 
     def sweep_coords(self) -> dict[str, list]:

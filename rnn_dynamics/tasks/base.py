@@ -72,7 +72,8 @@ class Task(ABC):
         idx = perm[offset * self.batch_size:(offset + 1) * self.batch_size]
         return self.train_x[:, idx], self.train_y[..., idx]
 
-    def test_batches(self, batch_size: int = 500, limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def test_batches(self, batch_size: int = 500,
+                     limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The test set (its first ``limit`` sequences if given) in order, in chunks of ``batch_size``."""
         n = self.test_x.shape[1] if limit is None else min(limit, self.test_x.shape[1])
         for start in range(0, n, batch_size):
