@@ -70,7 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default=d.preset,
                    help="dataset sizes: tiny, default or paper (adding: 512/256, 10k/1k, 100k/10k)")
     p.add_argument("--input-std", type=float, default=d.input_std, help=f"std of input weights (default {d.input_std:g})")
-    p.add_argument("--output-std", type=float, default=d.output_std, help=f"std of readout weights (default {d.output_std:g})")
+    p.add_argument("--output-std", type=float, default=d.output_std,
+                   help=f"std of readout weights (default {d.output_std:g})")
+    p.add_argument("--bias", type=float, default=d.bias,
+                   help=f"initial recurrent-unit bias (default {d.bias:g}, as in the paper)")
     p.add_argument("--dtype", default=d.dtype, help=f"one of: {', '.join(DTYPES)} (default {d.dtype})")
     p.add_argument("--device", default=d.device, help=f"torch device: cpu, cuda or cuda:N (default {d.device})")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output netCDF path (default {DEFAULT_OUT})")
@@ -84,7 +87,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     return StudyConfig(
         task=args.task, seq_len=args.seq_len, inits=args.inits, nonlinearities=args.nonlinearities,
         seeds=args.seeds, hidden=args.hidden, layers=args.layers, batch_size=args.batch_size,
-        preset=args.preset, input_std=args.input_std, output_std=args.output_std, train=train,
+        preset=args.preset, input_std=args.input_std, output_std=args.output_std, bias=args.bias, train=train,
         probe_batch=args.probe_batch, probe_test_size=args.probe_test_size, all_lags=args.all_lags,
         lyapunov=args.lyapunov, lyapunov_warmup=args.lyapunov_warmup,
         lyapunov_reortho_every=args.lyapunov_reortho_every, device=args.device, dtype=args.dtype,

@@ -147,13 +147,15 @@ class ElmanStack(nn.Module):
         seed: int = 0,
         input_std: float = 0.001,
         output_std: float = 0.001,
+        bias: float = 0.0,
     ) -> "ElmanStack":
         """One cell per init spec; weights drawn from generators seeded by coordinates.
 
         Input and output weights depend on (seed, layer) only, so every cell of a
         stack starts from the same input and readout weights and differs only in
         ``W_hh`` (drawn from (seed, init spec, nonlinearity, layer)): a paired design.
-        Biases start at 0, input weights N(0, input_std^2), as in Le et al. (2015).
+        Recurrent biases start at ``bias`` (0) and input weights at N(0, input_std^2),
+        as in Le et al. (2015); the readout bias starts at 0.
         """
         model = cls(len(init_specs), input_size, hidden_size, output_size, nonlinearity, num_layers, readout)
         with torch.no_grad():
@@ -162,6 +164,7 @@ class ElmanStack(nn.Module):
                 gen = generator_for("input", seed, layer)
                 shared = torch.randn(*shape, generator=gen, dtype=torch.float64) * input_std
                 model.w_ih[layer].copy_(shared.expand(len(init_specs), *shape))
+                model.bias[layer].fill_(bias)
                 for cell, spec in enumerate(init_specs):
                     gen = generator_for("recurrent", seed, spec, nonlinearity, layer)
                     model.w_hh[layer][cell].copy_(make_recurrent(spec, hidden_size, nonlinearity, gen))

@@ -44,6 +44,7 @@ class StudyConfig:
     preset: str = "default"
     input_std: float = 0.001
     output_std: float = 0.001
+    bias: float = 0.0
     train: TrainConfig = field(default_factory=TrainConfig)
     probe_batch: int = 4
     probe_test_size: int = 256
@@ -135,6 +136,7 @@ def run_stack(config: StudyConfig, spec: StackSpec, on_step=None) -> list[CellRe
     model = ElmanStack.from_inits(
         spec.inits, task.input_size, config.hidden, task.output_size, spec.nonlinearity, config.layers,
         task.readout, seed=spec.seed, input_std=config.input_std, output_std=config.output_std,
+        bias=config.bias,
     ).to(device=device, dtype=dtype)
     task.train_x, task.test_x = task.train_x.to(dtype), task.test_x.to(dtype)
     lags = list(range(1, spec.seq_len + 1)) if config.all_lags else default_lags(spec.seq_len)

@@ -101,3 +101,12 @@ def test_fused_recurrence_passes_gradcheck(gen):
     drive = torch.randn(5, 2, 3, 4, generator=gen, dtype=torch.float64, requires_grad=True)
     weight = (0.5 * torch.randn(2, 4, 4, generator=gen, dtype=torch.float64)).requires_grad_()
     assert torch.autograd.gradcheck(lambda d, w: ElmanRecurrence.apply(d, w, "tanh"), (drive, weight))
+
+
+def test_bias_initialisation_is_configurable():
+    stack = make_stack(INITS, "relu", layers=2)
+    assert torch.count_nonzero(stack.bias[0]) == 0
+    from rnn_dynamics.cells import ElmanStack
+    biased = ElmanStack.from_inits(INITS, 2, 5, 1, "relu", num_layers=2, bias=0.1)
+    assert torch.equal(biased.bias[1], torch.full_like(biased.bias[1], 0.1))
+    assert torch.count_nonzero(biased.b_out) == 0
