@@ -5,7 +5,9 @@
 
 With no arguments: the adding problem at T = 50, the six built-in init families
 under ReLU and tanh, hidden 100, 2000 Adam steps, probes every 100 steps; the dataset
-goes to results/spectra.nc (the path is printed).
+goes to results/spectra.nc (the path is printed). Each finished stack is kept in
+results/spectra.nc.parts/ until the dataset is written, so rerunning an interrupted
+study with the same arguments runs only the stacks it had not finished.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rnn_dynamics.checkpoints import StackCheckpoints
 from rnn_dynamics.inits import list_inits
 from rnn_dynamics.nonlinearities import NONLINEARITIES
 from rnn_dynamics.records import write_dataset
@@ -101,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         out = check_writable(args.out)
     except ValueError as err:
         fail(str(err))
-    ds = run_study(config, progress=not args.quiet)
+    checkpoints = StackCheckpoints(f"{out}.parts", config.to_dict())
+    ds = run_study(config, progress=not args.quiet, checkpoints=checkpoints)
     path = write_dataset(ds, out)
+    checkpoints.remove()
     print(f"wrote {path}")
     return 0
 

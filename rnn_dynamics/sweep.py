@@ -18,6 +18,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from .cells import ElmanStack
+from .checkpoints import StackCheckpoints
 from .inits import DEFAULT_INITS, parse_init_spec
 from .jacobians import default_lags
 from .nonlinearities import check_nonlinearity
@@ -119,6 +120,10 @@ class StackSpec:
     seed: int
     inits: tuple[str, ...]
 
+    def key(self) -> str:
+        """A file-name-safe label of the stack's coordinates."""
+        return f"{self.nonlinearity}_T{self.seq_len}_seed{self.seed}"
+
 
 def plan_stacks(config: StudyConfig) -> list[StackSpec]:
     """The stacks of a study, in a fixed order."""
@@ -153,16 +158,30 @@ def run_stack(config: StudyConfig, spec: StackSpec, on_step=None) -> list[CellRe
     return records
 
 
-def run_study(config: StudyConfig, progress: bool = True) -> xr.Dataset:
-    """Run every stack of ``config`` in this process and return the study dataset."""
+def run_study(config: StudyConfig, progress: bool = True,
+              checkpoints: StackCheckpoints | None = None) -> xr.Dataset:
+    """Run every stack of ``config`` in this process and return the study dataset.
+
+    With ``checkpoints``, each finished stack is saved at once and stacks saved by an
+    earlier, interrupted run of the same configuration are loaded instead of rerun.
+    """
     config.validate()
     stacks = plan_stacks(config)
     records: list[CellRecord] = []
     with tqdm(total=len(stacks) * config.train.steps, disable=not progress, unit="step",
               desc="training stacks") as bar:
         for spec in stacks:
-            bar.set_postfix_str(f"{spec.nonlinearity} T={spec.seq_len} seed={spec.seed}")
-            records.extend(run_stack(config, spec, on_step=lambda: bar.update(1)))
+            key = spec.key()
+            saved = checkpoints.load(key) if checkpoints is not None else None
+            if saved is not None:
+                records.extend(saved)
+                bar.update(config.train.steps)
+                continue
+            bar.set_postfix_str(key)
+            finished = run_stack(config, spec, on_step=lambda: bar.update(1))
+            if checkpoints is not None:
+                checkpoints.save(key, finished)
+            records.extend(finished)
     return build_dataset(config, records)
 
 

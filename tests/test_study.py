@@ -100,6 +100,7 @@ def test_cli_writes_a_dataset(tmp_path):
                 "--out", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert f"wrote {out}" in proc.stdout
+    assert sorted(p.name for p in out.parent.iterdir()) == ["s.nc"]  # the per-stack checkpoints are gone
     ds = xr.load_dataset(out)
     assert ds.sizes["seed"] == 2 and "seq_len" not in ds.dims
     assert "analyses.spectra" in ds.attrs["command"] or "--seq-len" in ds.attrs["command"]
@@ -152,3 +153,33 @@ def test_lyapunov_probe_recorded_with_known_values():
 def test_cli_bad_lyapunov_warmup(tmp_path):
     proc = _cli("--seq-len", "20", "--lyapunov", "--lyapunov-warmup", "20", "--quiet", cwd=tmp_path)
     assert proc.returncode == 2 and "--lyapunov-warmup must lie in 0..19" in proc.stderr
+
+
+def test_an_interrupted_study_resumes_without_rerunning_finished_stacks(tmp_path, monkeypatch):
+    from rnn_dynamics import sweep
+    from rnn_dynamics.checkpoints import StackCheckpoints
+
+    config = StudyConfig(seq_len=[8], inits=["identity", "he"], nonlinearities=["relu", "tanh"], seeds=[0, 1],
+                         hidden=4, preset="tiny", train=TrainConfig(steps=3, probe_every=3))
+    reference = run_study(config, progress=False)
+    real_run_stack, calls = sweep.run_stack, []
+
+    def dies_on_third_stack(cfg, spec, on_step=None):
+        calls.append(spec.key())
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_run_stack(cfg, spec, on_step)
+
+    checkpoints = StackCheckpoints(tmp_path / "s.nc.parts", config.to_dict())
+    monkeypatch.setattr(sweep, "run_stack", dies_on_third_stack)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(config, progress=False, checkpoints=checkpoints)
+    assert len(list(checkpoints.folder.glob("*.npz"))) == 2 and not list(checkpoints.folder.glob("*.tmp"))
+    calls.clear()
+    resumed = run_study(config, progress=False, checkpoints=checkpoints)
+    assert len(calls) == 2  # only the two stacks that had not finished
+    xr.testing.assert_identical(resumed.drop_attrs(), reference.drop_attrs())
+    other = StackCheckpoints(tmp_path / "s.nc.parts", {**config.to_dict(), "hidden": 5})
+    assert other.folder != checkpoints.folder
+    checkpoints.remove()
+    assert not (tmp_path / "s.nc.parts").exists()
