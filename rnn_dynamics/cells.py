@@ -39,28 +39,28 @@ class ElmanRecurrence(torch.autograd.Function):
     """h_t = f(W h_{t-1} + drive_t) for t = 1..T from h_0 = 0, with a hand-written backward.
 
     Autograd on the plain loop records two matmuls, a gradient accumulation and
-    several small tensors per step; here the forward writes straight into one cell-major
-    state buffer, the backward walks the deltas once (dL/dh_{t-1} = (dL/da_t) W), and
-    dL/dW for all steps is one matmul over the buffers. ``ElmanStack.run`` keeps the
-    plain loop as the reference this is tested against.
-    Inputs: drive (T, M, B, N), weight (M, N, N); returns h_1..h_T as a (T, M, B, N) view.
+    several small tensors per step; here the forward writes straight into one state
+    buffer, the backward walks the deltas once (dL/dh_{t-1} = (dL/da_t) W) into a
+    cell-major buffer, and dL/dW for all steps is one matmul over the buffers.
+    ``ElmanStack.run`` keeps the plain loop as the reference this is tested against.
+    Inputs: drive (T, M, B, N), weight (M, N, N); returns h_1..h_T as (T, M, B, N).
     """
 
     @staticmethod
     def forward(ctx, drive: torch.Tensor, weight: torch.Tensor, nonlinearity: str) -> torch.Tensor:
-        steps, m, b, n = drive.shape
-        states = drive.new_zeros((m, steps + 1, b, n))  # cell-major: dW below needs no copy
+        steps = drive.shape[0]
+        states = drive.new_zeros((steps + 1, *drive.shape[1:]))  # time-major: each step writes a contiguous slot
         w_t = weight.transpose(1, 2)
         for t, drive_t in enumerate(drive.unbind(0)):
-            out = states[:, t + 1]
-            torch.baddbmm(drive_t, states[:, t], w_t, out=out)
+            out = states[t + 1]
+            torch.baddbmm(drive_t, states[t], w_t, out=out)
             if nonlinearity == "relu":
                 out.clamp_(min=0)
             elif nonlinearity == "tanh":
                 out.tanh_()
-        ctx.save_for_backward(states, weight)
+        ctx.save_for_backward(states.transpose(0, 1).contiguous(), weight)  # cell-major: dW needs no copy
         ctx.nonlinearity = nonlinearity
-        return states[:, 1:].transpose(0, 1)
+        return states[1:]
 
     @staticmethod
     def backward(ctx, grad_states: torch.Tensor):
