@@ -28,7 +28,7 @@ def fallback_spectrum(model: ElmanStack, x: torch.Tensor) -> torch.Tensor:
     Same random frame and the same warm-up-free average as ours, so the numbers must agree.
     """
     with torch.no_grad():
-        states = model.run(x).stacked_states(0)[:, 0]  # (T + 1, B, N)
+        states = model.trace(x).stacked_states(0)[:, 0]  # (T + 1, B, N)
         drive = model.layer_drive(0, x)[:, 0]           # (T, B, N)
     step = model.recurrent_step(0, 0)
     steps, batch, n = drive.shape

@@ -109,7 +109,7 @@ def main() -> None:
     model = ElmanStack.from_inits(["he"], task.input_size, hidden, task.output_size, "relu", input_std=0.1)
     x = task.test_x[:, :1]
     with torch.no_grad():
-        trace = model.run(x)
+        trace = model.trace(x)
     lags = default_lags(seq_len)
     jac = ElmanJacobians.from_preacts(model.w_hh[0][0].detach(), trace.stacked_preacts(0)[:, 0, 0], "relu")
     t_fast = median_of(lambda: product_log_norms(jac, lags), repeats)

@@ -42,7 +42,7 @@ class ElmanRecurrence(torch.autograd.Function):
     several small tensors per step; here the forward writes straight into one state
     buffer, the backward walks the deltas once (dL/dh_{t-1} = (dL/da_t) W) into a
     cell-major buffer, and dL/dW for all steps is one matmul over the buffers.
-    ``ElmanStack.run`` keeps the plain loop as the reference this is tested against.
+    ``ElmanStack.trace`` keeps the plain loop as the reference this is tested against.
     Inputs: drive (T, M, B, N), weight (M, N, N); returns h_1..h_T as (T, M, B, N).
     """
 
@@ -184,7 +184,7 @@ class ElmanStack(nn.Module):
             drive = torch.einsum("tmbi,mni->tmbn", inputs, w)
         return drive + self.bias[layer]
 
-    def run(self, x: torch.Tensor, *, grad_wrt_states: bool = False) -> Trace:
+    def trace(self, x: torch.Tensor, *, grad_wrt_states: bool = False) -> Trace:
         """The forward pass keeping every state and pre-activation.
 
         ``x`` is (T, B, I). With ``grad_wrt_states`` the initial states require

@@ -91,7 +91,7 @@ def model_lyapunov_spectrum(model, inputs: torch.Tensor, *, layer: int = 0, k: i
     """
     if isinstance(model, ElmanStack):
         with torch.no_grad():
-            preacts = model.run(inputs).stacked_preacts(layer)
+            preacts = model.trace(inputs).stacked_preacts(layer)
         weight = model.w_hh[layer].detach().to(torch.float64).unsqueeze(1)
         jac = ElmanJacobians.from_preacts(weight, preacts.to(torch.float64), model.nonlinearity)
         return qr_lyapunov(jac, k, warmup, reortho_every, generator)
@@ -109,7 +109,7 @@ def model_largest_exponent(model: ElmanStack, inputs: torch.Tensor, *, layer: in
     this measures the same quantity as the QR method on the layer's own recurrence.
     """
     with torch.no_grad():
-        trace = model.run(inputs)
+        trace = model.trace(inputs)
         lower = inputs if layer == 0 else trace.stacked_states(layer - 1)[1:]
         drive = model.layer_drive(layer, lower).to(torch.float64)
         w_t = model.w_hh[layer].detach().to(torch.float64).transpose(1, 2)

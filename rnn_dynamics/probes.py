@@ -124,7 +124,7 @@ class Prober:
     def dynamics(self, model: ElmanStack) -> dict[str, np.ndarray]:
         """Jacobian-product norms vs lag, singular values of dh_T/dh_0, ||dL/dh_t|| and activity per layer."""
         device = model.w_out.device
-        trace = model.run(self.probe_x.to(device), grad_wrt_states=True)
+        trace = model.trace(self.probe_x.to(device), grad_wrt_states=True)
         loss = self.task.per_sample_loss(trace.outputs, self.probe_y.to(device)).sum()
         flat_states = [h for layer_states in trace.states for h in layer_states]
         grads = state_gradient_norms(loss, flat_states)  # (L * (T + 1), M, B)

@@ -46,7 +46,7 @@ def test_cells_share_input_and_readout_weights_only():
 
 def test_trace_keeps_states_and_preactivations(x):
     stack = make_stack(INITS, "relu", layers=2)
-    trace = stack.run(x)
+    trace = stack.trace(x)
     assert len(trace.states) == 2 and len(trace.states[0]) == 13 and len(trace.preacts[1]) == 12
     assert torch.count_nonzero(trace.states[0][0]) == 0
     for layer in range(2):
@@ -89,7 +89,7 @@ def test_fused_recurrence_gradients_equal_autograd_loop(nonlinearity, readout, x
     target = torch.randn_like(stack(x))
     fused_loss = ((stack(x) - target) ** 2).sum()
     fused = torch.autograd.grad(fused_loss, list(stack.parameters()))
-    loop_loss = ((stack.run(x).outputs - target) ** 2).sum()
+    loop_loss = ((stack.trace(x).outputs - target) ** 2).sum()
     loop = torch.autograd.grad(loop_loss, list(stack.parameters()))
     assert torch.allclose(fused_loss, loop_loss, rtol=1e-12)
     for a, b in zip(fused, loop):

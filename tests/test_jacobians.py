@@ -11,7 +11,7 @@ from rnn_dynamics.jacobians import (DenseJacobians, ElmanJacobians, default_lags
 def _traced(nonlinearity, gen, t=40, hidden=6, inits=("identity", "orthogonal", "he")):
     stack = make_stack(list(inits), nonlinearity, hidden=hidden, input_std=0.8)
     x = torch.randn(t, 3, 2, generator=gen, dtype=torch.float64)
-    return stack, x, stack.run(x)
+    return stack, x, stack.trace(x)
 
 
 @pytest.mark.parametrize("nonlinearity", ["relu", "tanh", "linear"])
@@ -82,7 +82,7 @@ def test_state_gradient_norms_are_total_derivatives(gen):
     # For a last-step loss, dL/dh_t = (dh_T/dh_t)^T dL/dh_T: check autograd's answer against the product.
     stack, x, trace = _traced("tanh", gen, t=15)
     y = torch.randn(3, dtype=torch.float64, generator=gen)
-    trace = stack.run(x, grad_wrt_states=True)
+    trace = stack.trace(x, grad_wrt_states=True)
     loss = ((trace.outputs[..., 0] - y) ** 2).sum()
     norms = state_gradient_norms(loss, trace.states[0])
     assert norms.shape == (16, 3, 3)

@@ -91,7 +91,7 @@ def _positive_irnn(scale, hidden=6):
 @pytest.mark.parametrize("scale", [1, 0.01])
 def test_irnn_at_initialisation_with_positive_states(scale):
     stack, x = _positive_irnn(scale)
-    assert (stack.run(x).stacked_states(0)[1:] > 0).all()
+    assert (stack.trace(x).stacked_states(0)[1:] > 0).all()
     lam = model_lyapunov_spectrum(stack, x).exponents
     assert torch.allclose(lam, torch.tensor(theory.scaled_identity_exponents(6, scale)).expand_as(lam), atol=1e-12)
 
