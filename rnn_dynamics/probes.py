@@ -22,6 +22,7 @@ from .nonlinearities import active_fraction
 from .spectra import eigenvalues, singular_values
 from .tasks.base import Task
 
+
 @dataclass(frozen=True)
 class LyapunovProbe:
     """How the Lyapunov probe runs: warm-up steps discarded (None: T // 10) and QR interval."""
