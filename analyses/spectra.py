@@ -46,10 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=d.hidden, help=f"hidden units per layer (default {d.hidden})")
     p.add_argument("--layers", type=int, default=d.layers, help=f"stacked recurrent layers (default {d.layers})")
     p.add_argument("--steps", type=int, default=t.steps, help=f"optimizer updates (default {t.steps})")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"training minibatch size (default {d.batch_size})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help=f"training minibatch size (default {d.batch_size})")
     p.add_argument("--lr", type=float, default=t.lr, help=f"learning rate (default {t.lr:g})")
     p.add_argument("--optimizer", default=t.optimizer, help=f"one of: {', '.join(OPTIMIZERS)} (default {t.optimizer})")
-    p.add_argument("--momentum", type=float, default=t.momentum, help=f"momentum for sgd and rmsprop (default {t.momentum:g})")
+    p.add_argument("--momentum", type=float, default=t.momentum,
+                   help=f"momentum for sgd and rmsprop (default {t.momentum:g})")
     p.add_argument("--clip", type=float, default=t.clip,
                    help=f"per-cell gradient-norm clipping threshold; 0 disables it (default {t.clip:g})")
     p.add_argument("--probe-every", type=int, default=t.probe_every,
@@ -72,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=d.seeds, help="seeds; each is a coordinate (default 0)")
     p.add_argument("--preset", default=d.preset,
                    help="dataset sizes: tiny, default or paper (adding: 512/256, 10k/1k, 100k/10k)")
-    p.add_argument("--input-std", type=float, default=d.input_std, help=f"std of input weights (default {d.input_std:g})")
+    p.add_argument("--input-std", type=float, default=d.input_std,
+                   help=f"std of input weights (default {d.input_std:g})")
     p.add_argument("--output-std", type=float, default=d.output_std,
                    help=f"std of readout weights (default {d.output_std:g})")
     p.add_argument("--bias", type=float, default=d.bias,
