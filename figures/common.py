@@ -43,6 +43,19 @@ def load_slice(args: argparse.Namespace) -> xr.Dataset:
     return ds.sel(selection)
 
 
+def panel_grid(ds: xr.Dataset, panel_width: float, panel_height: float, ylabel: str, xlabel: str, **subplots):
+    """One panel per nonlinearity (rows) x init (columns), titled and labelled; returns (fig, axes)."""
+    inits, nonlins = list(ds["init"].values), list(ds["nonlinearity"].values)
+    fig, axes = plt.subplots(len(nonlins), len(inits), figsize=(panel_width * len(inits), panel_height * len(nonlins)),
+                             squeeze=False, **subplots)
+    for col, init in enumerate(inits):
+        axes[0, col].set_title(init, fontsize=8)
+        axes[-1, col].set_xlabel(xlabel)
+    for row, nonlin in enumerate(nonlins):
+        axes[row, 0].set_ylabel(f"{nonlin}\n{ylabel}")
+    return fig, axes
+
+
 def save_all(out_dir: str | Path, figures: dict[str, plt.Figure]) -> int:
     """Save each figure as NAME.png and NAME.pdf in ``out_dir``, print each path; exit status 0."""
     out_dir = Path(out_dir)

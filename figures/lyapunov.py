@@ -21,7 +21,7 @@ import seaborn as sns
 
 from rnn_dynamics.theory import gaussian_product_exponents
 
-from .common import figure_parser, load_slice, save_all
+from .common import figure_parser, load_slice, panel_grid, save_all
 
 #: Init families whose recurrent matrix has iid Gaussian entries.
 IID_GAUSSIAN = ("random_walk", "he", "gaussian", "xavier")
@@ -37,8 +37,7 @@ def spectrum_figure(ds):
     first, last = int(ds["step"].values[0]), int(ds["step"].values[-1])
     n = ds.sizes["exponent"]
     index = ds["exponent"].values / n
-    fig, axes = plt.subplots(len(nonlins), len(inits), figsize=(2.6 * len(inits), 2.4 * len(nonlins)),
-                             squeeze=False, sharex=True)
+    fig, axes = panel_grid(ds, 2.6, 2.4, "λ_i (nats/step)", "i / N", sharex=True)
     for row, nonlin in enumerate(nonlins):
         for col, init in enumerate(inits):
             ax = axes[row, col]
@@ -56,12 +55,6 @@ def spectrum_figure(ds):
             ax.axhline(0, color="0.7", lw=0.6)
             if notes:
                 ax.text(0.03, 0.04, "\n".join(notes), transform=ax.transAxes, fontsize=6, color="tab:red")
-            if row == 0:
-                ax.set_title(init, fontsize=8)
-            if col == 0:
-                ax.set_ylabel(f"{nonlin}\nλ_i (nats/step)")
-            if row == len(nonlins) - 1:
-                ax.set_xlabel("i / N")
     fig.suptitle(f"Lyapunov spectra: dashed step {first}, solid step {last}; "
                  "dotted: iid Gaussian products, same entry variance", fontsize=10)
     return fig

@@ -14,14 +14,13 @@ import numpy as np
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from .common import figure_parser, load_slice, save_all
+from .common import figure_parser, load_slice, panel_grid, save_all
 
 
 def eigenvalue_figure(ds):
     inits, nonlins = list(ds["init"].values), list(ds["nonlinearity"].values)
     first, last = int(ds["step"].values[0]), int(ds["step"].values[-1])
-    fig, axes = plt.subplots(len(nonlins), len(inits), figsize=(2.4 * len(inits), 2.5 * len(nonlins)),
-                             squeeze=False, sharex=True, sharey=True)
+    fig, axes = panel_grid(ds, 2.4, 2.5, "Im λ", "Re λ", sharex=True, sharey=True)
     circle = np.exp(1j * np.linspace(0, 2 * np.pi, 400))
     limit = 1.1 * max(1.0, float(np.nanmax(np.hypot(ds["eig_real"], ds["eig_imag"]))))
     for row, nonlin in enumerate(nonlins):
@@ -35,12 +34,6 @@ def eigenvalue_figure(ds):
             ax.set_aspect("equal")
             ax.set_xlim(-limit, limit)
             ax.set_ylim(-limit, limit)
-            if row == 0:
-                ax.set_title(init, fontsize=8)
-            if col == 0:
-                ax.set_ylabel(f"{nonlin}\nIm λ")
-            if row == len(nonlins) - 1:
-                ax.set_xlabel("Re λ")
     axes[0, 0].legend(fontsize=7, loc="lower left", markerscale=2)
     fig.suptitle("Eigenvalues of W_hh, first and last probe")
     return fig
