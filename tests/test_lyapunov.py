@@ -171,3 +171,12 @@ def test_structured_sequence_gives_the_same_spectrum_as_dense(gen):
     structured = ElmanJacobians(w, d)
     dense = torch.stack([structured.dense(t) for t in range(80)])
     assert torch.allclose(qr_lyapunov(structured).exponents, lyapunov_spectrum(dense), atol=1e-12)
+
+
+def test_upper_layer_spectrum_matches_direct_simulation():
+    stack = make_stack(["random_walk:gain=2", "orthogonal"], "tanh", hidden=30, layers=2, input_std=0.5)
+    x = torch.randn(1500, 2, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    qr = model_lyapunov_spectrum(stack, x, layer=1, k=2, warmup=100).exponents[..., 0]
+    direct = model_largest_exponent(stack, x, layer=1, warmup=100)
+    assert qr.shape == (2, 2)
+    assert torch.allclose(qr, direct, atol=0.02)
