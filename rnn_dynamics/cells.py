@@ -20,19 +20,10 @@ import torch
 from torch import nn
 
 from .inits import make_recurrent
-from .nonlinearities import activation, check_nonlinearity
+from .nonlinearities import activation, activation_, check_nonlinearity, derivative_from_state
 from .seeding import generator_for
 
 READOUTS = ("last", "all")
-
-
-def _derivative_from_state(nonlinearity: str, h: torch.Tensor) -> torch.Tensor:
-    """f'(a) written through h = f(a): ReLU 1[h > 0], tanh 1 - h^2, linear 1."""
-    if nonlinearity == "relu":
-        return (h > 0).to(h.dtype)
-    if nonlinearity == "tanh":
-        return 1.0 - h * h
-    return torch.ones_like(h)
 
 
 class ElmanRecurrence(torch.autograd.Function):
@@ -53,11 +44,7 @@ class ElmanRecurrence(torch.autograd.Function):
         w_t = weight.transpose(1, 2)
         for t, drive_t in enumerate(drive.unbind(0)):
             out = states[t + 1]
-            torch.baddbmm(drive_t, states[t], w_t, out=out)
-            if nonlinearity == "relu":
-                out.clamp_(min=0)
-            elif nonlinearity == "tanh":
-                out.tanh_()
+            activation_(nonlinearity, torch.baddbmm(drive_t, states[t], w_t, out=out))
         ctx.save_for_backward(states.transpose(0, 1).contiguous(), weight)  # cell-major: dW needs no copy
         ctx.nonlinearity = nonlinearity
         return states[1:]
@@ -66,7 +53,7 @@ class ElmanRecurrence(torch.autograd.Function):
     def backward(ctx, grad_states: torch.Tensor):
         states, weight = ctx.saved_tensors
         steps, m, b, n = grad_states.shape
-        dact = _derivative_from_state(ctx.nonlinearity, states[:, 1:])  # (M, T, B, N)
+        dact = derivative_from_state(ctx.nonlinearity, states[:, 1:])  # (M, T, B, N)
         grad_pre = torch.empty_like(dact)
         carry = torch.zeros_like(grad_states[0])
         for t in range(steps - 1, -1, -1):

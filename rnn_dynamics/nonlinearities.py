@@ -37,6 +37,27 @@ def derivative(name: str, pre: torch.Tensor) -> torch.Tensor:
     return torch.ones_like(pre)
 
 
+def activation_(name: str, x: torch.Tensor) -> torch.Tensor:
+    """f applied in place to ``x`` (which holds a): the fused forward writes into its state buffer."""
+    if name == "relu":
+        return x.clamp_(min=0)
+    if name == "tanh":
+        return x.tanh_()
+    check_nonlinearity(name)
+    return x
+
+
+def derivative_from_state(name: str, h: torch.Tensor) -> torch.Tensor:
+    """f'(a) written through h = f(a), for backward passes that keep only states:
+    ReLU 1[h > 0] (= 1[a > 0]), tanh 1 - h^2, linear 1."""
+    if name == "relu":
+        return (h > 0).to(h.dtype)
+    if name == "tanh":
+        return 1.0 - h * h
+    check_nonlinearity(name)
+    return torch.ones_like(h)
+
+
 def active_fraction(name: str, states: torch.Tensor, dim) -> torch.Tensor:
     """Mean over ``dim`` of: ReLU h > 0; tanh saturated |h| > 0.95; linear NaN (no such notion)."""
     if name == "relu":

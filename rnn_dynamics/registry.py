@@ -37,6 +37,3 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             raise ValueError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self.names())}") from None
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._items
