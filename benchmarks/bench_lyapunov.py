@@ -19,6 +19,7 @@ import torch
 
 from rnn_dynamics.cells import ElmanStack
 from rnn_dynamics.lyapunov import model_lyapunov_spectrum
+from rnn_dynamics.seeding import generator_for
 from rnn_dynamics.tasks import make_task
 
 
@@ -32,7 +33,7 @@ def fallback_spectrum(model: ElmanStack, x: torch.Tensor) -> torch.Tensor:
         drive = model.layer_drive(0, x)[:, 0]           # (T, B, N)
     step = model.recurrent_step(0, 0)
     steps, batch, n = drive.shape
-    frame, _ = torch.linalg.qr(torch.randn(n, n, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    frame, _ = torch.linalg.qr(torch.randn(n, n, generator=generator_for("lyapunov"), dtype=torch.float64))
     q = frame.expand(batch, n, n)
     total = torch.zeros(batch, n, dtype=torch.float64)
     for t in range(steps):

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
+from .seeding import generator_for
+
 if TYPE_CHECKING:
     from .jacobians import JacobianSequence
 
@@ -75,7 +77,7 @@ def qr_lyapunov(
 ) -> LyapunovResult:
     """The QR (Benettin/Shimada-Nagashima) method on any Jacobian sequence, in float64.
 
-    Q_0 is a Haar-random N x k orthonormal frame (seeded: ``generator`` or a fixed one);
+    Q_0 is a Haar-random N x k orthonormal frame (from ``generator``, or a fixed seeded one);
     Q <- J_t Q every step, and every ``reortho_every`` steps (and at the end of warm-up
     and of the sequence) Q = QR. The logs of |diag(R)| of the blocks after ``warmup``
     are summed and divided by T - warmup. Q is kept in LAPACK's Householder form
@@ -87,7 +89,7 @@ def qr_lyapunov(
     k = _check_lyapunov_args(n, steps, k, warmup, reortho_every)
     first = jacobians.dense(0)
     lead = first.shape[:-2]
-    gen = generator if generator is not None else _fixed_generator()
+    gen = generator if generator is not None else generator_for("lyapunov")
     frame, _ = torch.linalg.qr(torch.randn(n, k, generator=gen, dtype=torch.float64))
     q = frame.to(first.device).expand(*lead, n, k).contiguous()
     factored = None  # (reflectors, tau) of the last QR, or None while q is explicit
@@ -119,12 +121,6 @@ def qr_lyapunov(
     local = torch.stack(local, dim=-2)
     local = torch.gather(local, -1, order.unsqueeze(-2).expand_as(local))
     return LyapunovResult(exponents, local, block_ends)
-
-
-def _fixed_generator() -> torch.Generator:
-    gen = torch.Generator()
-    gen.manual_seed(0)
-    return gen
 
 
 def lyapunov_spectrum(
@@ -169,7 +165,7 @@ def benettin_largest_exponent(
     ``warmup``. Independent of any Jacobian: the check on the QR method.
     """
     _check_lyapunov_args(h0.shape[-1], steps, 1, warmup, 1)
-    gen = generator if generator is not None else _fixed_generator()
+    gen = generator if generator is not None else generator_for("lyapunov")
     h = h0.to(torch.float64)
     direction = torch.randn(h.shape, generator=gen, dtype=torch.float64).to(h.device)
     direction = direction / direction.norm(dim=-1, keepdim=True)
