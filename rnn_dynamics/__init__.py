@@ -1,22 +1,43 @@
 """rnn-dynamics: spectral and Jacobian study of recurrent-network initialisations.
 
-The public API: the init registry (:mod:`.inits`), stacks of Elman cells
-(:mod:`.cells`), Jacobian products and gradient norms (:mod:`.jacobians`), spectra
-(:mod:`.spectra`), tasks (:mod:`.tasks`), training (:mod:`.train`), probes
-(:mod:`.probes`), the dataset schema (:mod:`.records`) and studies (:mod:`.sweep`).
+The public API, imported lazily so that reading a dataset or drawing a figure
+(``rnn_dynamics.records``, ``rnn_dynamics.theory``) never loads torch: the init registry
+(:mod:`.inits`), nonlinearities (:mod:`.nonlinearities`), recurrent stacks of every cell
+type (:mod:`.models`), Jacobian products and gradient norms (:mod:`.jacobians`), spectra
+(:mod:`.spectra`), probes (:mod:`.probes`), tasks (:mod:`.tasks`), configurations
+(:mod:`.config`), the dataset schema (:mod:`.records`) and studies (:mod:`.sweep`).
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from .cells import ElmanStack, Trace
-from .inits import get_init, list_inits, parse_init_spec, register_init
-from .records import SCHEMA, read_dataset, write_dataset
-from .sweep import StudyConfig, run_study
-from .tasks import list_tasks, make_task
-from .train import TrainConfig
+import importlib
 
-__all__ = [
-    "__version__", "ElmanStack", "Trace", "get_init", "list_inits", "parse_init_spec", "register_init",
-    "SCHEMA", "read_dataset", "write_dataset", "StudyConfig", "run_study", "list_tasks", "make_task",
-    "TrainConfig",
-]
+__version__ = "0.2.0"
+
+#: public name -> the submodule that defines it
+_EXPORTS = {
+    "RecurrentStack": "models", "ElmanStack": "models", "LSTMStack": "models", "GRUStack": "models",
+    "Trace": "models", "get_cell": "models", "list_cells": "models", "register_cell": "models",
+    "get_init": "inits", "list_inits": "inits", "parse_init_spec": "inits", "register_init": "inits",
+    "Nonlinearity": "nonlinearities", "get_nonlinearity": "nonlinearities",
+    "register_nonlinearity": "nonlinearities",
+    "Probe": "probes", "list_probes": "probes", "register_probe": "probes",
+    "list_tasks": "tasks", "make_task": "tasks", "register_task": "tasks",
+    "StudyConfig": "config", "TrainConfig": "config", "ConfigError": "config",
+    "run_study": "sweep",
+    "read_dataset": "records", "write_dataset": "records", "named_models": "records",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'rnn_dynamics' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

@@ -17,8 +17,8 @@ from typing import Callable
 
 import torch
 
-from .nonlinearities import check_nonlinearity
-from .registry import Registry
+from .nonlinearities import get_nonlinearity
+from .registry import Registry, first_line, keyword_parameters
 
 InitFn = Callable[..., torch.Tensor]
 
@@ -54,8 +54,17 @@ def _parse_value(text: str) -> float | int | bool | str:
     return text.strip()
 
 
+def _wants_number(param: inspect.Parameter) -> bool:
+    """Whether an init parameter takes a number: a numeric default, or a float/int annotation."""
+    default = param.default
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        return True
+    annotation = param.annotation if isinstance(param.annotation, str) else getattr(param.annotation, "__name__", "")
+    return any(word in str(annotation) for word in ("float", "int"))
+
+
 def parse_init_spec(spec: str) -> tuple[str, dict]:
-    """Split ``'name:key=value,key=value'`` into ``(name, params)``; checks the name and keys."""
+    """Split ``'name:key=value,key=value'`` into ``(name, params)``; checks the name, keys and value types."""
     name, _, arg_text = spec.strip().partition(":")
     fn = get_init(name)
     params: dict = {}
@@ -65,23 +74,30 @@ def parse_init_spec(spec: str) -> tuple[str, dict]:
             if not eq or not key.strip():
                 raise ValueError(f"bad init parameter {item!r} in {spec!r}; write name:key=value[,key=value]")
             params[key.strip()] = _parse_value(value)
-    accepted = [
-        p.name for p in inspect.signature(fn).parameters.values()
-        if p.kind == p.KEYWORD_ONLY
-    ]
-    takes_any = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
-    unknown = sorted(set(params) - set(accepted))
-    if unknown and not takes_any:
-        valid = ", ".join(accepted) or "none"
-        raise ValueError(f"init {name!r} has no parameter {unknown[0]!r}; its parameters: {valid}")
+    signature = inspect.signature(fn).parameters
+    accepted = {p.name: p for p in signature.values() if p.kind == p.KEYWORD_ONLY}
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in signature.values())
+    for key, value in params.items():
+        if key not in accepted:
+            if takes_any:
+                continue
+            valid = ", ".join(accepted) or "none"
+            raise ValueError(f"init {name!r} has no parameter {key!r}; its parameters: {valid}")
+        if _wants_number(accepted[key]) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"init {name!r} parameter {key!r} must be a number, got {value!r} in {spec!r}")
     return name, params
+
+
+def describe_inits() -> list[tuple[str, str, str]]:
+    """(name, parameters with defaults, one-line description) of every registered init."""
+    return [(name, keyword_parameters(fn), first_line(fn)) for name, fn in INITS.items()]
 
 
 def make_recurrent(spec: str, n: int, nonlinearity: str, generator: torch.Generator) -> torch.Tensor:
     """Build the (n, n) float64 recurrent matrix for an init spec string."""
     if n < 1:
         raise ValueError(f"hidden size must be positive, got {n}")
-    check_nonlinearity(nonlinearity)
+    get_nonlinearity(nonlinearity)
     name, params = parse_init_spec(spec)
     weight = get_init(name)((n, n), nonlinearity, generator, **params)
     if tuple(weight.shape) != (n, n):
@@ -121,25 +137,10 @@ def orthogonal(shape, nonlinearity, generator, *, gain: float = 1.0) -> torch.Te
     return gain * q * signs
 
 
-def random_walk_gain(n: int, nonlinearity: str) -> float:
-    """Sussillo & Abbott (2014, arXiv:1412.6558) gain g making log||h|| an unbiased walk.
-
-    ReLU:   g = sqrt(2) * exp(1.2 / (max(N, 6) - 2.4))   (their fitted formula)
-    linear: g = exp(1 / (2N))                            (their closed form)
-    tanh:   g = 1.15, the constant they report finding numerically (no closed form).
-    """
-    check_nonlinearity(nonlinearity)
-    if nonlinearity == "relu":
-        return math.sqrt(2.0) * math.exp(1.2 / (max(n, 6) - 2.4))
-    if nonlinearity == "linear":
-        return math.exp(1.0 / (2.0 * n))
-    return 1.15
-
-
 @register_init("random_walk")
 def random_walk(shape, nonlinearity, generator, *, gain: float | None = None) -> torch.Tensor:
-    """W_ij ~ N(0, g^2 / N) with the random-walk gain of :func:`random_walk_gain`."""
-    g = random_walk_gain(shape[1], nonlinearity) if gain is None else gain
+    """W_ij ~ N(0, g^2 / N); g defaults to the nonlinearity's random-walk gain (rnn_dynamics.theory)."""
+    g = get_nonlinearity(nonlinearity).random_walk_gain(shape[1]) if gain is None else gain
     return _normal(shape, generator, g / math.sqrt(shape[1]))
 
 

@@ -2,13 +2,16 @@
 
 For an Elman layer ``h_t = f(a_t)``, ``a_t = W h_{t-1} + drive_t``, the step Jacobian is
 ``J_t = dh_t/dh_{t-1} = diag(f'(a_t)) W``. :class:`ElmanJacobians` keeps that structure
-(one vector per step, one shared matrix) and never builds J_t; :class:`DenseJacobians`
-holds explicit matrices and serves every other cell through :func:`step_jacobians_autograd`
-(torch.func), which is also the reference the structured path is tested against.
+(one vector per step, one shared matrix) and never builds J_t; :class:`GatedJacobians`
+does the same for gated cells, whose Jacobians are sums of diag(.) W_gate blocks plus
+diagonal blocks; :class:`DenseJacobians` holds explicit matrices and serves any other cell
+through :func:`step_jacobians_autograd` (torch.func), which is also the reference the
+structured paths are tested against.
 
 Products are accumulated with a per-step rescaling whose logarithm is carried apart,
 so norms far below or above the float range (a 784-step product of contracting maps)
-come out as finite logarithms instead of 0 or inf.
+come out as finite logarithms instead of 0 or inf; :func:`state_gradient_log_norms`
+walks dL/ds_t back through time the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from typing import Callable, Sequence
 
 import torch
 
-from .nonlinearities import derivative
 
 
 class ElmanJacobians:
@@ -30,11 +32,6 @@ class ElmanJacobians:
 
     def __init__(self, weight: torch.Tensor, dact: torch.Tensor):
         self.weight, self.dact = weight, dact
-
-    @classmethod
-    def from_preacts(cls, weight: torch.Tensor, preacts: torch.Tensor, nonlinearity: str) -> "ElmanJacobians":
-        """From pre-activations a_1..a_T (T, ..., N) of a layer with recurrent ``weight``."""
-        return cls(weight, derivative(nonlinearity, preacts))
 
     def __len__(self) -> int:
         return self.dact.shape[0]
@@ -52,19 +49,67 @@ class ElmanJacobians:
         return self.dact[i].unsqueeze(-1) * (self.weight @ q)
 
     def right(self, p: torch.Tensor, i: int) -> torch.Tensor:
-        """p @ J_{i+1}, costing one matmul with W.
+        """p @ J_{i+1}, costing one matmul with W."""
+        return _rows_times_shared(p * self.dact[i].unsqueeze(-2), self.weight)
 
-        When W is shared along the dim before the matrix dims (one W per cell, many
-        sequences), the sequences are folded into the rows of one larger matmul,
-        which is faster than a broadcast batch of small ones.
-        """
-        scaled = p * self.dact[i].unsqueeze(-2)
-        w = self.weight
-        if w.dim() == scaled.dim() and w.dim() >= 3 and w.shape[-3] == 1 and scaled.shape[-3] > 1:
-            n = w.shape[-1]
-            folded = scaled.reshape(*scaled.shape[:-3], -1, n) @ w.squeeze(-3)
-            return folded.reshape(scaled.shape)
-        return scaled @ w
+
+def _rows_times_shared(rows: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """rows @ weight, where weight may be shared along the dim before its matrix dims.
+
+    When W is shared there (one W per cell, many sequences), the sequences are folded
+    into the rows of one larger matmul, which is faster than a broadcast batch of small ones.
+    """
+    if weight.dim() == rows.dim() and weight.dim() >= 3 and weight.shape[-3] == 1 and rows.shape[-3] > 1:
+        folded = rows.reshape(*rows.shape[:-3], -1, rows.shape[-1]) @ weight.squeeze(-3)
+        return folded.reshape(*rows.shape[:-1], weight.shape[-1])
+    return rows @ weight
+
+
+class GatedJacobians:
+    """Step Jacobians of a gated cell, kept as factors and never built unless asked for.
+
+    The state has P parts of N units (the LSTM's (h, c): P = 2); only part 0 (h) feeds
+    the G stacked recurrent blocks ``weight`` (..., G * N, N). Block (r, p) of J_t is
+    ``[p == 0] * sum_g diag(eta[t, r, g]) W_g + diag(diagonal[t, r, p])``, with ``eta``
+    (T, ..., P, G, N) and ``diagonal`` (T, ..., P, P, N). An Elman layer is P = G = 1 with a
+    zero diagonal; the GRU is P = 1, G = 3; the LSTM P = 2, G = 4.
+    """
+
+    def __init__(self, weight: torch.Tensor, eta: torch.Tensor, diagonal: torch.Tensor):
+        self.weight, self.eta, self.diagonal = weight, eta, diagonal
+        self.parts, self.n_gates, self.units = eta.shape[-3], eta.shape[-2], eta.shape[-1]
+
+    def __len__(self) -> int:
+        return self.eta.shape[0]
+
+    @property
+    def size(self) -> int:
+        return self.parts * self.units
+
+    def dense(self, i: int) -> torch.Tensor:
+        """J_{i+1} as a matrix (..., P N, P N)."""
+        blocks = torch.diag_embed(self.diagonal[i])  # (..., P, P, N, N): row part, column part, rows, columns
+        gated = self.weight.unflatten(-2, (self.n_gates, self.units))  # (..., G, N, N)
+        from_h = torch.einsum("...rgn,...gnm->...rnm", self.eta[i], gated)
+        blocks = blocks + torch.nn.functional.pad(from_h.unsqueeze(-3), (0, 0, 0, 0, 0, self.parts - 1))
+        return blocks.transpose(-3, -2).reshape(*blocks.shape[:-4], self.size, self.size)
+
+    def left(self, i: int, q: torch.Tensor) -> torch.Tensor:
+        """J_{i+1} @ q for q (..., P N, k), costing one matmul with the stacked blocks."""
+        parts = q.unflatten(-2, (self.parts, self.units))  # (..., P, N, k)
+        wq = (self.weight @ parts[..., 0, :, :]).unflatten(-2, (self.n_gates, self.units))  # (..., G, N, k)
+        out = torch.einsum("...rgn,...gnk->...rnk", self.eta[i], wq)
+        out = out + torch.einsum("...rpn,...pnk->...rnk", self.diagonal[i], parts)
+        return out.flatten(-3, -2)
+
+    def right(self, p: torch.Tensor, i: int) -> torch.Tensor:
+        """p @ J_{i+1} for p (..., k, P N), costing one matmul with the stacked blocks."""
+        parts = p.unflatten(-1, (self.parts, self.units))  # (..., k, P, N)
+        through_w = torch.einsum("...krn,...rgn->...kgn", parts, self.eta[i]).flatten(-2)  # (..., k, G N)
+        out = torch.einsum("...krn,...rpn->...kpn", parts, self.diagonal[i])
+        out = out + torch.nn.functional.pad(_rows_times_shared(through_w, self.weight).unsqueeze(-2),
+                                            (0, 0, 0, self.parts - 1))
+        return out.flatten(-2)
 
 
 class DenseJacobians:
@@ -92,7 +137,7 @@ class DenseJacobians:
         return p @ self.jacobians[i]
 
 
-JacobianSequence = ElmanJacobians | DenseJacobians
+JacobianSequence = ElmanJacobians | GatedJacobians | DenseJacobians
 
 
 def step_jacobians_autograd(step: Callable, h_prev: torch.Tensor, drive: torch.Tensor) -> torch.Tensor:
@@ -174,16 +219,70 @@ def lag_product_autograd(step: Callable, h_start: torch.Tensor, drives: torch.Te
     return torch.autograd.functional.jacobian(unroll, h_start)
 
 
-def state_gradient_norms(loss: torch.Tensor, states: Sequence[torch.Tensor]) -> torch.Tensor:
-    """||dL/dh_t|| for every state in ``states`` (total derivative, through the recurrence).
+def _log_scaled(vector: torch.Tensor, log_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(vector / s, log_scale + ln s) with s the max |entry| over the last dim; a zero vector gets -inf."""
+    size = vector.abs().amax(dim=-1)
+    zero = size == 0
+    size = torch.where(zero, torch.ones_like(size), size)
+    log_scale = torch.where(zero, torch.full_like(log_scale, -math.inf), log_scale + torch.log(size).double())
+    return vector / size.unsqueeze(-1), log_scale
 
-    ``loss`` must be a sum of independent per-sample losses so that the gradient
-    with respect to sample b's state is that sample's own; returns (len(states), ...)
-    norms over the last dim. States that do not influence the loss get 0.
+
+def _log_add(a: torch.Tensor, alpha: torch.Tensor, b: torch.Tensor, beta: torch.Tensor):
+    """a e^alpha + b e^beta, as (vector, log scale), without leaving the float range."""
+    top = torch.maximum(alpha, beta)
+    top = torch.where(torch.isinf(top) & (top < 0), torch.zeros_like(top), top)
+    total = (a * torch.exp(alpha - top).to(a.dtype).unsqueeze(-1)
+             + b * torch.exp(beta - top).to(b.dtype).unsqueeze(-1))
+    return _log_scaled(total, top)
+
+
+def state_gradient_log_norms(model, trace, readout_grad: torch.Tensor) -> torch.Tensor:
+    """ln ||dL/ds_t|| for every layer and t = 0..T: (L, T + 1, M, B), far outside the float range too.
+
+    ``readout_grad`` (T, M, B, N) is dL/dh_t through the readout alone (the loss must be a
+    sum of independent per-sample losses). dL/ds_t is then walked back through time,
+    dL/ds_{t-1} = dL/ds_t ds_t/ds_{t-1} + (direct terms), by the vector-Jacobian product of
+    one step of the model, and down the layers through each layer's input. Every vector
+    is renormalised after each step with its logarithmic scale carried apart (as the
+    Jacobian products are), so a gradient of 1e-2000 is still exact; a gradient that is
+    exactly zero gives -inf. ``model`` is a :class:`~rnn_dynamics.models.RecurrentStack`.
     """
-    grads = torch.autograd.grad(loss, list(states), allow_unused=True, retain_graph=False)
-    norms = [
-        torch.zeros(s.shape[:-1], dtype=s.dtype, device=s.device) if g is None else g.norm(dim=-1)
-        for s, g in zip(states, grads)
-    ]
-    return torch.stack(norms)
+    n, top = model.hidden_size, model.num_layers - 1
+    steps, m, b = readout_grad.shape[:3]
+    zero_scale = torch.zeros(m, b, dtype=torch.float64, device=readout_grad.device)
+    size = trace.states[0][0].shape[-1]
+    # direct[t]: (vector (M, B, S), log scale (M, B)) of dL/ds_t not through s_{t+1} of the same layer
+    direct = [_log_scaled(torch.nn.functional.pad(g, (0, size - n)), zero_scale) for g in readout_grad.unbind(0)]
+    direct.insert(0, (torch.zeros(m, b, size, dtype=readout_grad.dtype, device=readout_grad.device),
+                      torch.full_like(zero_scale, -math.inf)))
+    result = [None] * model.num_layers
+    for layer in range(top, -1, -1):
+        step = model.recurrence(layer)
+        states = [s.detach() for s in trace.states[layer]]  # fresh leaves: each step differentiates alone
+        inputs = trace.hidden(layer - 1)[1:].detach() if layer > 0 else None
+        log_norms = [None] * (steps + 1)
+        below = [None] * (steps + 1)
+        delta, scale = direct[steps]
+        for t in range(steps, 0, -1):
+            log_norms[t] = torch.log(delta.norm(dim=-1)).double() + scale
+            with torch.enable_grad():
+                previous = states[t - 1].requires_grad_()
+                wrt = [previous]
+                if inputs is not None:
+                    x_t = inputs[t - 1].detach().requires_grad_()
+                    wrt.append(x_t)
+                    drive = model.layer_drive(layer, x_t.unsqueeze(0))[0]
+                else:
+                    drive = trace.drives[layer][t - 1].detach()
+                new_state, _ = step(previous, drive)
+                grads = torch.autograd.grad(new_state, wrt, delta)
+            if inputs is not None:
+                below[t] = (torch.nn.functional.pad(grads[1], (0, size - n)), scale)
+            delta, scale = _log_add(grads[0], scale, *direct[t - 1])
+        log_norms[0] = torch.log(delta.norm(dim=-1)).double() + scale
+        result[layer] = torch.stack(log_norms)
+        if layer > 0:
+            direct = [(torch.zeros_like(delta), torch.full_like(zero_scale, -math.inf))]
+            direct += [_log_scaled(*below[t]) for t in range(1, steps + 1)]
+    return torch.stack(result)

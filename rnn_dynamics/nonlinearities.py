@@ -1,68 +1,152 @@
-"""The Elman-cell nonlinearities f, their derivatives f'(a), and what "active" means for each."""
+"""Registered nonlinearities: f, f', f' written through f's output, what "active" means, gains.
+
+Each nonlinearity is one :class:`Nonlinearity` object in the :data:`NONLINEARITIES`
+registry, looked up by name everywhere (cells, inits, probes): an unknown name fails
+with the list of valid ones, it never falls through to a default. A user adds one by
+subclassing :class:`Nonlinearity` and passing an instance to :func:`register_nonlinearity`.
+"""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-NONLINEARITIES = ("relu", "tanh", "linear")
+from . import theory
+from .registry import Registry
 
-#: |h| above this counts a tanh unit as saturated.
+
+class Nonlinearity:
+    """f and what the toolkit needs to know about it. Subclasses set ``name`` and override the maths."""
+
+    name: str = ""
+    #: What :meth:`active` counts, for the schema and the figures.
+    active_meaning: str = ""
+
+    def __call__(self, pre: torch.Tensor) -> torch.Tensor:
+        """f(a)."""
+        raise NotImplementedError
+
+    def apply_(self, x: torch.Tensor) -> torch.Tensor:
+        """f applied in place to ``x`` (which holds a): the fused forward writes into its state buffer."""
+        return x.copy_(self(x))
+
+    def derivative(self, pre: torch.Tensor) -> torch.Tensor:
+        """f'(a), the diagonal of the step Jacobian's left factor."""
+        raise NotImplementedError
+
+    def derivative_from_output(self, out: torch.Tensor) -> torch.Tensor:
+        """f'(a) written through out = f(a), for backward passes that keep only outputs."""
+        raise NotImplementedError
+
+    def active(self, out: torch.Tensor) -> torch.Tensor | None:
+        """Boolean mask of units counted as active (or saturated) given out = f(a); None: no such notion."""
+        return None
+
+    def random_walk_gain(self, n: int) -> float:
+        """Gain g of W_ij ~ N(0, g^2 / N) that makes log ||backpropagated vector|| an unbiased walk."""
+        raise NotImplementedError
+
+    def variance_preserving_gain(self) -> float:
+        """Gain g of W_ij ~ N(0, g^2 / N) that preserves the state variance near the origin."""
+        return 1.0
+
+    def __repr__(self) -> str:
+        return f"<nonlinearity {self.name}>"
+
+
+class ReLU(Nonlinearity):
+    """max(a, 0); f'(0) is taken as 0."""
+
+    name = "relu"
+    active_meaning = "fraction of units with h > 0"
+
+    def __call__(self, pre):
+        return torch.relu(pre)
+
+    def apply_(self, x):
+        return x.clamp_(min=0)
+
+    def derivative(self, pre):
+        return (pre > 0).to(pre.dtype)
+
+    def derivative_from_output(self, out):
+        return (out > 0).to(out.dtype)
+
+    def active(self, out):
+        return out > 0
+
+    def random_walk_gain(self, n):
+        return theory.relu_random_walk_gain(n)
+
+    def variance_preserving_gain(self):
+        return math.sqrt(2.0)
+
+
+#: |f(a)| above this counts a tanh unit as saturated.
 TANH_SATURATION = 0.95
 
 
-def check_nonlinearity(name: str) -> str:
-    """Return ``name`` if it is a known nonlinearity, else raise listing the valid ones."""
-    if name not in NONLINEARITIES:
-        raise ValueError(f"unknown nonlinearity {name!r}; valid nonlinearities: {', '.join(NONLINEARITIES)}")
-    return name
+class Tanh(Nonlinearity):
+    """tanh(a); a unit with |tanh(a)| > 0.95 counts as saturated."""
 
+    name = "tanh"
+    active_meaning = f"fraction of saturated units, |h| > {TANH_SATURATION}"
 
-def activation(name: str, pre: torch.Tensor) -> torch.Tensor:
-    """f(a) for the named nonlinearity."""
-    if name == "relu":
-        return torch.relu(pre)
-    if name == "tanh":
+    def __call__(self, pre):
         return torch.tanh(pre)
-    check_nonlinearity(name)
-    return pre
 
-
-def derivative(name: str, pre: torch.Tensor) -> torch.Tensor:
-    """f'(a), the diagonal of the step Jacobian's left factor. ReLU'(0) is taken as 0."""
-    if name == "relu":
-        return (pre > 0).to(pre.dtype)
-    if name == "tanh":
-        return 1.0 - torch.tanh(pre) ** 2
-    check_nonlinearity(name)
-    return torch.ones_like(pre)
-
-
-def activation_(name: str, x: torch.Tensor) -> torch.Tensor:
-    """f applied in place to ``x`` (which holds a): the fused forward writes into its state buffer."""
-    if name == "relu":
-        return x.clamp_(min=0)
-    if name == "tanh":
+    def apply_(self, x):
         return x.tanh_()
-    check_nonlinearity(name)
-    return x
+
+    def derivative(self, pre):
+        return 1.0 - torch.tanh(pre) ** 2
+
+    def derivative_from_output(self, out):
+        return 1.0 - out * out
+
+    def active(self, out):
+        return out.abs() > TANH_SATURATION
+
+    def random_walk_gain(self, n):
+        return theory.tanh_random_walk_gain(n)
 
 
-def derivative_from_state(name: str, h: torch.Tensor) -> torch.Tensor:
-    """f'(a) written through h = f(a), for backward passes that keep only states:
-    ReLU 1[h > 0] (= 1[a > 0]), tanh 1 - h^2, linear 1."""
-    if name == "relu":
-        return (h > 0).to(h.dtype)
-    if name == "tanh":
-        return 1.0 - h * h
-    check_nonlinearity(name)
-    return torch.ones_like(h)
+class Linear(Nonlinearity):
+    """The identity map: a linear RNN."""
+
+    name = "linear"
+
+    def __call__(self, pre):
+        return pre
+
+    def apply_(self, x):
+        return x
+
+    def derivative(self, pre):
+        return torch.ones_like(pre)
+
+    def derivative_from_output(self, out):
+        return torch.ones_like(out)
+
+    def random_walk_gain(self, n):
+        return theory.linear_random_walk_gain(n)
 
 
-def active_fraction(name: str, states: torch.Tensor, dim) -> torch.Tensor:
-    """Mean over ``dim`` of: ReLU h > 0; tanh saturated |h| > 0.95; linear NaN (no such notion)."""
-    if name == "relu":
-        return (states > 0).double().mean(dim=dim)
-    if name == "tanh":
-        return (states.abs() > TANH_SATURATION).double().mean(dim=dim)
-    check_nonlinearity(name)
-    return torch.full_like(states.double().mean(dim=dim), float("nan"))
+NONLINEARITIES: Registry[Nonlinearity] = Registry("nonlinearity", "nonlinearities")
+
+
+def register_nonlinearity(nonlinearity: Nonlinearity, *, overwrite: bool = False) -> Nonlinearity:
+    """Add a :class:`Nonlinearity` instance under its ``name``."""
+    if not nonlinearity.name:
+        raise ValueError("a nonlinearity needs a non-empty name")
+    return NONLINEARITIES.add(nonlinearity.name, nonlinearity, overwrite=overwrite)
+
+
+def get_nonlinearity(name: str) -> Nonlinearity:
+    """The nonlinearity registered as ``name``; an error listing the valid names otherwise."""
+    return NONLINEARITIES.get(name)
+
+
+for _builtin in (ReLU(), Tanh(), Linear()):
+    register_nonlinearity(_builtin)

@@ -1,8 +1,17 @@
-"""A name -> object registry with the project's error messages; inits and tasks each keep one."""
+"""A name -> object registry with the project's error messages, and plug-in discovery.
+
+Inits, nonlinearities, optimizers, dtypes, cell types, named models, probes and tasks
+each keep one :class:`Registry`. Packages of plug-ins (``models/``, ``probes/``,
+``tasks/``) import every module in their folder with :func:`import_submodules`, so a new
+plug-in is one new file.
+"""
 
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+import importlib
+import inspect
+import pkgutil
+from typing import Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -10,20 +19,26 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Objects of one ``kind`` (e.g. "init") found by name; a wrong name lists the valid ones."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, plural: str | None = None):
         self.kind = kind
+        self.plural = plural or f"{kind}s"
         self._items: dict[str, T] = {}
 
     def register(self, name: str, *, overwrite: bool = False) -> Callable[[T], T]:
         """Decorator adding the decorated object under ``name``."""
 
         def decorate(item: T) -> T:
-            if name in self._items and not overwrite:
-                raise ValueError(f"{self.kind} {name!r} is already registered; pass overwrite=True to replace it")
-            self._items[name] = item
+            self.add(name, item, overwrite=overwrite)
             return item
 
         return decorate
+
+    def add(self, name: str, item: T, *, overwrite: bool = False) -> T:
+        """Add ``item`` under ``name`` (the non-decorator form)."""
+        if name in self._items and not overwrite:
+            raise ValueError(f"{self.kind} {name!r} is already registered; pass overwrite=True to replace it")
+        self._items[name] = item
+        return item
 
     def unregister(self, name: str) -> None:
         """Remove ``name`` (no error if absent): for tests and interactive sessions."""
@@ -32,8 +47,32 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._items)
 
+    def items(self) -> Iterator[tuple[str, T]]:
+        """(name, object) pairs sorted by name."""
+        for name in self.names():
+            yield name, self._items[name]
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]
-        except KeyError:
-            raise ValueError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self.names())}") from None
+        except (KeyError, TypeError):
+            raise ValueError(f"unknown {self.kind} {name!r}; valid {self.plural}: {', '.join(self.names())}") from None
+
+
+def import_submodules(package_name: str, package_path, skip: tuple[str, ...] = ("base",)) -> None:
+    """Import every module of a plug-in package (except ``skip``), so that each registers itself."""
+    for module in pkgutil.iter_modules(package_path):
+        if module.name not in skip and not module.name.startswith("_"):
+            importlib.import_module(f"{package_name}.{module.name}")
+
+
+def first_line(obj) -> str:
+    """The first line of ``obj``'s docstring, or an empty string."""
+    doc = inspect.getdoc(obj) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def keyword_parameters(fn: Callable) -> str:
+    """``key=default, ...`` for the keyword-only parameters of ``fn`` (its user-facing options)."""
+    params = [p for p in inspect.signature(fn).parameters.values() if p.kind == p.KEYWORD_ONLY]
+    return ", ".join(f"{p.name}={p.default!r}" if p.default is not p.empty else p.name for p in params)

@@ -1,0 +1,132 @@
+"""GRU cells (Cho et al. 2014), in torch.nn.GRU's form:
+
+    r, z = sigmoid(a_r), sigmoid(a_z),  a_{r,z} = W_{r,z} h_{t-1} + (W_ih x_t + b)_{r,z}
+    n = phi(a_n),  a_n = (W_ih x_t + b)_n + r * (W_n h_{t-1} + b_hn)
+    h_t = (1 - z) * n + z * h_{t-1}
+
+phi is the cell's nonlinearity (tanh standard; relu allowed). The recurrent blocks are
+stored in the order reset, update, candidate; ``b_hn`` is the recurrent bias inside the
+reset product (it starts at 0).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..jacobians import GatedJacobians
+from ..nonlinearities import Nonlinearity
+from .base import RecurrentStack, Trace, register_cell
+
+
+class GRURecurrence(torch.autograd.Function):
+    """The GRU recurrence over T steps from h_0 = 0, with a hand-written backward.
+
+    Inputs: drive (T, M, B, 3N), weight (M, 3N, N), b_hn (M, 1, N); returns h_1..h_T as
+    (T, M, B, N). The backward computes every per-step coefficient in bulk first:
+    dL/d(drive_t) and dL/d(W h_{t-1}) are then one multiplication each by dL/dh_t.
+    """
+
+    @staticmethod
+    def forward(ctx, drive, weight, b_hn, nonlinearity: Nonlinearity):
+        steps, m, b, three_n = drive.shape
+        n = three_n // 3
+        hidden = drive.new_zeros((steps + 1, m, b, n))
+        gates = torch.empty_like(drive)
+        from_h = torch.empty_like(drive)
+        recurrent_bias = torch.cat([b_hn.new_zeros(m, 1, 2 * n), b_hn], dim=-1)
+        w_t = weight.transpose(1, 2)
+        for t, drive_t in enumerate(drive.unbind(0)):
+            gh = torch.baddbmm(recurrent_bias, hidden[t], w_t, out=from_h[t])
+            act = gates[t]
+            torch.add(drive_t[..., :2 * n], gh[..., :2 * n], out=act[..., :2 * n]).sigmoid_()
+            candidate = torch.addcmul(drive_t[..., 2 * n:], act[..., :n], gh[..., 2 * n:], out=act[..., 2 * n:])
+            nonlinearity.apply_(candidate)
+            torch.sub(hidden[t], candidate, out=hidden[t + 1]).mul_(act[..., n:2 * n]).add_(candidate)
+        ctx.save_for_backward(hidden, gates, from_h, weight)
+        ctx.nonlinearity = nonlinearity
+        return hidden[1:]
+
+    @staticmethod
+    def backward(ctx, grad_hidden):
+        hidden, gates, from_h, weight = ctx.saved_tensors
+        steps, m, b, n = grad_hidden.shape
+        r, z, cand = gates.split(n, dim=-1)
+        c_n = (1 - z) * ctx.nonlinearity.derivative_from_output(cand)
+        c_r = c_n * from_h[..., 2 * n:] * r * (1 - r)
+        c_z = (hidden[:-1] - cand) * z * (1 - z)
+        drive_coeff = torch.stack([c_r, c_z, c_n], dim=-2)  # dL/d(drive_t) = dL/dh_t * this
+        from_h_coeff = torch.stack([c_r, c_z, c_n * r], dim=-2)  # dL/d(W h_{t-1} + b) = dL/dh_t * this
+        grad_drive = torch.empty_like(gates)
+        grad_from_h = torch.empty_like(gates)
+        carry = torch.zeros_like(grad_hidden[0])
+        for t in range(steps - 1, -1, -1):
+            d_h = (grad_hidden[t] + carry).unsqueeze(-2)
+            torch.mul(drive_coeff[t], d_h, out=grad_drive[t].view(m, b, 3, n))
+            torch.mul(from_h_coeff[t], d_h, out=grad_from_h[t].view(m, b, 3, n))
+            carry = torch.baddbmm(d_h.squeeze(-2) * z[t], grad_from_h[t], weight)
+        grad_weight = torch.bmm(grad_from_h.transpose(0, 1).reshape(m, steps * b, 3 * n).transpose(1, 2),
+                                hidden[:-1].transpose(0, 1).reshape(m, steps * b, n))
+        grad_b_hn = grad_from_h[..., 2 * n:].sum(dim=(0, 2)).unsqueeze(1)
+        return grad_drive, grad_weight, grad_b_hn, None
+
+
+@register_cell("gru")
+class GRUStack(RecurrentStack):
+    """GRU as in torch.nn.GRU: reset and update gates, phi (tanh by default, or relu) on the candidate."""
+
+    gates = ("reset", "update", "candidate")
+    nonlinearities = ("tanh", "relu")
+
+    def __init__(self, n_cells, input_size, hidden_size, output_size, nonlinearity="tanh", num_layers=1,
+                 readout="last", **options):
+        super().__init__(n_cells, input_size, hidden_size, output_size, nonlinearity, num_layers, readout, **options)
+        self.b_hn = nn.ParameterList(nn.Parameter(torch.zeros(n_cells, 1, hidden_size)) for _ in range(num_layers))
+
+    @classmethod
+    def parameter_count(cls, input_size, hidden_size, output_size, num_layers):
+        return super().parameter_count(input_size, hidden_size, output_size, num_layers) + num_layers * hidden_size
+
+    def recurrent_params(self, layer):
+        return self.w_hh[layer], self.b_hn[layer]
+
+    def step(self, params, state, drive):
+        weight, b_hn = params
+        n = weight.shape[-1]
+        if state.dim() == 1:  # one cell and one sample: b_hn is (1, N)
+            b_hn = b_hn.squeeze(0)
+        gh = torch.matmul(state, weight.mT)
+        reset_update = drive[..., :2 * n] + gh[..., :2 * n]
+        r, z = torch.sigmoid(reset_update).split(n, dim=-1)
+        pre_n = drive[..., 2 * n:] + r * (gh[..., 2 * n:] + b_hn)
+        cand = self.activation(pre_n)
+        return cand + z * (state - cand), torch.cat([reset_update, pre_n], dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The training path: :class:`GRURecurrence` per layer."""
+        self._check_input(x)
+        hidden = x
+        for layer in range(self.num_layers):
+            hidden = GRURecurrence.apply(self.layer_drive(layer, hidden), self.w_hh[layer], self.b_hn[layer],
+                                         self.activation)
+        return self.read_out(hidden)
+
+    def step_jacobians(self, trace: Trace, layer: int, dtype: torch.dtype | None = None) -> GatedJacobians:
+        """dh_t/dh_{t-1} = diag(z) + diag(eta_r) W_r + diag(eta_z) W_z + diag(eta_n) W_n with
+        eta_n = (1 - z) phi' r, eta_r = (1 - z) phi' (W_n h_{t-1} + b_hn) s'(a_r), eta_z = (h_{t-1} - n) s'(a_z)."""
+        n, phi = self.hidden_size, self.activation
+        states = trace.stacked_states(layer).detach()
+        dtype = dtype or states.dtype
+        states, pre = states.to(dtype), trace.stacked_preacts(layer).detach().to(dtype)
+        weight = self.w_hh[layer].detach().to(dtype)
+        r, z = torch.sigmoid(pre[..., :2 * n]).split(n, dim=-1)
+        cand = phi(pre[..., 2 * n:])
+        h_prev = states[:-1]
+        from_h_n = torch.matmul(h_prev, weight[:, 2 * n:].mT) + self.b_hn[layer].detach().to(dtype)
+        c_n = (1 - z) * phi.derivative_from_output(cand)
+        eta = torch.stack([c_n * from_h_n * r * (1 - r), (h_prev - cand) * z * (1 - z), c_n * r], dim=-2)
+        return GatedJacobians(weight.unsqueeze(1), eta.unsqueeze(-3), z.unsqueeze(-2).unsqueeze(-2))
+
+    def activations(self, trace: Trace, layer: int) -> torch.Tensor:
+        """The candidate n_t = phi(a_n)."""
+        return self.activation(trace.stacked_preacts(layer)[..., 2 * self.hidden_size:])

@@ -1,0 +1,135 @@
+"""LSTM cells (Hochreiter & Schmidhuber 1997, with forget gates, Gers et al. 2000): the paper's LSTM.
+
+    i, f, o = sigmoid(a_i), sigmoid(a_f), sigmoid(a_o),  g = phi(a_g),  a = W_hh h_{t-1} + W_ih x_t + b
+    c_t = f * c_{t-1} + i * g,  h_t = o * phi(c_t)
+
+phi is the cell's nonlinearity (tanh is the standard LSTM; relu is allowed). The state is
+(h, c), 2N units, so the step Jacobian is 2N x 2N and there are 2N Lyapunov exponents.
+The recurrent blocks are stored in the order input, forget, output, candidate.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..jacobians import GatedJacobians
+from ..nonlinearities import Nonlinearity
+from .base import CellOption, RecurrentStack, Trace, register_cell
+
+
+class LSTMRecurrence(torch.autograd.Function):
+    """The LSTM recurrence over T steps from zero states, with a hand-written backward.
+
+    Inputs: drive (T, M, B, 4N) (gates in the order i, f, o, g), weight (M, 4N, N);
+    returns h_1..h_T as (T, M, B, N). The forward writes gate activations and cell states
+    into time-major buffers; the backward computes every per-step coefficient in bulk
+    first, so that its time loop is a handful of ops per step, and dL/dW for all steps
+    is one matmul. Tested against autograd through :meth:`RecurrentStack.trace` and gradcheck.
+    """
+
+    @staticmethod
+    def forward(ctx, drive: torch.Tensor, weight: torch.Tensor, nonlinearity: Nonlinearity) -> torch.Tensor:
+        steps, m, b, four_n = drive.shape
+        n = four_n // 4
+        hidden = drive.new_zeros((steps + 1, m, b, n))
+        cell = drive.new_zeros((steps + 1, m, b, n))
+        gates = torch.empty_like(drive)
+        w_t = weight.transpose(1, 2)
+        for t, drive_t in enumerate(drive.unbind(0)):
+            act = torch.baddbmm(drive_t, hidden[t], w_t, out=gates[t])
+            act[..., :3 * n].sigmoid_()
+            nonlinearity.apply_(act[..., 3 * n:])
+            torch.mul(act[..., n:2 * n], cell[t], out=cell[t + 1])
+            cell[t + 1].addcmul_(act[..., :n], act[..., 3 * n:])
+            torch.mul(act[..., 2 * n:3 * n], nonlinearity(cell[t + 1]), out=hidden[t + 1])
+        ctx.save_for_backward(hidden, cell, gates, weight)
+        ctx.nonlinearity = nonlinearity
+        return hidden[1:]
+
+    @staticmethod
+    def backward(ctx, grad_hidden: torch.Tensor):
+        hidden, cell, gates, weight = ctx.saved_tensors
+        phi = ctx.nonlinearity
+        steps, m, b, n = grad_hidden.shape
+        i, f, o, g = gates.split(n, dim=-1)
+        squashed = phi(cell[1:])
+        carry_coeff = o * phi.derivative_from_output(squashed)  # dL/dc_t += dL/dh_t * o phi'(c_t)
+        coeff = torch.cat([g * i * (1 - i), cell[:-1] * f * (1 - f), squashed * o * (1 - o),
+                           i * phi.derivative_from_output(g)], dim=-1).view(steps, m, b, 4, n)
+        grad_pre = torch.empty_like(gates)
+        carry_h = torch.zeros_like(grad_hidden[0])
+        carry_c = torch.zeros_like(grad_hidden[0])
+        for t in range(steps - 1, -1, -1):
+            d_h = grad_hidden[t] + carry_h
+            d_c = torch.addcmul(carry_c, d_h, carry_coeff[t])
+            slot = grad_pre[t].view(m, b, 4, n)
+            torch.mul(coeff[t], d_c.unsqueeze(-2), out=slot)
+            torch.mul(coeff[t, :, :, 2], d_h, out=slot[:, :, 2])  # the output gate is driven by dL/dh_t
+            torch.mul(d_c, f[t], out=carry_c)
+            carry_h = torch.bmm(grad_pre[t], weight)
+        grad_weight = torch.bmm(grad_pre.transpose(0, 1).reshape(m, steps * b, 4 * n).transpose(1, 2),
+                                hidden[:-1].transpose(0, 1).reshape(m, steps * b, n))
+        return grad_pre, grad_weight, None
+
+
+@register_cell("lstm")
+class LSTMStack(RecurrentStack):
+    """LSTM with forget gate: state (h, c); phi (tanh by default, or relu) on the candidate and on c."""
+
+    gates = ("input", "forget", "output", "candidate")
+    state_parts = ("h", "c")
+    nonlinearities = ("tanh", "relu")
+    options = {"forget_bias": CellOption(1.0, "initial bias of the LSTM forget gate (Gers et al. 2000)")}
+
+    def initial_bias(self, bias: float) -> torch.Tensor:
+        """``bias`` on every gate but the forget gate, which starts at the ``forget_bias`` option."""
+        n = self.hidden_size
+        values = torch.full((4 * n,), float(bias))
+        values[n:2 * n] = self.settings["forget_bias"]
+        return values
+
+    def step(self, params, state, drive):
+        (weight,) = params
+        n = weight.shape[-1]
+        h, c = state[..., :n], state[..., n:]
+        pre = drive + torch.matmul(h, weight.mT)
+        i, f, o = torch.sigmoid(pre[..., :3 * n]).split(n, dim=-1)
+        c = f * c + i * self.activation(pre[..., 3 * n:])
+        return torch.cat([o * self.activation(c), c], dim=-1), pre
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The training path: :class:`LSTMRecurrence` per layer."""
+        self._check_input(x)
+        hidden = x
+        for layer in range(self.num_layers):
+            hidden = LSTMRecurrence.apply(self.layer_drive(layer, hidden), self.w_hh[layer], self.activation)
+        return self.read_out(hidden)
+
+    def step_jacobians(self, trace: Trace, layer: int, dtype: torch.dtype | None = None) -> GatedJacobians:
+        """d(h_t, c_t)/d(h_{t-1}, c_{t-1}) in factored form.
+
+        With gamma = dc_t/da (i: g s'(a_i), f: c_{t-1} s'(a_f), g: i phi'(a_g), o: 0) and
+        k = o phi'(c_t): dc_t/dh_{t-1} = sum_x diag(gamma_x) W_x, dc_t/dc_{t-1} = diag(f),
+        dh_t/dh_{t-1} = diag(phi(c_t) s'(a_o)) W_o + diag(k) dc_t/dh_{t-1}, dh_t/dc_{t-1} = diag(k f).
+        """
+        phi, n = self.activation, self.hidden_size
+        states = trace.stacked_states(layer).detach()
+        dtype = dtype or states.dtype
+        states, pre = states.to(dtype), trace.stacked_preacts(layer).detach().to(dtype)
+        i, f, o = torch.sigmoid(pre[..., :3 * n]).split(n, dim=-1)
+        g = phi(pre[..., 3 * n:])
+        c_prev, c = states[:-1, ..., n:], states[1:, ..., n:]
+        squashed = phi(c)
+        k = o * phi.derivative_from_output(squashed)
+        gamma = torch.stack([g * i * (1 - i), c_prev * f * (1 - f), torch.zeros_like(o),
+                             i * phi.derivative_from_output(g)], dim=-2)  # (T, M, B, 4, N)
+        eta_h = gamma * k.unsqueeze(-2)
+        eta_h[..., 2, :] = squashed * o * (1 - o)
+        zero = torch.zeros_like(f)
+        diagonal = torch.stack([torch.stack([zero, k * f], dim=-2), torch.stack([zero, f], dim=-2)], dim=-3)
+        weight = self.w_hh[layer].detach().to(dtype).unsqueeze(1)
+        return GatedJacobians(weight, torch.stack([eta_h, gamma], dim=-3), diagonal)
+
+    def activations(self, trace: Trace, layer: int) -> torch.Tensor:
+        """The candidate g_t = phi(a_g)."""
+        return self.activation(trace.stacked_preacts(layer)[..., 3 * self.hidden_size:])
