@@ -1,9 +1,11 @@
 """Finished stacks saved one file each, so that a study that dies loses nothing it had finished.
 
-A study writing to ``study.nc`` keeps ``study.nc.parts/<fingerprint>/`` while it runs:
-one ``.npz`` per finished stack, written atomically. Rerunning the same configuration
-loads those and runs only the missing stacks; a different configuration has another
-fingerprint and never mixes with them. The folder is removed once the dataset is written.
+A study writing to ``study.nc`` keeps ``study.nc.parts/<fingerprint>/`` while it runs: one
+netCDF file per finished stack (the same format as the study dataset), written
+atomically. Rerunning the same configuration loads those and runs only the missing
+stacks; a different configuration has another fingerprint and never mixes with them; a
+file that cannot be read is reported and its stack recomputed. The folder is removed
+once the dataset is written.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
+import warnings
 from pathlib import Path
 
-import numpy as np
+import xarray as xr
 
-from .records import CellRecord
+from .records import read_dataset, write_dataset
 
 
 def fingerprint(config: dict) -> str:
@@ -26,41 +28,32 @@ def fingerprint(config: dict) -> str:
 
 
 class StackCheckpoints:
-    """Per-stack record files under ``root / fingerprint``."""
+    """Per-stack dataset files under ``root / fingerprint``."""
 
     def __init__(self, root: str | os.PathLike, config: dict):
         self.folder = Path(root) / fingerprint(config)
 
     def _path(self, key: str) -> Path:
-        return self.folder / f"{key}.npz"
+        return self.folder / f"{key}.nc"
 
-    def load(self, key: str) -> list[CellRecord] | None:
-        """The saved records of stack ``key``, or None if it has not finished."""
+    def saved(self) -> list[str]:
+        """Keys of the stacks saved so far."""
+        return sorted(p.stem for p in self.folder.glob("*.nc"))
+
+    def load(self, key: str) -> xr.Dataset | None:
+        """The saved dataset of stack ``key``, or None if it has not finished (or its file is unreadable)."""
         path = self._path(key)
         if not path.is_file():
             return None
-        with np.load(path, allow_pickle=False) as archive:
-            header = json.loads(str(archive["header"]))
-            return [
-                CellRecord(cell["coords"], {name: archive[f"{i}/{name}"] for name in cell["names"]})
-                for i, cell in enumerate(header)
-            ]
-
-    def save(self, key: str, records: list[CellRecord]) -> None:
-        """Write stack ``key`` atomically (temporary file, then rename)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        arrays = {"header": np.asarray(json.dumps([
-            {"coords": r.coords, "names": sorted(r.data)} for r in records]))}
-        for i, record in enumerate(records):
-            arrays.update({f"{i}/{name}": np.asarray(value) for name, value in record.data.items()})
-        fd, tmp = tempfile.mkstemp(suffix=".npz.tmp", dir=self.folder)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **arrays)
-            os.replace(tmp, self._path(key))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            return read_dataset(path)
+        except (OSError, ValueError, RuntimeError) as err:
+            warnings.warn(f"checkpoint {path} could not be read ({err}); its stack is recomputed", stacklevel=2)
+            return None
+
+    def save(self, key: str, stack: xr.Dataset) -> None:
+        """Write stack ``key`` atomically (temporary file, then rename)."""
+        write_dataset(stack, self._path(key))
 
     def remove(self) -> None:
         """Delete this study's checkpoints, and the parts folder if nothing else is in it."""

@@ -1,10 +1,12 @@
 """Lyapunov spectra of models driven by an input batch.
 
-:func:`model_lyapunov_spectrum` takes a model and inputs: an :class:`ElmanStack` uses its
-analytic step Jacobians diag(f'(a_t)) W (never formed as matrices); a ``torch.nn``
-RNNCell, GRUCell or LSTMCell, or any ``step(state, x) -> state`` of one sample, uses
-``torch.func.jacrev`` step Jacobians (the generic path). :func:`model_largest_exponent`
-is the matching direct simulation (Benettin), which uses no Jacobian at all.
+For a recurrent stack (any cell type of :mod:`rnn_dynamics.models`),
+:func:`model_lyapunov_spectrum` runs the QR method on the stack's own step Jacobians of
+one layer's full state (analytic and never formed as matrices for the built-in cells),
+and :func:`model_largest_exponent` is the matching direct simulation (Benettin), which
+uses no Jacobian at all. A ``torch.nn`` RNNCell, GRUCell or LSTMCell, or any
+``step(state, x) -> state`` of one sample, goes through ``torch.func.jacrev`` step
+Jacobians (the generic path, :func:`step_lyapunov_spectrum`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .cells import ElmanStack
-from .jacobians import DenseJacobians, ElmanJacobians, step_jacobians_autograd
-from .nonlinearities import activation
+from .jacobians import DenseJacobians, step_jacobians_autograd
 from .spectra import LyapunovResult, benettin_largest_exponent, qr_lyapunov
 
 StepFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -37,8 +37,10 @@ def cell_step(cell: nn.Module) -> tuple[StepFn, int]:
     b_ih, b_hh = getattr(cell, "bias_ih", None), getattr(cell, "bias_hh", None)
     n = cell.hidden_size
     if isinstance(cell, nn.RNNCell):
+        activation = torch.relu if cell.nonlinearity == "relu" else torch.tanh
+
         def rnn_step(h, x):
-            return activation(cell.nonlinearity, _affine(w_ih, b_ih, x) + _affine(w_hh, b_hh, h))
+            return activation(_affine(w_ih, b_ih, x) + _affine(w_hh, b_hh, h))
 
         return rnn_step, n
     if isinstance(cell, nn.GRUCell):
@@ -80,42 +82,54 @@ def step_lyapunov_spectrum(step: StepFn, h0: torch.Tensor, inputs: torch.Tensor,
     return qr_lyapunov(DenseJacobians(jac.to(torch.float64)), k, warmup, reortho_every, generator)
 
 
+def trace_lyapunov_spectrum(model, trace, *, layer: int = 0, k: int | None = None, warmup: int = 0,
+                            reortho_every: int = 1, generator=None) -> LyapunovResult:
+    """Exponents (M, B, k) of ``layer``'s full state along an existing ``model.trace(x)``, in float64."""
+    return qr_lyapunov(model.step_jacobians(trace, layer, dtype=torch.float64), k, warmup, reortho_every, generator)
+
+
+def trace_largest_exponent(model, trace, *, layer: int = 0, warmup: int = 0, eps: float = 1e-7,
+                           generator=None) -> torch.Tensor:
+    """Largest exponent (M, B) of ``layer`` by direct simulation of two nearby trajectories, in float64.
+
+    Both copies see the drive that ``layer`` received along ``trace`` (from the unperturbed
+    lower layers), so this measures the same quantity as the QR method on the layer's own
+    recurrence.
+    """
+    params = tuple(p.detach().to(torch.float64) for p in model.recurrent_params(layer))
+    drive = trace.drives[layer].detach().to(torch.float64)
+    h0 = trace.states[layer][0].detach().to(torch.float64)
+
+    def step(state, t):
+        return model.step(params, state, drive[t])[0]
+
+    with torch.no_grad():
+        return benettin_largest_exponent(step, h0, drive.shape[0], warmup, eps, generator)
+
+
 def model_lyapunov_spectrum(model, inputs: torch.Tensor, *, layer: int = 0, k: int | None = None,
                             warmup: int = 0, reortho_every: int = 1, h0: torch.Tensor | None = None,
                             generator=None) -> LyapunovResult:
     """Lyapunov spectrum of ``model`` driven by ``inputs`` (T, B, I), in nats per step.
 
-    ElmanStack: exponents (M, B, k) of ``layer``'s recurrence (lower layers are its input),
-    analytic Jacobians. torch.nn RNNCell / GRUCell / LSTMCell: (B, k) from h0 (zeros by
-    default) by autograd.
+    A recurrent stack: exponents (M, B, k) of ``layer``'s full state (lower layers are its
+    input), from the stack's own step Jacobians. torch.nn RNNCell / GRUCell / LSTMCell:
+    (B, k) from h0 (zeros by default) by autograd.
     """
-    if isinstance(model, ElmanStack):
+    if hasattr(model, "step_jacobians"):
         with torch.no_grad():
-            preacts = model.trace(inputs).stacked_preacts(layer)
-        weight = model.w_hh[layer].detach().to(torch.float64).unsqueeze(1)
-        jac = ElmanJacobians.from_preacts(weight, preacts.to(torch.float64), model.nonlinearity)
-        return qr_lyapunov(jac, k, warmup, reortho_every, generator)
+            trace = model.trace(inputs)
+        return trace_lyapunov_spectrum(model, trace, layer=layer, k=k, warmup=warmup, reortho_every=reortho_every,
+                                       generator=generator)
     step, size = cell_step(model)
     if h0 is None:
         h0 = inputs.new_zeros(inputs.shape[1], size)
     return step_lyapunov_spectrum(step, h0, inputs, k, warmup, reortho_every, generator)
 
 
-def model_largest_exponent(model: ElmanStack, inputs: torch.Tensor, *, layer: int = 0, warmup: int = 0,
+def model_largest_exponent(model, inputs: torch.Tensor, *, layer: int = 0, warmup: int = 0,
                            eps: float = 1e-7, generator=None) -> torch.Tensor:
-    """Largest exponent (M, B) of an ElmanStack layer by direct simulation of two nearby trajectories.
-
-    Both copies see the same drive W_ih x_t + b (from the unperturbed lower layers), so
-    this measures the same quantity as the QR method on the layer's own recurrence.
-    """
+    """Largest exponent (M, B) of a recurrent stack's ``layer`` driven by ``inputs``, by direct simulation."""
     with torch.no_grad():
         trace = model.trace(inputs)
-        lower = inputs if layer == 0 else trace.stacked_states(layer - 1)[1:]
-        drive = model.layer_drive(layer, lower).to(torch.float64)
-        w_t = model.w_hh[layer].detach().to(torch.float64).transpose(1, 2)
-        h0 = torch.zeros(drive.shape[1:], dtype=torch.float64, device=drive.device)
-
-        def step(h, t):
-            return activation(model.nonlinearity, torch.baddbmm(drive[t], h, w_t))
-
-        return benettin_largest_exponent(step, h0, drive.shape[0], warmup, eps, generator)
+    return trace_largest_exponent(model, trace, layer=layer, warmup=warmup, eps=eps, generator=generator)

@@ -1,9 +1,11 @@
-"""The xarray schema of a study, and writing / reading it as netCDF.
+"""The study dataset: its dims, its variables, writing and reading it. Imports no torch.
 
-A study's dataset has one dim per swept setting (``init``, ``nonlinearity``, ``seed``
-always; any other setting given several values, such as ``seq_len``), then the
-recording dims. :data:`SCHEMA` is the single description of every variable: the
-dataset builder, the attrs and ``docs/schema.md`` all follow it.
+Every study dataset has the same sweep dims, whatever was swept: ``cell``, ``init``,
+``nonlinearity``, ``seq_len``, ``seed`` (length 1 where not swept), then the recording dims
+its variables use. The variables are the union of what the study runner records per
+cell (:data:`STACK_VARIABLES`) and what every registered probe declares
+(:func:`schema`); ``docs/schema.md`` is generated from the same declarations
+(``python -m rnn_dynamics.records docs/schema.md``) and a test checks it is current.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import platform
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -19,79 +22,75 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+#: The sweep dims, in their fixed order, with their meaning.
+SWEEP_DIMS = {
+    "cell": "cell type of the recurrent stack (elman, lstm, gru, ...)",
+    "init": "recurrent init spec exactly as given, e.g. identity, scaled_identity:scale=0.5",
+    "nonlinearity": "the cell's nonlinearity (for gated cells: the candidate and cell-output nonlinearity)",
+    "seq_len": "sequence length T",
+    "seed": "seed; data, batches and weights come from generators seeded by coordinates",
+}
+
 #: The recording dims in their fixed order, with their meaning and units.
 RECORD_DIMS = {
     "layer": ("layer of the stacked RNN (0 = nearest the input)", "1"),
+    "gate": ("recurrent block of the cell: recurrent (Elman); input, forget, output, candidate (LSTM); "
+             "reset, update, candidate (GRU)", "1"),
     "step": ("optimizer updates done when the probe ran", "updates"),
     "iteration": ("optimizer update index", "updates"),
     "eig": ("eigenvalue index, by descending modulus", "1"),
     "sv": ("singular value index, descending", "1"),
-    "lag": ("lag k of the Jacobian product dh_T/dh_{T-k}", "time steps"),
-    "time": ("time step t of the hidden state h_t (h_0 is the initial state)", "time steps"),
+    "lag": ("lag k of the Jacobian product ds_T/ds_{T-k}", "time steps"),
+    "time": ("time step t of the state s_t (s_0 is the zero initial state)", "time steps"),
     "exponent": ("Lyapunov exponent index i, 1 = largest", "1"),
 }
+
+DIM_ORDER = list(SWEEP_DIMS) + list(RECORD_DIMS)
 
 
 @dataclass(frozen=True)
 class Variable:
+    """A recorded variable: its recording dims (after the sweep dims), long name, units, meaning."""
+
     dims: tuple[str, ...]
     long_name: str
     units: str
     description: str = ""
 
+    def attrs(self) -> dict:
+        attrs = {"long_name": self.long_name, "units": self.units}
+        if self.description:
+            attrs["description"] = self.description
+        return attrs
 
-SCHEMA: dict[str, Variable] = {
-    "loss": Variable(("step",), "training loss", "1",
-                     "loss on the training batch of that step, before that step's update"),
+
+#: Variables the study runner records once per cell (not per probe).
+STACK_VARIABLES: dict[str, Variable] = {
     "train_loss": Variable(("iteration",), "training loss of every update", "1",
                            "batch loss of each update; NaN after the cell diverged"),
-    "test_loss": Variable(("step",), "test loss", "1",
-                          "training objective averaged over the test sequences of attr evaluated_on"),
-    "test_metric": Variable(("step",), "test metric", "1",
-                            "the task's metric over the test set; attr metric names it"),
-    "eig_real": Variable(("layer", "step", "eig"), "real part of the eigenvalues of W_hh", "1"),
-    "eig_imag": Variable(("layer", "step", "eig"), "imaginary part of the eigenvalues of W_hh", "1"),
-    "spectral_radius": Variable(("layer", "step"), "spectral radius of W_hh", "1", "max |eigenvalue|"),
-    "singular_values": Variable(("layer", "step", "sv"), "singular values of W_hh", "1"),
-    "jacobian_norm": Variable(("layer", "step", "lag"), "||dh_T/dh_{T-k}||_2, mean over probe sequences", "1",
-                              "spectral norm of the product of step Jacobians J_t = diag(f'(a_t)) W_hh "
-                              "over the last k steps; NaN where k > T"),
-    "jacobian_log_norm_std": Variable(("layer", "step", "lag"),
-                                      "std over probe sequences of ln ||dh_T/dh_{T-k}||_2", "nats",
-                                      "spread of jacobian_norm across the probe batch"),
-    "jacobian_singular_values": Variable(("layer", "step", "sv"),
-                                         "singular values of dh_T/dh_0, mean over probe sequences", "1"),
-    "grad_norm": Variable(("layer", "step", "time"), "||dL/dh_t||, mean over probe sequences", "1",
-                          "total derivative of the per-sequence loss through the recurrence; "
-                          "NaN where t > T"),
-    "active_fraction": Variable(("layer", "step"), "fraction of active (ReLU) or saturated (tanh) units", "1",
-                                "ReLU: h > 0; tanh: |h| > 0.95; linear: NaN; over probe sequences and time"),
-    "lyapunov": Variable(("layer", "step", "exponent"), "Lyapunov spectrum of the recurrence, mean over probe "
-                         "sequences", "nats per time step",
-                         "QR method on J_t = diag(f'(a_t)) W_hh along the input-driven probe trajectories; "
-                         "-inf for directions killed by inactive ReLU units; attrs give warm-up and QR interval"),
-    "lyapunov_benettin": Variable(("layer", "step"), "largest Lyapunov exponent by direct simulation, mean over "
-                                  "probe sequences", "nats per time step",
-                                  "Benettin: two trajectories 1e-7 apart, renormalised every step; the check on "
-                                  "lyapunov[exponent=1]"),
     "diverged_step": Variable((), "step at which the cell diverged", "updates",
                               "first update whose loss, gradient or weights were NaN/Inf; NaN if none"),
+    "test_loss_baseline": Variable((), "test loss of the task's trivial predictor", "1",
+                                   "the task's trivial prediction (attr baseline) scored on exactly the test "
+                                   "sequences that test_loss scores"),
+    "test_metric_baseline": Variable((), "test metric of the task's trivial predictor", "1",
+                                     "the task's trivial prediction scored on exactly the test sequences that "
+                                     "test_metric scores"),
 }
 
-#: Variables a probe produces (everything with a ``step`` dim).
-PROBE_VARIABLES = tuple(name for name, var in SCHEMA.items() if "step" in var.dims)
 
+def schema() -> dict[str, Variable]:
+    """Every variable a study can hold: the runner's, then every registered probe's."""
+    from .probes import PROBES  # the probes compute with torch; reading a dataset never needs this
 
-@dataclass
-class CellRecord:
-    """Everything recorded for one cell: its coordinates and one array per variable."""
-
-    coords: dict
-    data: dict[str, np.ndarray]
+    variables = dict(STACK_VARIABLES)
+    for _, probe in PROBES.items():
+        variables.update(probe.variables)
+    return variables
 
 
 def provenance(config: dict) -> dict:
-    """Dataset attrs naming the code, the command, the configuration and the time."""
+    """Dataset attrs naming the code, the command, the configuration, the machine and the time."""
     import torch
 
     from . import __version__
@@ -100,62 +99,23 @@ def provenance(config: dict) -> dict:
         "title": "rnn-dynamics study",
         "rnn_dynamics_version": __version__,
         "torch_version": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
         "numpy_version": np.__version__,
         "xarray_version": xr.__version__,
         "python_version": sys.version.split()[0],
+        "platform": f"{platform.system()} {platform.machine()}",
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
         "config": json.dumps(config, sort_keys=True),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def assemble(
-    cells: list[CellRecord],
-    sweep: dict[str, list],
-    record_coords: dict[str, np.ndarray],
-    attrs: dict,
-    variable_attrs: dict[str, dict] | None = None,
-) -> xr.Dataset:
-    """Build the study dataset from per-cell records.
-
-    ``sweep`` maps each sweep dim to its coordinate values (in order); ``record_coords``
-    gives each recording dim's coordinate. A cell's array may be shorter than the
-    coordinate along ``lag`` or ``time`` (a shorter sequence): it fills the leading
-    entries of ``time`` and the entries of ``lag`` named by ``cell.data['lag']``.
-    """
-    sweep_dims = list(sweep)
-    sweep_shape = [len(v) for v in sweep.values()]
-    index = {dim: {value: i for i, value in enumerate(values)} for dim, values in sweep.items()}
-    present = {name for cell in cells for name in cell.data if name in SCHEMA}
-    data_vars = {}
-    for name, var in SCHEMA.items():
-        if name not in present:
-            continue
-        shape = sweep_shape + [len(record_coords[d]) for d in var.dims]
-        array = np.full(shape, np.nan)
-        for cell in cells:
-            where = tuple(index[d][cell.coords[d]] for d in sweep_dims)
-            values = np.asarray(cell.data[name], dtype=np.float64)
-            if not var.dims:
-                array[where] = values
-                continue
-            target = array[where]
-            if "lag" in var.dims:
-                positions = np.searchsorted(record_coords["lag"], cell.data["lag"])
-                target[..., positions] = values
-            else:
-                slices = tuple(slice(0, n) for n in values.shape)
-                target[slices] = values
-        attrs_for = {"long_name": var.long_name, "units": var.units}
-        if var.description:
-            attrs_for["description"] = var.description
-        attrs_for.update((variable_attrs or {}).get(name, {}))
-        data_vars[name] = (sweep_dims + list(var.dims), array, attrs_for)
-    coords = {dim: (dim, np.asarray(values)) for dim, values in sweep.items()}
-    for dim, values in record_coords.items():
-        long_name, units = RECORD_DIMS[dim]
-        coords[dim] = (dim, np.asarray(values), {"long_name": long_name, "units": units})
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+def canonical_order(ds: xr.Dataset) -> xr.Dataset:
+    """Every variable's dims in the fixed order: sweep dims, then recording dims."""
+    for name, var in ds.data_vars.items():
+        order = [d for d in DIM_ORDER if d in var.dims] + [d for d in var.dims if d not in DIM_ORDER]
+        ds[name] = var.transpose(*order)
+    return ds
 
 
 def mask_after_divergence(ds: xr.Dataset) -> xr.Dataset:
@@ -163,22 +123,70 @@ def mask_after_divergence(ds: xr.Dataset) -> xr.Dataset:
     if "diverged_step" not in ds:
         return ds
     diverged = ds["diverged_step"].fillna(np.inf)
-    for name in PROBE_VARIABLES:
-        if name in ds:
-            ds[name] = ds[name].where(ds["step"] < diverged)
+    for name, var in ds.data_vars.items():
+        if "step" in var.dims:
+            ds[name] = var.where(ds["step"] < diverged)
     if "train_loss" in ds:
         ds["train_loss"] = ds["train_loss"].where(ds["iteration"] <= diverged)
     return ds
 
 
-def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` as netCDF atomically: a temporary file in the same folder, then a rename."""
+def named_models(ds: xr.Dataset) -> dict[str, xr.Dataset]:
+    """The named models of a study (IRNN, RNN + tanh, ...) as {label: slice}, from its ``model`` coordinate.
+
+    The ``model`` coordinate (dims cell, init, nonlinearity) holds each named model's label
+    at its grid point and "" elsewhere; each slice has the cell, init and nonlinearity
+    dims selected away.
+    """
+    if "model" not in ds.coords:
+        return {}
+    labels = ds["model"]
+    found = {}
+    for index in zip(*np.nonzero(labels.values != "")):
+        point = {dim: ds[dim].values[i] for dim, i in zip(labels.dims, index)}
+        found[str(labels.values[index])] = ds.sel(point)
+    return found
+
+
+def summary_table(ds: xr.Dataset) -> str:
+    """A Markdown table: per cell of the study, the final test loss and metric, the baseline scored on the
+    same test sequences, and the step at which the cell diverged (if it did)."""
+    final = ds.isel(step=-1) if "step" in ds.dims else ds
+    exists = ds["train_loss"].notnull().any("iteration") | ds["diverged_step"].notnull()
+    points = exists.stack(point=list(SWEEP_DIMS))
+    lines = ["| cell | init | nonlinearity | seq_len | seed | test_loss | test_metric | baseline | diverged |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for point in points["point"].values[points.values]:
+        where = dict(zip(SWEEP_DIMS, point))
+        cells = [str(value) for value in point]
+        for name in ("test_loss", "test_metric", "test_metric_baseline"):
+            value = final[name].sel(where).item() if name in final else float("nan")
+            cells.append("" if np.isnan(value) else f"{value:.4f}")
+        diverged = ds["diverged_step"].sel(where).item()
+        cells.append("" if np.isnan(diverged) else f"at step {int(diverged)}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call ``write(temporary path)`` in the target's folder, then rename onto ``path``.
+
+    Nothing half-written is ever left at ``path``; the file gets the mode any new file of
+    the user gets (0666 less the umask), not the temporary file's private 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        ds.to_netcdf(tmp, engine="netcdf4")
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -186,6 +194,53 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     return path
 
 
+def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write ``ds`` as netCDF-4 atomically (see :func:`atomic_write`)."""
+    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4"))
+
+
 def read_dataset(path: str | os.PathLike) -> xr.Dataset:
     """Load a study dataset fully into memory (the file is closed afterwards)."""
     return xr.load_dataset(path, engine="netcdf4")
+
+
+# ---------------------------------------------------------------- the schema page
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def schema_tables() -> str:
+    """The generated part of docs/schema.md: sweep dims, recording dims and every variable."""
+    lines = ["| sweep dim | meaning |", "| --- | --- |"]
+    lines += [f"| `{dim}` | {_cell(meaning)} |" for dim, meaning in SWEEP_DIMS.items()]
+    lines += ["", "| recording dim | meaning | units |", "| --- | --- | --- |"]
+    lines += [f"| `{dim}` | {_cell(meaning)} | {units} |" for dim, (meaning, units) in RECORD_DIMS.items()]
+    lines += ["", "| variable | dims after the sweep dims | units | long name | meaning |", "| --- | --- | --- | --- | --- |"]
+    for name, var in schema().items():
+        dims = ", ".join(var.dims) or "(none)"
+        lines.append(f"| `{name}` | {dims} | {var.units} | {_cell(var.long_name)} | {_cell(var.description)} |")
+    return "\n".join(lines) + "\n"
+
+
+GENERATED_BEGIN = "<!-- generated by python -m rnn_dynamics.records docs/schema.md: do not edit below -->\n"
+GENERATED_END = "<!-- end of generated tables -->\n"
+
+
+def update_schema_page(path: str | os.PathLike) -> bool:
+    """Rewrite the generated tables of the schema page at ``path``; True if it changed."""
+    path = Path(path)
+    text = path.read_text()
+    head, _, rest = text.partition(GENERATED_BEGIN)
+    _, _, tail = rest.partition(GENERATED_END)
+    new = head + GENERATED_BEGIN + schema_tables() + GENERATED_END + tail
+    if new != text:
+        path.write_text(new)
+    return new != text
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m rnn_dynamics.records docs/schema.md")
+    print(f"{sys.argv[1]}: {'updated' if update_schema_page(sys.argv[1]) else 'already current'}")

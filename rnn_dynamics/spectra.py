@@ -41,9 +41,13 @@ def spectral_radius(weight: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- Lyapunov spectra
 
 #: A QR diagonal entry below this fraction of its column's norm before orthogonalisation
-#: is a direction the step killed (a rank-deficient Jacobian, e.g. inactive ReLU units):
+#: is a direction the steps killed (a rank-deficient Jacobian, e.g. inactive ReLU units):
 #: in float64 such a column is rounding noise, and its exponent is reported as -inf.
 KILLED_DIRECTION_TOL = 1e-12
+
+#: Most nats by which the smallest tracked direction may fall behind the largest between two
+#: QRs: e^-18.4 = 1e-8 keeps 8 significant digits of it, well above KILLED_DIRECTION_TOL.
+QR_SPREAD_LIMIT = math.log(1e8)
 
 
 @dataclass
@@ -68,6 +72,18 @@ def _check_lyapunov_args(n: int, steps: int, k: int | None, warmup: int, reortho
     return k
 
 
+def _next_interval(rates: torch.Tensor, reortho_every: int) -> int:
+    """Steps until the next QR: ``reortho_every``, or fewer where the finite local rates of the
+    last block spread so far that the smallest direction would lose precision (QR_SPREAD_LIMIT)."""
+    finite = torch.isfinite(rates)
+    if reortho_every == 1 or not finite.any():
+        return reortho_every
+    high = torch.where(finite, rates, torch.full_like(rates, -math.inf)).amax(dim=-1)
+    low = torch.where(finite, rates, torch.full_like(rates, math.inf)).amin(dim=-1)
+    spread = (high - low)[torch.isfinite(high)].max().item()
+    return reortho_every if spread <= 0 else max(1, min(reortho_every, int(QR_SPREAD_LIMIT / spread)))
+
+
 def qr_lyapunov(
     jacobians: "JacobianSequence",
     k: int | None = None,
@@ -78,12 +94,15 @@ def qr_lyapunov(
     """The QR (Benettin/Shimada-Nagashima) method on any Jacobian sequence, in float64.
 
     Q_0 is a Haar-random N x k orthonormal frame (from ``generator``, or a fixed seeded one);
-    Q <- J_t Q every step, and every ``reortho_every`` steps (and at the end of warm-up
-    and of the sequence) Q = QR. The logs of |diag(R)| of the blocks after ``warmup``
-    are summed and divided by T - warmup. Q is kept in LAPACK's Householder form
-    (``geqrf``) and applied to the next J_t with ``ormqr``, which skips forming Q
-    explicitly (the costliest part of a QR); |R_ii| does not depend on the sign
-    convention of Q's columns, so no sign fix is needed for the exponents.
+    Q <- J_t Q every step, and at the end of every block (and of warm-up and of the
+    sequence) Q = QR. The logs of |diag(R)| of the blocks after ``warmup`` are summed and
+    divided by T - warmup. Blocks are ``reortho_every`` steps long at most: the first is
+    one step, and each next one is shortened where the local exponents of the last block
+    spread so far that the smallest direction would keep fewer than 8 significant digits
+    (QR_SPREAD_LIMIT), so that only directions a step killed exactly come out as -inf. Q is
+    kept in LAPACK's Householder form (``geqrf``) and applied to the next J_t with
+    ``ormqr``, which skips forming Q explicitly (the costliest part of a QR); |R_ii| does
+    not depend on the sign convention of Q's columns, so the exponents need no sign fix.
     """
     steps, n = len(jacobians), jacobians.size
     k = _check_lyapunov_args(n, steps, k, warmup, reortho_every)
@@ -95,15 +114,15 @@ def qr_lyapunov(
     factored = None  # (reflectors, tau) of the last QR, or None while q is explicit
     sums = torch.zeros(*lead, k, dtype=torch.float64, device=first.device)
     local, block_ends = [], []
-    block_start = 0
+    block_start, interval = 0, 1
     for t in range(steps):
         if factored is None:
             q = jacobians.left(t, q)
         else:
             dense = jacobians.dense(t).expand(*lead, n, n).contiguous()
             q = torch.ormqr(*factored, dense, left=False)[..., :k]
-        since = t + 1 - (warmup if t + 1 > warmup else 0)  # blocks restart at the end of warm-up
-        if not (since % reortho_every == 0 or t + 1 in (warmup, steps)):
+        length = t + 1 - block_start
+        if not (length >= interval or t + 1 in (warmup, steps)):
             factored = None
             continue
         column_norms = q.norm(dim=-2)
@@ -113,8 +132,9 @@ def qr_lyapunov(
         logs = torch.where(killed, torch.full_like(growth, -math.inf), torch.log(growth))
         if block_start >= warmup:
             sums = sums + logs
-            local.append(logs / (t + 1 - block_start))
+            local.append(logs / length)
             block_ends.append(t + 1)
+        interval = _next_interval(logs / length, reortho_every)
         block_start = t + 1
     exponents = sums / (steps - warmup)
     exponents, order = torch.sort(exponents, dim=-1, descending=True)

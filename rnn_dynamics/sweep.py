@@ -1,120 +1,39 @@
-"""A study: a grid of configurations, grouped into stacks of cells, run and recorded.
+"""A study: a grid of configurations, grouped into stacks of cells, run, recorded and merged.
 
-Cells that share task, nonlinearity, sizes, sequence length and seed form one stack:
-they train together in one time loop on the same batches (fast, and a paired
-comparison of inits). Every stack is independent of the others and of the order in
-which stacks run, since every generator is seeded from coordinates.
+Cells that share cell type, nonlinearity, sequence length and seed (and every other
+setting) form one stack: they train together in one time loop on the same batches
+(fast, and a paired comparison of inits). Each stack becomes one small dataset with all
+five sweep dims; the study dataset is their merge by xarray (outer join on every
+coordinate), so sparse grids such as the paper's four models need no index filling.
+Stacks are independent of each other and of the order they run in, since every
+generator is seeded from coordinates.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass
 
 import numpy as np
-import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from .cells import ElmanStack
 from .checkpoints import StackCheckpoints
-from .inits import DEFAULT_INITS, parse_init_spec
-from .jacobians import default_lags
-from .nonlinearities import check_nonlinearity
-from .probes import LyapunovProbe, Prober
-from .records import SCHEMA, CellRecord, assemble, mask_after_divergence, provenance
+from .config import StudyConfig
+from .dtypes import get_dtype
+from .models import get_cell
+from .paper import MODELS
+from .probes import PROBES, ProbeContext
+from .records import (RECORD_DIMS, SWEEP_DIMS, canonical_order, mask_after_divergence, provenance, schema)
 from .tasks import make_task
-from .train import TrainConfig, train_stack
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-@dataclass
-class StudyConfig:
-    """Everything that defines a study. Lists are swept; scalars are shared by all cells."""
-
-    task: str = "adding"
-    seq_len: list[int] = field(default_factory=lambda: [50])
-    inits: list[str] = field(default_factory=lambda: list(DEFAULT_INITS))
-    nonlinearities: list[str] = field(default_factory=lambda: ["relu", "tanh"])
-    seeds: list[int] = field(default_factory=lambda: [0])
-    hidden: int = 100
-    layers: int = 1
-    batch_size: int = 16
-    preset: str = "default"
-    input_std: float = 0.001
-    output_std: float = 0.001
-    bias: float = 0.0
-    train: TrainConfig = field(default_factory=TrainConfig)
-    probe_batch: int = 4
-    probe_test_size: int = 256
-    all_lags: bool = False
-    lyapunov: bool = False
-    lyapunov_warmup: int | None = None
-    lyapunov_reortho_every: int = 1
-    device: str = "cpu"
-    dtype: str = "float32"
-
-    def validate(self) -> "StudyConfig":
-        """Raise ValueError naming the first bad setting (and the valid values where there is a list)."""
-        for label, values in (("--seq-len", self.seq_len), ("--inits", self.inits),
-                              ("--nonlinearities", self.nonlinearities), ("--seeds", self.seeds)):
-            if not values:
-                raise ValueError(f"{label} needs at least one value")
-            if len(set(values)) != len(values):
-                raise ValueError(f"{label} has repeated values: {values}")
-        for label, value in (("--hidden", self.hidden), ("--layers", self.layers),
-                             ("--batch-size", self.batch_size), ("--probe-batch", self.probe_batch)):
-            if value < 1:
-                raise ValueError(f"{label} must be a positive integer, got {value}")
-        if self.probe_test_size < 0:
-            raise ValueError(f"--probe-test-size must be >= 0 (0 = the whole test set), got {self.probe_test_size}")
-        for seq_len in self.seq_len:
-            if seq_len < 1:
-                raise ValueError(f"--seq-len must be positive, got {seq_len}")
-        if self.lyapunov_warmup is not None and not 0 <= self.lyapunov_warmup < min(self.seq_len):
-            raise ValueError(f"--lyapunov-warmup must lie in 0..{min(self.seq_len) - 1} (below every --seq-len), "
-                             f"got {self.lyapunov_warmup}")
-        if self.lyapunov_reortho_every < 1:
-            raise ValueError(f"--lyapunov-reortho-every must be >= 1, got {self.lyapunov_reortho_every}")
-        for spec in self.inits:
-            parse_init_spec(spec)
-        for name in self.nonlinearities:
-            check_nonlinearity(name)
-        if self.dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {self.dtype!r}; valid dtypes: {', '.join(DTYPES)}")
-        try:
-            device = torch.device(self.device)
-        except RuntimeError:
-            raise ValueError(f"unknown device {self.device!r}; valid devices: cpu, cuda, cuda:N") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {self.device!r} requested but torch sees no CUDA GPU; use --device cpu")
-        self.train.validate()
-        for seq_len in self.seq_len:  # builds one-sequence sets: checks the task's own options cheaply
-            make_task(self.task, seq_len=seq_len, seed=self.seeds[0], batch_size=self.batch_size,
-                      preset=self.preset, train_size=1, test_size=1)
-        return self
-
-    def sweep_coords(self) -> dict[str, list]:
-        """The study's sweep dims and their coordinates; ``seq_len`` only when it takes several values."""
-        coords = {"init": list(self.inits), "nonlinearity": list(self.nonlinearities), "seed": list(self.seeds)}
-        if len(self.seq_len) > 1:
-            coords["seq_len"] = list(self.seq_len)
-        return coords
-
-    def lyapunov_probe(self) -> LyapunovProbe | None:
-        """The Lyapunov probe settings, or None when --lyapunov is off."""
-        return LyapunovProbe(self.lyapunov_warmup, self.lyapunov_reortho_every) if self.lyapunov else None
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+from .train import train_stack
 
 
 @dataclass(frozen=True)
 class StackSpec:
     """One unit of work: the cells (inits) that share everything else."""
 
+    cell: str
     nonlinearity: str
     seq_len: int
     seed: int
@@ -122,103 +41,198 @@ class StackSpec:
 
     def key(self) -> str:
         """A file-name-safe label of the stack's coordinates."""
-        return f"{self.nonlinearity}_T{self.seq_len}_seed{self.seed}"
+        return f"{self.cell}_{self.nonlinearity}_T{self.seq_len}_seed{self.seed}"
 
 
 def plan_stacks(config: StudyConfig) -> list[StackSpec]:
-    """The stacks of a study, in a fixed order."""
-    return [
-        StackSpec(nonlinearity, seq_len, seed, tuple(config.inits))
-        for seed, seq_len, nonlinearity in itertools.product(config.seeds, config.seq_len, config.nonlinearities)
-    ]
+    """The stacks of a study, in a fixed order: one per (seed, seq_len, cell, nonlinearity)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for cell, nonlinearity, init in config.points():
+        groups.setdefault((cell, nonlinearity), []).append(init)
+    return [StackSpec(cell, nonlinearity, seq_len, seed, tuple(inits))
+            for seed in config.seeds for seq_len in config.seq_len for (cell, nonlinearity), inits in groups.items()]
 
 
-def run_stack(config: StudyConfig, spec: StackSpec, on_step=None) -> list[CellRecord]:
-    """Build, train and probe one stack; one record per cell."""
-    device, dtype = torch.device(config.device), DTYPES[config.dtype]
+# ---------------------------------------------------------------- resources
+
+
+def _available_bytes(device: str) -> int | None:
+    """Memory free for a new stack: the GPU's free memory, or MemAvailable on Linux; None if unknown."""
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.mem_get_info(torch.device(device))[0]
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def stack_bytes(config: StudyConfig, spec: StackSpec) -> int:
+    """About the most memory a stack needs: training (weights, gradients, optimizer state, the
+    activations the fast path keeps) or probing (the trace, the Jacobian products), whichever is larger."""
+    cls = get_cell(spec.cell)
+    task = make_task(config.task, seq_len=spec.seq_len, seed=spec.seed, batch_size=config.batch_size,
+                     preset=config.preset, train_size=1, test_size=1)
+    m, n, t, b = len(spec.inits), config.hidden, spec.seq_len, config.batch_size
+    gates, state = len(cls.gates), cls.state_size(n)
+    itemsize = get_dtype(config.dtype).itemsize
+    weights = 5 * m * cls.parameter_count(task.input_size, n, task.output_size, config.layers)
+    activations = 3 * config.layers * m * b * (t * gates * n + (t + 1) * state)
+    lags = t if config.all_lags else 30
+    probing = config.probe_batch * m * (lags * state * state + 4 * config.layers * t * (gates * n + state))
+    spectra = 8 * m * config.layers * gates * n * n
+    return max((weights + activations) * itemsize, probing * itemsize + spectra * 8)
+
+
+def _format_bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if count < 1024 or unit == "TB":
+            return f"{count:.1f} {unit}"
+        count /= 1024
+
+
+def check_resources(config: StudyConfig) -> None:
+    """Refuse (ValueError) a study whose largest stack would not fit in the memory available now."""
+    available = _available_bytes(config.device)
+    if available is None:
+        return
+    spec = max(plan_stacks(config), key=lambda s: stack_bytes(config, s))
+    needed = stack_bytes(config, spec)
+    if needed > available:
+        raise ValueError(f"a stack of {len(spec.inits)} {spec.cell} cells with hidden {config.hidden}, batch "
+                         f"{config.batch_size}, seq_len {spec.seq_len} needs about {_format_bytes(needed)}; "
+                         f"{_format_bytes(available)} is available on {config.device}: reduce --hidden, "
+                         "--batch-size, --seq-len, --probe-batch or the inits per stack")
+
+
+# ---------------------------------------------------------------- running
+
+
+def run_stack(config: StudyConfig, spec: StackSpec, on_step=None) -> xr.Dataset:
+    """Build, train and probe one stack; its dataset (every sweep dim, ``init`` as long as the stack)."""
+    import torch
+
+    device, dtype = torch.device(config.device), get_dtype(config.dtype)
     task = make_task(config.task, seq_len=spec.seq_len, seed=spec.seed, batch_size=config.batch_size,
                      preset=config.preset)
-    model = ElmanStack.from_inits(
+    model = get_cell(spec.cell).from_inits(
         spec.inits, task.input_size, config.hidden, task.output_size, spec.nonlinearity, config.layers,
-        task.readout, seed=spec.seed, input_std=config.input_std, output_std=config.output_std,
-        bias=config.bias,
-    ).to(device=device, dtype=dtype)
+        task.readout, seed=spec.seed, input_std=config.input_std, output_std=config.output_std, bias=config.bias,
+        **config.options_for(spec.cell)).to(device=device, dtype=dtype)
     task.train_x, task.test_x = task.train_x.to(dtype), task.test_x.to(dtype)
-    lags = list(range(1, spec.seq_len + 1)) if config.all_lags else default_lags(spec.seq_len)
-    prober = Prober(task, lags, config.probe_batch, config.probe_test_size, config.lyapunov_probe())
-    result = train_stack(model, task, config.train, prober, on_step)
-    records = []
-    for cell, init in enumerate(spec.inits):
-        data = {"train_loss": result.train_loss[:, cell], "diverged_step": result.diverged_step[cell], "lag": lags}
-        for name in result.probes[0] if result.probes else ():
-            axis = SCHEMA[name].dims.index("step")
-            data[name] = np.stack([probe[name][cell] for probe in result.probes], axis=axis)
-        coords = {"init": init, "nonlinearity": spec.nonlinearity, "seed": spec.seed, "seq_len": spec.seq_len}
-        records.append(CellRecord(coords, data))
-    return records
+    settings = config.probe_settings(spec.seq_len)
+    probes = [PROBES.get(name) for name in config.recorded_probes()]
+
+    def probe(model, step):
+        ctx = ProbeContext(model, task, step, settings, spec.inits)
+        return {name: array for p in probes for name, array in p(ctx).items()}
+
+    result = train_stack(model, task, config.train, probe if probes else None, on_step)
+    inits = list(spec.inits)
+    data = {
+        "train_loss": xr.DataArray(result.train_loss.T, dims=("init", "iteration"),
+                                   coords={"init": inits, "iteration": np.arange(config.train.steps)}),
+        "diverged_step": xr.DataArray(result.diverged_step, dims=("init",), coords={"init": inits}),
+    }
+    if result.probes:
+        steps = xr.DataArray(result.probe_steps, dims="step", name="step")
+        for name in result.probes[0]:
+            data[name] = xr.concat([record[name] for record in result.probes], dim=steps)
+        if "losses" in config.recorded_probes():
+            loss, metric = task.baseline_scores(config.probe_test_size)
+            data["test_loss_baseline"] = xr.DataArray(np.full(len(inits), loss), dims="init", coords={"init": inits})
+            data["test_metric_baseline"] = xr.DataArray(np.full(len(inits), metric), dims="init",
+                                                        coords={"init": inits})
+    ds = xr.Dataset(data).expand_dims(cell=[spec.cell], nonlinearity=[spec.nonlinearity], seq_len=[spec.seq_len],
+                                      seed=[spec.seed])
+    return canonical_order(ds)
 
 
-def run_study(config: StudyConfig, progress: bool = True,
-              checkpoints: StackCheckpoints | None = None) -> xr.Dataset:
+def run_study(config: StudyConfig, progress: bool = True, checkpoints: StackCheckpoints | None = None,
+              report=None) -> xr.Dataset:
     """Run every stack of ``config`` in this process and return the study dataset.
 
     With ``checkpoints``, each finished stack is saved at once and stacks saved by an
-    earlier, interrupted run of the same configuration are loaded instead of rerun.
+    earlier, interrupted run of the same configuration are loaded instead of rerun;
+    ``report`` (e.g. ``print``) receives one line saying what was loaded.
     """
     config.validate()
+    check_resources(config)
     stacks = plan_stacks(config)
-    records: list[CellRecord] = []
+    loaded = {spec.key(): checkpoints.load(spec.key()) for spec in stacks} if checkpoints is not None else {}
+    loaded = {key: ds for key, ds in loaded.items() if ds is not None}
+    if loaded and report is not None:
+        report(f"resuming from {checkpoints.folder}: {len(loaded)} of {len(stacks)} stacks loaded, "
+               f"{len(stacks) - len(loaded)} to run")
+    parts = []
     with tqdm(total=len(stacks) * config.train.steps, disable=not progress, unit="step",
-              desc="training stacks") as bar:
+              desc="training stacks", file=sys.stderr) as bar:
         for spec in stacks:
             key = spec.key()
-            saved = checkpoints.load(key) if checkpoints is not None else None
-            if saved is not None:
-                records.extend(saved)
+            if key in loaded:
+                parts.append(loaded[key])
                 bar.update(config.train.steps)
                 continue
             bar.set_postfix_str(key)
             finished = run_stack(config, spec, on_step=lambda: bar.update(1))
             if checkpoints is not None:
                 checkpoints.save(key, finished)
-            records.extend(finished)
-    return build_dataset(config, records)
+            parts.append(finished)
+    return build_dataset(config, parts)
 
 
-def build_dataset(config: StudyConfig, records: list[CellRecord]) -> xr.Dataset:
-    """Assemble the per-cell records of a study into its labelled dataset."""
-    train = config.train
-    probe_steps = []
-    if train.probe_every > 0:
-        probe_steps = sorted(set(range(0, train.steps, train.probe_every)) | {train.steps})
-    max_len = max(config.seq_len)
-    lags = sorted({lag for r in records for lag in r.data["lag"]})
-    record_coords = {
-        "layer": np.arange(config.layers),
-        "step": np.asarray(probe_steps, dtype=np.int64),
-        "iteration": np.arange(train.steps),
-        "eig": np.arange(config.hidden),
-        "sv": np.arange(config.hidden),
-        "lag": np.asarray(lags, dtype=np.int64),
-        "time": np.arange(max_len + 1),
-        "exponent": np.arange(1, config.hidden + 1),
-    }
-    if not probe_steps:  # --probe-every 0: nothing but the training losses was recorded
-        record_coords = {"iteration": record_coords["iteration"]}
+def model_labels(config: StudyConfig, coords: dict[str, list]) -> xr.DataArray:
+    """The ``model`` coordinate: each named model's label at its (cell, init, nonlinearity), "" elsewhere."""
+    labels = np.full([len(coords[d]) for d in ("cell", "init", "nonlinearity")], "", dtype=object)
+    for _, named in MODELS.items():
+        if named.cell in coords["cell"] and named.init in coords["init"] \
+                and named.nonlinearity in coords["nonlinearity"] \
+                and all(config.options_for(named.cell).get(k) == v for k, v in named.options.items()):
+            labels[coords["cell"].index(named.cell), coords["init"].index(named.init),
+                   coords["nonlinearity"].index(named.nonlinearity)] = named.label
+    return xr.DataArray(labels.astype(str), dims=("cell", "init", "nonlinearity"),
+                        attrs={"long_name": "named model at this grid point (empty: none)"})
+
+
+def build_dataset(config: StudyConfig, parts: list[xr.Dataset]) -> xr.Dataset:
+    """Merge the stack datasets of a study into its labelled dataset, in the config's coordinate order."""
+    ds = xr.merge(parts, join="outer", compat="no_conflicts", combine_attrs="drop")
+    coords = config.sweep_coords()
+    order = dict(coords)
+    if "gate" in ds.dims:
+        order["gate"] = list(dict.fromkeys(g for cell in coords["cell"] for g in get_cell(cell).gates))
+    if "time" in ds.dims:
+        order["time"] = np.arange(max(config.seq_len) + 1)
+    ds = canonical_order(ds.reindex(order))
     task = make_task(config.task, seq_len=config.seq_len[0], seed=0, batch_size=config.batch_size,
                      preset=config.preset, train_size=1, test_size=1)
     test_note = ("the whole test set" if config.probe_test_size == 0
                  else f"the first {config.probe_test_size} test sequences (or all, if fewer)")
-    variable_attrs = {
+    extra = {
         "test_loss": {"evaluated_on": test_note},
-        "test_metric": {"long_name": task.metric_long_name, "units": task.metric_units,
-                        "metric": task.metric_name, "evaluated_on": test_note},
+        "test_metric": {"long_name": task.metric_long_name, "units": task.metric_units, "metric": task.metric_name,
+                        "evaluated_on": test_note},
+        "test_loss_baseline": {"baseline": task.baseline, "evaluated_on": test_note},
+        "test_metric_baseline": {"baseline": task.baseline, "evaluated_on": test_note},
     }
-    if config.lyapunov:
-        described = config.lyapunov_probe().describe()
-        variable_attrs["lyapunov"] = {**described, "method": "QR (sign-fixed, float64)"}
-        variable_attrs["lyapunov_benettin"] = {"warmup_steps": described["warmup_steps"], "eps": 1e-7}
-    attrs = provenance(config.to_dict())
-    attrs["task"] = config.task
-    ds = assemble(records, config.sweep_coords(), record_coords, attrs, variable_attrs)
+    settings = config.probe_settings(config.seq_len[0])
+    for name in config.recorded_probes():
+        extra.update(PROBES.get(name).attrs(settings))
+    variables = schema()
+    for name in ds.data_vars:
+        ds[name].attrs = {**variables[name].attrs(), **extra.get(name, {})}
+    for dim in ds.dims:
+        if dim in RECORD_DIMS:
+            ds[dim].attrs = {"long_name": RECORD_DIMS[dim][0], "units": RECORD_DIMS[dim][1]}
+        elif dim in SWEEP_DIMS:
+            ds[dim].attrs = {"long_name": SWEEP_DIMS[dim]}
+    ds = ds.assign_coords(model=model_labels(config, coords))
+    ds.attrs = provenance(config.to_dict())
+    ds.attrs.update(task=config.task, metric=task.metric_name,
+                    metric_higher_is_better=int(task.metric_higher_is_better), baseline=task.baseline)
     return mask_after_divergence(ds)

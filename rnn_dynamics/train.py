@@ -17,35 +17,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .cells import ElmanStack
+from .config import TrainConfig
+from .optimizers import make_optimizer
 from .tasks.base import Task
-
-OPTIMIZERS = ("sgd", "adam", "rmsprop")
-
-
-@dataclass
-class TrainConfig:
-    """How a stack is trained. ``clip = 0`` disables clipping; ``probe_every = 0`` records nothing."""
-
-    steps: int = 2000
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    clip: float = 1.0
-    probe_every: int = 100
-
-    def validate(self) -> "TrainConfig":
-        if self.steps < 1:
-            raise ValueError(f"--steps must be positive, got {self.steps}")
-        if not self.lr > 0:
-            raise ValueError(f"--lr must be positive, got {self.lr}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
-        if self.clip < 0:
-            raise ValueError(f"--clip must be >= 0 (0 disables clipping), got {self.clip}")
-        if self.probe_every < 0 or self.probe_every > self.steps:
-            raise ValueError(f"--probe-every must lie in 0..{self.steps} (--steps), got {self.probe_every}")
-        return self
 
 
 @dataclass
@@ -55,15 +29,7 @@ class TrainResult:
     train_loss: np.ndarray
     diverged_step: np.ndarray
     probe_steps: list[int] = field(default_factory=list)
-    probes: list[dict] = field(default_factory=list)
-
-
-def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr)
-    return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum)
+    probes: list = field(default_factory=list)
 
 
 def per_cell_grad_norms(params: list[torch.Tensor]) -> torch.Tensor:
@@ -98,13 +64,14 @@ def flushed_denormals():
 
 
 def train_stack(
-    model: ElmanStack,
+    model,
     task: Task,
     config: TrainConfig,
-    probe: Callable[[ElmanStack, int], dict] | None = None,
+    probe: Callable[[object, int], object] | None = None,
     on_step: Callable[[], None] | None = None,
 ) -> TrainResult:
-    """Train every cell of ``model`` on ``task``; call ``probe(model, step)`` at 0, K, 2K, ... and the end."""
+    """Train every cell of the stack ``model`` on ``task``; call ``probe(model, step)`` at the
+    config's probe steps (0, K, 2K, ... and the end) and keep what it returns."""
     with flushed_denormals():
         return _train(model, task, config, probe, on_step)
 
@@ -112,14 +79,14 @@ def train_stack(
 def _train(model, task, config, probe, on_step) -> TrainResult:
     config.validate()
     params = model.cell_parameters()
-    optimizer = make_optimizer(params, config)
+    optimizer = make_optimizer(config.optimizer, params, lr=config.lr, momentum=config.momentum)
     n_cells = model.n_cells
     device = params[0].device
     alive = torch.ones(n_cells, dtype=torch.bool, device=device)
     diverged_step = np.full(n_cells, math.nan)
     train_loss = np.full((config.steps, n_cells), math.nan)
     result = TrainResult(train_loss, diverged_step)
-    recording = probe is not None and config.probe_every > 0
+    probe_steps = set(config.probe_steps()) if probe is not None else set()
 
     def record(step: int) -> None:
         result.probe_steps.append(step)
@@ -132,7 +99,7 @@ def _train(model, task, config, probe, on_step) -> TrainResult:
             alive.logical_and_(~newly)
 
     for step in range(config.steps):
-        if recording and step % config.probe_every == 0:
+        if step in probe_steps:
             record(step)
         x, y = task.train_batch(step)
         x, y = x.to(device), y.to(device)
@@ -161,6 +128,6 @@ def _train(model, task, config, probe, on_step) -> TrainResult:
                     p.copy_(torch.where(keep, old, p))
         if on_step is not None:
             on_step()
-    if recording:
+    if config.steps in probe_steps:
         record(config.steps)
     return result

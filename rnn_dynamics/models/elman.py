@@ -33,7 +33,8 @@ class ElmanRecurrence(torch.autograd.Function):
         w_t = weight.transpose(1, 2)
         for t, drive_t in enumerate(drive.unbind(0)):
             nonlinearity.apply_(torch.baddbmm(drive_t, states[t], w_t, out=states[t + 1]))
-        ctx.save_for_backward(states.transpose(0, 1).contiguous(), weight)  # cell-major: dW needs no copy
+        if any(ctx.needs_input_grad):  # evaluation under no_grad skips the cell-major copy
+            ctx.save_for_backward(states.transpose(0, 1).contiguous(), weight)  # cell-major: dW needs no copy
         ctx.nonlinearity = nonlinearity
         return states[1:]
 

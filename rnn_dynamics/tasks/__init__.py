@@ -7,13 +7,9 @@ folder at import, so a new workload is one new file.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from ..registry import import_submodules
+from .base import TASKS, Task, get_task_factory, list_tasks, make_task, register_task
 
-from .base import Task, get_task_factory, list_tasks, make_task, register_task
+import_submodules(__name__, __path__)
 
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "base":
-        importlib.import_module(f"{__name__}.{_module.name}")
-
-__all__ = ["Task", "get_task_factory", "list_tasks", "make_task", "register_task"]
+__all__ = ["TASKS", "Task", "get_task_factory", "list_tasks", "make_task", "register_task"]

@@ -49,6 +49,10 @@ class Task(ABC):
     metric_name: str
     metric_long_name: str
     metric_units: str
+    #: Whether a larger metric is better (accuracy) or worse (error, MSE).
+    metric_higher_is_better: bool
+    #: What the trivial predictor of :meth:`baseline_outputs` does, for the dataset's attrs.
+    baseline: str
 
     def __init__(self, train_x, train_y, test_x, test_y, seed: int, batch_size: int):
         if batch_size < 1:
@@ -87,3 +91,15 @@ class Task(ABC):
     @abstractmethod
     def per_sample_metric(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The reported test metric of each cell on each sample: (M, B); averaged over the test set."""
+
+    @abstractmethod
+    def baseline_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """What the trivial predictor outputs for inputs ``x`` (T, B, I), shaped like one cell's outputs
+        (1, B, O) or (T, 1, B, O): the baseline a network must beat, scored like any cell."""
+
+    def baseline_scores(self, sequences: int) -> tuple[float, float]:
+        """Mean (loss, metric) of the trivial predictor over the first ``sequences`` test sequences (0: all)."""
+        x, y = next(self.test_batches(self.test_x.shape[1], limit=sequences or None))
+        outputs = self.baseline_outputs(x)
+        return (self.per_sample_loss(outputs, y).double().mean().item(),
+                self.per_sample_metric(outputs, y).double().mean().item())

@@ -1,0 +1,118 @@
+"""The probe protocol: what a probe declares, what it sees at a probe step, and its registry."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import ClassVar
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ..records import Variable
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """The study settings probes read: lags of the Jacobian products, probe and test sizes, Lyapunov options."""
+
+    lags: tuple[int, ...]
+    probe_batch: int = 4
+    test_size: int = 1000
+    lyapunov_warmup: int | None = None
+    lyapunov_reortho_every: int = 1
+
+    def lyapunov_warmup_steps(self, seq_len: int) -> int:
+        """Steps discarded before Lyapunov exponents are accumulated (default T // 10)."""
+        return seq_len // 10 if self.lyapunov_warmup is None else self.lyapunov_warmup
+
+
+class ProbeContext:
+    """What every probe sees at one probe step of one stack.
+
+    ``x``, ``y`` are the probe sequences (the first ``probe_batch`` test sequences, the
+    same at every step and for every cell); :attr:`trace` is the traced forward pass on
+    them, computed once and shared by every probe of the step.
+    """
+
+    def __init__(self, model, task, step: int, settings: ProbeSettings, inits):
+        self.model, self.task, self.step, self.settings, self.inits = model, task, step, settings, list(inits)
+        device = model.w_out.device
+        self.x = task.test_x[:, :settings.probe_batch].to(device)
+        self.y = task.test_y[..., :settings.probe_batch].to(device)
+
+    @cached_property
+    def trace(self):
+        with torch.no_grad():
+            return self.model.trace(self.x)
+
+    def coordinate(self, dim: str, size: int) -> np.ndarray:
+        """The coordinate of a recording dim of ``size`` entries."""
+        if dim == "gate":
+            return np.asarray(self.model.gates)
+        if dim == "lag":
+            return np.asarray(self.settings.lags, dtype=np.int64)
+        start = 1 if dim == "exponent" else 0
+        return np.arange(start, start + size)
+
+    def data_array(self, variable: Variable, values) -> xr.DataArray:
+        """``values`` (M, ...) as a DataArray with dims (init, the variable's dims without step)."""
+        values = values.detach().cpu().double().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+        dims = [d for d in variable.dims if d != "step"]
+        coords = {"init": self.inits}
+        coords.update({dim: self.coordinate(dim, size) for dim, size in zip(dims, values.shape[1:])})
+        return xr.DataArray(values, dims=["init", *dims], coords=coords)
+
+
+class Probe:
+    """A recorded quantity. Subclasses declare ``name``, ``variables`` (with their dims, which
+    include ``step``) and ``default`` (recorded unless the study deselects it), and
+    implement :meth:`record`."""
+
+    name: ClassVar[str] = ""
+    variables: ClassVar[dict[str, Variable]] = {}
+    default: ClassVar[bool] = True
+
+    def record(self, ctx: ProbeContext) -> dict[str, torch.Tensor | np.ndarray]:
+        """One array (M, ...) per declared variable, the ``step`` dim left out."""
+        raise NotImplementedError
+
+    def attrs(self, settings: ProbeSettings) -> dict[str, dict]:
+        """Extra attrs per variable that depend on the study's settings."""
+        return {}
+
+    def __call__(self, ctx: ProbeContext) -> dict[str, xr.DataArray]:
+        values = self.record(ctx)
+        missing = sorted(set(self.variables) - set(values))
+        if missing:
+            raise RuntimeError(f"probe {self.name!r} did not record {', '.join(missing)}")
+        return {name: ctx.data_array(self.variables[name], values[name]) for name in self.variables}
+
+
+PROBES: Registry[Probe] = Registry("probe")
+
+
+def register_probe(cls: type[Probe]) -> type[Probe]:
+    """Class decorator: register an instance of a :class:`Probe` subclass under its ``name``."""
+    if not cls.name or not cls.variables:
+        raise ValueError(f"probe {cls.__name__} must declare a name and its variables")
+    PROBES.add(cls.name, cls())
+    return cls
+
+
+def list_probes() -> list[str]:
+    """Names of every registered probe, sorted."""
+    return PROBES.names()
+
+
+def default_probes() -> list[str]:
+    """The probes a study records unless told otherwise."""
+    return [name for name, probe in PROBES.items() if probe.default]
+
+
+def log_mean_exp(log_values: torch.Tensor, dim: int) -> torch.Tensor:
+    """ln(mean(exp(x))) along ``dim``, exact for values far outside the float range."""
+    return torch.logsumexp(log_values, dim=dim) - math.log(log_values.shape[dim])

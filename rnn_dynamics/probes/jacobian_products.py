@@ -1,0 +1,47 @@
+"""Norms of the Jacobian products ds_T/ds_{T-k} against lag k, and the singular values of ds_T/ds_0."""
+
+from __future__ import annotations
+
+import torch
+
+from ..jacobians import product_log_norms
+from ..records import Variable
+from .base import Probe, ProbeContext, log_mean_exp, register_probe
+
+
+@register_probe
+class JacobianProducts(Probe):
+    name = "jacobian_products"
+    variables = {
+        "jacobian_log_norm": Variable(
+            ("layer", "step", "lag"), "ln of ||ds_T/ds_{T-k}||_2, mean over probe sequences", "nats",
+            "ln of the mean over probe sequences of the spectral norm of the product of step Jacobians "
+            "J_t = ds_t/ds_{t-1} (diag(f'(a_t)) W_hh for Elman cells; the full (h, c) state for the LSTM) over "
+            "the last k steps, computed with the scale carried apart, so exact far outside the float range; "
+            "-inf where the product is exactly zero; NaN where k > T"),
+        "jacobian_norm": Variable(("layer", "step", "lag"), "||ds_T/ds_{T-k}||_2, mean over probe sequences", "1",
+                                  "exp(jacobian_log_norm): 0 below 1e-308, where only the log is meaningful"),
+        "jacobian_log_norm_std": Variable(("layer", "step", "lag"),
+                                          "std over probe sequences of ln ||ds_T/ds_{T-k}||_2", "nats",
+                                          "spread of the norm across the probe batch; NaN when a norm is 0"),
+        "jacobian_log_singular_values": Variable(
+            ("layer", "step", "sv"), "ln of the singular values of ds_T/ds_0, mean over probe sequences", "nats",
+            "ln of the mean over probe sequences, descending; S = N values (2N for the LSTM)"),
+        "jacobian_singular_values": Variable(("layer", "step", "sv"),
+                                             "singular values of ds_T/ds_0, mean over probe sequences", "1",
+                                             "exp(jacobian_log_singular_values)"),
+    }
+
+    @torch.no_grad()
+    def record(self, ctx: ProbeContext):
+        log_norms, spread, log_svals = [], [], []
+        for layer in range(ctx.model.num_layers):
+            jac = ctx.model.step_jacobians(ctx.trace, layer)
+            norms, svals = product_log_norms(jac, ctx.settings.lags, full_spectrum=True)  # (K, M, B), (M, B, S)
+            log_norms.append(log_mean_exp(norms, dim=-1).T)
+            spread.append(norms.std(dim=-1).T)
+            log_svals.append(log_mean_exp(svals, dim=1))
+        log_norm, log_sv = torch.stack(log_norms, dim=1), torch.stack(log_svals, dim=1)
+        return {"jacobian_log_norm": log_norm, "jacobian_norm": log_norm.exp(),
+                "jacobian_log_norm_std": torch.stack(spread, dim=1),
+                "jacobian_log_singular_values": log_sv, "jacobian_singular_values": log_sv.exp()}
