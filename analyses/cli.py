@@ -14,12 +14,12 @@ import argparse
 import dataclasses
 import inspect
 import os
-import sys
 import tempfile
 import types
 import typing
 from pathlib import Path
 
+from rnn_dynamics.commandline import OneLineParser
 from rnn_dynamics.config import ConfigError, StudyConfig, TrainConfig
 from rnn_dynamics.inits import describe_inits
 from rnn_dynamics.models import CELLS
@@ -100,7 +100,7 @@ def _listings() -> dict[str, typing.Callable[[], list[str]]]:
 
 def study_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """A parser with one flag per config field and cell option, plus the ``--list-*`` flags."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = OneLineParser(prog=prog, description=description)
     _add_fields(parser, StudyConfig)
     _add_cell_options(parser)
     for name in _listings():
@@ -149,9 +149,3 @@ def check_writable(path: str | os.PathLike) -> Path:
     if path.exists() and not os.access(path, os.W_OK):
         raise ValueError(f"--out {str(path)!r} is not writable (no write permission)")
     return path
-
-
-def fail(message: str, code: int = 2) -> "typing.NoReturn":
-    """Print ``error: message`` on one line to stderr and exit with ``code``."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(code)

@@ -16,10 +16,11 @@ from __future__ import annotations
 import sys
 
 from rnn_dynamics.checkpoints import StackCheckpoints
+from rnn_dynamics.commandline import fail
 from rnn_dynamics.records import summary_table, write_dataset
 from rnn_dynamics.sweep import check_resources, run_study
 
-from .cli import check_writable, config_from_args, error_message, fail, print_listings, study_parser
+from .cli import check_writable, config_from_args, error_message, print_listings, study_parser
 
 DEFAULT_OUT = "results/spectra.nc"
 

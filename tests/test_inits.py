@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from rnn_dynamics import inits
-from rnn_dynamics.inits import get_init, list_inits, make_recurrent, parse_init_spec, random_walk_gain, register_init
+from rnn_dynamics import theory
+from rnn_dynamics.inits import describe_inits, get_init, list_inits, make_recurrent, parse_init_spec, register_init
+from rnn_dynamics.nonlinearities import get_nonlinearity
 
 
 def test_registry_lists_builtins():
@@ -26,6 +28,10 @@ def test_spec_parsing_keeps_types():
     ("scaled_identity:size=2", "has no parameter 'size'.*scale"),
     ("gaussian:std", "bad init parameter"),
     ("xavier:distribution=cauchy", None),
+    ("orthogonal:gain=abc", "init 'orthogonal' parameter 'gain' must be a number, got 'abc'"),
+    ("scaled_identity:scale=x", "parameter 'scale' must be a number"),
+    ("gaussian:std=abc", "parameter 'std' must be a number"),
+    ("random_walk:gain=true", "parameter 'gain' must be a number"),
 ])
 def test_bad_specs(spec, message, gen):
     with pytest.raises(ValueError, match=message):
@@ -51,10 +57,19 @@ def test_orthogonal_is_not_biased_to_positive_diagonal_of_r(gen):
 
 
 def test_random_walk_gains_match_sussillo_abbott():
-    assert random_walk_gain(100, "relu") == pytest.approx(math.sqrt(2) * math.exp(1.2 / 97.6))
-    assert random_walk_gain(3, "relu") == pytest.approx(math.sqrt(2) * math.exp(1.2 / 3.6))  # max(N, 6)
-    assert random_walk_gain(100, "linear") == pytest.approx(math.exp(1 / 200))
-    assert random_walk_gain(100, "tanh") == pytest.approx(1.15)
+    def gain(n, name):
+        return get_nonlinearity(name).random_walk_gain(n)
+
+    assert gain(100, "relu") == pytest.approx(math.sqrt(2) * math.exp(1.2 / 97.6))
+    assert gain(3, "relu") == pytest.approx(math.sqrt(2) * math.exp(1.2 / 3.6))  # max(N, 6)
+    assert gain(100, "linear") == pytest.approx(math.exp(1 / 200))
+    assert gain(100, "tanh") == theory.tanh_random_walk_gain(100) and 1.09 < gain(100, "tanh") < 1.11
+
+
+def test_random_walk_tanh_below_the_width_with_a_gain_asks_for_one(gen):
+    with pytest.raises(ValueError, match="no tanh random-walk gain exists at N = 6.*random_walk:gain="):
+        make_recurrent("random_walk", 6, "tanh", gen)
+    assert make_recurrent("random_walk:gain=1.5", 6, "tanh", gen).shape == (6, 6)
 
 
 @pytest.mark.parametrize("spec, nonlinearity, expected_std", [
@@ -96,7 +111,7 @@ def test_register_custom_init(gen):
 def test_nonpositive_size_and_bad_nonlinearity(gen):
     with pytest.raises(ValueError, match="hidden size must be positive"):
         make_recurrent("identity", 0, "relu", gen)
-    with pytest.raises(ValueError, match="unknown nonlinearity 'sigmoid'.*relu, tanh, linear"):
+    with pytest.raises(ValueError, match="unknown nonlinearity 'sigmoid'; valid nonlinearities: linear, relu, tanh"):
         make_recurrent("identity", 3, "sigmoid", gen)
 
 
@@ -106,3 +121,10 @@ def test_same_coordinates_same_matrix():
     b = make_recurrent("he", 10, "relu", generator_for("recurrent", 0, "he", "relu", 0))
     c = make_recurrent("he", 10, "relu", generator_for("recurrent", 1, "he", "relu", 0))
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_every_init_is_described_with_its_parameters():
+    described = {name: (params, doc) for name, params, doc in describe_inits()}
+    assert set(described) == set(list_inits())
+    assert described["orthogonal"][0] == "gain=1.0" and described["scaled_identity"][0] == "scale=0.01"
+    assert all(doc for _, doc in described.values())

@@ -3,50 +3,53 @@ import math
 import pytest
 import torch
 
-from conftest import make_stack
-from rnn_dynamics.jacobians import (DenseJacobians, ElmanJacobians, default_lags, lag_product_autograd,
-                                    product_log_norms, state_gradient_norms, step_jacobians_autograd)
+from conftest import make_stack, perturbed
+from rnn_dynamics.jacobians import (DenseJacobians, ElmanJacobians, GatedJacobians, default_lags,
+                                    lag_product_autograd, product_log_norms, spectral_norm,
+                                    state_gradient_log_norms, step_jacobians_autograd)
+from rnn_dynamics.models import RecurrentStack, list_cells
 
 
-def _traced(nonlinearity, gen, t=40, hidden=6, inits=("identity", "orthogonal", "he")):
-    stack = make_stack(list(inits), nonlinearity, hidden=hidden, input_std=0.8)
+def _traced(nonlinearity, gen, t=40, hidden=6, inits=("identity", "orthogonal", "he"), cell="elman", layers=1):
+    stack = perturbed(make_stack(list(inits), nonlinearity, hidden=hidden, input_std=0.8, cell=cell, layers=layers))
     x = torch.randn(t, 3, 2, generator=gen, dtype=torch.float64)
     return stack, x, stack.trace(x)
 
 
-@pytest.mark.parametrize("nonlinearity", ["relu", "tanh", "linear"])
-def test_structured_step_jacobians_equal_autograd(nonlinearity, gen):
-    stack, x, trace = _traced(nonlinearity, gen)
-    preacts = trace.stacked_preacts(0).detach()
-    states = trace.stacked_states(0).detach()
-    drive = stack.layer_drive(0, x).detach()
-    jac = ElmanJacobians.from_preacts(stack.w_hh[0].detach().unsqueeze(1), preacts, nonlinearity)
-    for cell in range(3):
-        auto = step_jacobians_autograd(stack.recurrent_step(0, cell), states[:-1, cell], drive[:, cell])
-        for t in (0, 17, 39):
-            assert torch.allclose(jac.dense(t)[cell], auto[t], atol=1e-12)
-
-
+@pytest.mark.parametrize("cell", list_cells())
 @pytest.mark.parametrize("nonlinearity", ["relu", "tanh"])
-def test_product_norms_equal_autograd_lag_by_lag(nonlinearity, gen):
-    stack, x, trace = _traced(nonlinearity, gen)
-    states = trace.stacked_states(0).detach()
-    drive = stack.layer_drive(0, x).detach()
-    jac = ElmanJacobians.from_preacts(stack.w_hh[0].detach().unsqueeze(1), trace.stacked_preacts(0).detach(),
-                                      nonlinearity)
-    lags = [1, 2, 7, 20, 40]
-    log_norms, log_svals = product_log_norms(jac, lags, full_spectrum=True)
-    for cell in range(3):
-        step = stack.recurrent_step(0, cell)
+def test_structured_step_jacobians_equal_autograd(cell, nonlinearity, gen):
+    """Each cell type's analytic Jacobians against torch.func.jacrev of its step (the base-class path)."""
+    stack, x, trace = _traced(nonlinearity, gen, t=15, hidden=5, cell=cell, layers=2)
+    for layer in range(2):
+        fast, reference = stack.step_jacobians(trace, layer), RecurrentStack.step_jacobians(stack, trace, layer)
+        assert len(fast) == 15 and fast.size == type(stack).state_size(5)
+        q = torch.randn(3, 3, fast.size, 4, generator=gen, dtype=torch.float64)
+        p = torch.randn(3, 3, 4, fast.size, generator=gen, dtype=torch.float64)
+        for t in (0, 7, 14):
+            assert torch.allclose(fast.dense(t), reference.dense(t), atol=1e-12)
+            assert torch.allclose(fast.left(t, q), reference.left(t, q), atol=1e-12)
+            assert torch.allclose(fast.right(p, t), reference.right(p, t), atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", list_cells())
+@pytest.mark.parametrize("nonlinearity", ["relu", "tanh"])
+def test_product_norms_equal_autograd_lag_by_lag(cell, nonlinearity, gen):
+    stack, x, trace = _traced(nonlinearity, gen, t=30, cell=cell)
+    states, drive = trace.stacked_states(0).detach(), trace.drives[0].detach()
+    lags = [1, 2, 7, 20, 30]
+    log_norms, log_svals = product_log_norms(stack.step_jacobians(trace, 0), lags, full_spectrum=True)
+    for index in range(3):
+        step = stack.recurrent_step(0, index)
         for seq in range(3):
             for i, k in enumerate(lags):
-                ref = lag_product_autograd(step, states[-1 - k, cell, seq], drive[-k:, cell, seq])
+                ref = lag_product_autograd(step, states[-1 - k, index, seq], drive[-k:, index, seq])
                 expected = torch.linalg.matrix_norm(ref, ord=2)
-                assert torch.exp(log_norms[i, cell, seq]) == pytest.approx(expected.item(), rel=1e-5, abs=1e-300)
-            full = lag_product_autograd(step, states[0, cell, seq], drive[:, cell, seq])
+                assert torch.exp(log_norms[i, index, seq]) == pytest.approx(expected.item(), rel=1e-5, abs=1e-300)
+            full = lag_product_autograd(step, states[0, index, seq], drive[:, index, seq])
             ref_svals = torch.linalg.svdvals(full)
             keep = ref_svals > 1e-12 * ref_svals[0]
-            assert torch.allclose(torch.exp(log_svals[cell, seq])[keep], ref_svals[keep], rtol=1e-5)
+            assert torch.allclose(torch.exp(log_svals[index, seq])[keep], ref_svals[keep], rtol=1e-5)
 
 
 def test_dense_and_structured_sequences_agree(gen):
@@ -60,6 +63,23 @@ def test_dense_and_structured_sequences_agree(gen):
     q = torch.randn(4, 4, generator=gen, dtype=torch.float64)
     assert torch.allclose(structured.left(3, q), dense.left(3, q))
     assert torch.allclose(structured.right(q, 3), dense.right(q, 3))
+
+
+def test_gated_jacobians_reduce_to_elman(gen):
+    """One part, one gate, no diagonal: diag(eta) W, the Elman structure."""
+    w = torch.randn(4, 4, generator=gen, dtype=torch.float64)
+    d = torch.rand(9, 4, generator=gen, dtype=torch.float64)
+    gated = GatedJacobians(w, d[:, None, None, :], torch.zeros(9, 1, 1, 4, dtype=torch.float64))
+    elman = ElmanJacobians(w, d)
+    q = torch.randn(4, 3, generator=gen, dtype=torch.float64)
+    for t in (0, 8):
+        assert torch.allclose(gated.dense(t), elman.dense(t)) and torch.allclose(gated.left(t, q), elman.left(t, q))
+        assert torch.allclose(gated.right(q.T, t), elman.right(q.T, t))
+
+
+def test_spectral_norm_equals_the_largest_singular_value(gen):
+    m = torch.randn(5, 7, 7, generator=gen, dtype=torch.float64)
+    assert torch.allclose(spectral_norm(m), torch.linalg.svdvals(m)[:, 0], rtol=1e-12)
 
 
 def test_products_far_below_float_range_stay_exact():
@@ -78,21 +98,61 @@ def test_dead_relu_product_is_minus_infinity():
     assert torch.isfinite(log_norms[:2]).all() and torch.isneginf(log_norms[2:]).all()
 
 
-def test_state_gradient_norms_are_total_derivatives(gen):
-    # For a last-step loss, dL/dh_t = (dh_T/dh_t)^T dL/dh_T: check autograd's answer against the product.
-    stack, x, trace = _traced("tanh", gen, t=15)
-    y = torch.randn(3, dtype=torch.float64, generator=gen)
+def test_non_finite_products_give_nan_not_an_error():
+    dact = torch.ones(6, 3)
+    dact[2, 0] = math.nan  # a diverged cell
+    log_norms, log_svals = product_log_norms(ElmanJacobians(torch.eye(3), dact), [1, 6], full_spectrum=True)
+    assert torch.isfinite(log_norms[0]) and torch.isnan(log_norms[1]) and torch.isnan(log_svals).all()
+
+
+def _autograd_state_gradient_norms(stack, x, y):
     trace = stack.trace(x, grad_wrt_states=True)
     loss = ((trace.outputs[..., 0] - y) ** 2).sum()
-    norms = state_gradient_norms(loss, trace.states[0])
-    assert norms.shape == (16, 3, 3)
-    delta_T = 2 * (trace.outputs[..., 0] - y).detach().unsqueeze(-1) * stack.w_out.detach()  # (M, B, N)
-    jac = ElmanJacobians.from_preacts(stack.w_hh[0].detach().unsqueeze(1), trace.stacked_preacts(0).detach(), "tanh")
-    delta = delta_T
-    for t in range(15, -1, -1):
-        assert torch.allclose(norms[t], delta.norm(dim=-1), rtol=1e-10)
-        if t > 0:
-            delta = (jac.dense(t - 1).transpose(-1, -2) @ delta.unsqueeze(-1)).squeeze(-1)
+    states = [s for layer in trace.states for s in layer]
+    grads = torch.autograd.grad(loss, states, allow_unused=True)
+    norms = [torch.zeros(s.shape[:-1], dtype=s.dtype) if g is None else g.norm(dim=-1) for s, g in zip(states, grads)]
+    return trace, torch.stack(norms).reshape(stack.num_layers, -1, *norms[0].shape)
+
+
+def _readout_grad(stack, trace, y):
+    hidden = trace.hidden(stack.num_layers - 1)[1:].detach().requires_grad_()
+    loss = ((stack.read_out(hidden)[..., 0] - y) ** 2).sum()
+    return torch.autograd.grad(loss, hidden)[0]
+
+
+@pytest.mark.parametrize("cell", list_cells())
+@pytest.mark.parametrize("readout", ["last", "all"])
+def test_state_gradient_log_norms_equal_autograd(cell, readout, gen):
+    """The log-scaled walk back through time and layers against one autograd backward (float64)."""
+    stack = perturbed(make_stack(["identity", "orthogonal", "he"], "tanh", hidden=5, layers=2, cell=cell,
+                                 readout=readout))
+    x = torch.randn(15, 3, 2, generator=gen, dtype=torch.float64)
+    y = torch.randn(15, 1, 3, dtype=torch.float64) if readout == "all" else torch.randn(3, dtype=torch.float64)
+    trace, reference = _autograd_state_gradient_norms(stack, x, y)
+    ours = state_gradient_log_norms(stack, trace, _readout_grad(stack, trace, y)).exp()
+    assert ours.shape == (2, 16, 3, 3)
+    assert torch.allclose(ours, reference, rtol=1e-10, atol=1e-14)
+
+
+def test_state_gradient_far_below_float_range_is_exact():
+    """A linear 0.5 I network over 1200 steps: dL/dh_t = 0.5^(T-t) dL/dh_T, down to 1e-361."""
+    stack = make_stack(["scaled_identity:scale=0.5"], "linear", hidden=3)
+    x = torch.randn(1200, 2, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = torch.randn(2, dtype=torch.float64)
+    trace = stack.trace(x)
+    readout_grad = _readout_grad(stack, trace, y)
+    log_norms = state_gradient_log_norms(stack, trace, readout_grad)[0, :, 0]  # (T + 1, B)
+    at_end = readout_grad[-1, 0].norm(dim=-1).log()
+    lags = torch.arange(1200, -1, -1, dtype=torch.float64)
+    assert torch.allclose(log_norms, at_end + lags[:, None] * math.log(0.5), rtol=1e-12)
+    assert log_norms[0].max() < -800  # e^-800: far below float64's 1e-308, still exact
+
+
+def test_step_jacobians_autograd_shapes(gen):
+    step = make_stack(["he"], "tanh").recurrent_step(0, 0)
+    jac = step_jacobians_autograd(step, torch.randn(4, 3, 6, generator=gen, dtype=torch.float64),
+                                  torch.randn(4, 3, 6, generator=gen, dtype=torch.float64))
+    assert jac.shape == (4, 3, 6, 6)
 
 
 def test_default_lags():

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_stack
+from conftest import make_stack, perturbed
 from rnn_dynamics import theory
 from rnn_dynamics.jacobians import ElmanJacobians
-from rnn_dynamics.lyapunov import (cell_step, model_largest_exponent, model_lyapunov_spectrum, unroll)
+from rnn_dynamics.lyapunov import cell_step, model_largest_exponent, model_lyapunov_spectrum, unroll
+from rnn_dynamics.models import list_cells
 from rnn_dynamics.spectra import benettin_largest_exponent, lyapunov_spectrum, qr_lyapunov
 
 
@@ -53,6 +54,43 @@ def test_batched_input_and_reorthonormalising_less_often(gen):
     assert torch.allclose(every, sparse, atol=1e-8)
     one = lyapunov_spectrum(jac[1])
     assert torch.allclose(one, every[1], atol=1e-12)
+
+
+@pytest.mark.parametrize("gain", [1.5, 2.0])
+def test_reorthonormalising_every_k_steps_agrees_on_a_full_rank_tanh_network(gain):
+    """K = 1, 3, 5, 10 give the same spectrum and no -inf: the QR interval shortens itself where the
+    local exponents spread too far for the smallest direction to keep its digits."""
+    stack = make_stack([f"random_walk:gain={gain}"], "tanh", hidden=64, input_std=0.5)
+    x = torch.randn(600, 2, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    spectra = [model_lyapunov_spectrum(stack, x, warmup=50, reortho_every=k).exponents for k in (1, 3, 5, 10)]
+    assert torch.isfinite(spectra[0]).all()
+    assert spectra[0].min() < -5  # a spread of over 5 nats per step: 10 steps apart it would lose every digit
+    for other in spectra[1:]:
+        assert torch.allclose(other, spectra[0], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", list_cells())
+def test_sum_of_exponents_is_the_mean_log_determinant(cell, gen):
+    """With k = S the QR diagonals multiply to det J_t at every step, for any cell type."""
+    stack = perturbed(make_stack(["he", "orthogonal"], "tanh", hidden=5, cell=cell, input_std=0.8))
+    x = torch.randn(80, 2, 2, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        trace = stack.trace(x)
+    jac = stack.step_jacobians(trace, 0, dtype=torch.float64)
+    log_det = torch.stack([torch.linalg.slogdet(jac.dense(t))[1] for t in range(10, 80)]).mean(dim=0)
+    lam = model_lyapunov_spectrum(stack, x, warmup=10).exponents
+    assert lam.shape == (2, 2, type(stack).state_size(5))
+    assert torch.allclose(lam.sum(dim=-1), log_det, atol=1e-10)
+
+
+@pytest.mark.parametrize("cell", list_cells())
+def test_largest_exponent_matches_direct_simulation_for_every_cell(cell):
+    """The QR largest exponent of the full state (2N for the LSTM) against Benettin's two trajectories."""
+    stack = perturbed(make_stack(["random_walk:gain=2", "orthogonal"], "tanh", hidden=20, cell=cell, input_std=0.5))
+    x = torch.randn(1500, 2, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    qr = model_lyapunov_spectrum(stack, x, k=2, warmup=100).exponents[..., 0]
+    direct = model_largest_exponent(stack, x, warmup=100)
+    assert torch.allclose(qr, direct, atol=0.02)
 
 
 def test_local_exponents_average_to_the_spectrum(gen):

@@ -1,16 +1,21 @@
-"""End-to-end: a small study through the library and through the command line."""
+"""End-to-end: small studies through the library and through the command line."""
 
 import json
+import math
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
-from rnn_dynamics import StudyConfig, TrainConfig, read_dataset, run_study, write_dataset
-from rnn_dynamics.records import RECORD_DIMS, SCHEMA
+from rnn_dynamics import StudyConfig, TrainConfig, named_models, read_dataset, run_study, write_dataset
+from rnn_dynamics.models import get_cell
+from rnn_dynamics.records import RECORD_DIMS, SWEEP_DIMS, schema, summary_table
+from rnn_dynamics.tasks import make_task
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,49 +28,65 @@ def study():
     return run_study(config, progress=False)
 
 
-def test_dims_and_coordinates(study):
-    assert study.sizes["init"] == 3 and study.sizes["seq_len"] == 2 and study.sizes["nonlinearity"] == 2
+def test_every_sweep_dim_is_always_there_in_the_fixed_order(study):
+    assert [d for d in study.dims if d in SWEEP_DIMS] == list(SWEEP_DIMS) or set(SWEEP_DIMS) <= set(study.dims)
+    assert study.sizes["cell"] == 1 and study.sizes["seed"] == 1 and study.sizes["seq_len"] == 2
     assert list(study["step"].values) == [0, 3, 6]
     assert list(study["init"].values) == ["identity", "scaled_identity:scale=0.5", "gaussian:std=1e30"]
-    assert study["time"].values[-1] == 20 and study["lag"].values[-1] == 20
-    assert study["jacobian_norm"].dims == ("init", "nonlinearity", "seed", "seq_len", "layer", "step", "lag")
-    for name in ("loss", "test_loss", "test_metric", "eig_real", "eig_imag", "spectral_radius", "singular_values",
-                 "jacobian_norm", "grad_norm", "active_fraction", "diverged_step"):
-        assert name in study
+    assert study["jacobian_norm"].dims == ("cell", "init", "nonlinearity", "seq_len", "seed", "layer", "step", "lag")
+    assert study["eig_real"].dims[-4:] == ("layer", "gate", "step", "eig")
+    assert study["time"].values[-1] == 20 and study["lag"].values[-1] == 20 and list(study["gate"].values) == ["recurrent"]
+    assert set(study.data_vars) == set(schema()) - {"lyapunov", "lyapunov_benettin"}
+    assert "exponent" not in study.dims  # only a Lyapunov probe uses it
 
 
 def test_every_variable_and_dim_is_described(study):
+    variables = schema()
     for name, var in study.data_vars.items():
         assert var.attrs["long_name"] and "units" in var.attrs, name
+        assert var.dims[5:] == variables[name].dims, name
     for dim in study.dims:
-        if dim in RECORD_DIMS:
-            assert study[dim].attrs["long_name"]
+        assert study[dim].attrs["long_name"], dim
     assert study["test_metric"].attrs["metric"] == "mse"
     config = json.loads(study.attrs["config"])
     assert config["seq_len"] == [12, 20] and study.attrs["torch_version"] and study.attrs["created"]
+    assert study.attrs["task"] == "adding" and study.attrs["metric_higher_is_better"] == 0
 
 
-def test_known_values_at_initialisation(study):
-    first = study.sel(step=0, layer=0, seed=0)
-    # scaled identity 0.5 I: eigenvalues all 0.5, product norms exactly 0.5^k while ReLU units stay on.
-    scaled = first.sel(init="scaled_identity:scale=0.5", nonlinearity="tanh", seq_len=12)
-    np.testing.assert_allclose(scaled["eig_real"], 0.5, rtol=1e-6)
-    np.testing.assert_allclose(scaled["singular_values"], 0.5, rtol=1e-6)
-    # identity under tanh with tiny inputs: the product norm stays ~1 (f' ~ 1).
-    ident = first.sel(init="identity", nonlinearity="relu", seq_len=20)
-    assert float(ident["spectral_radius"]) == pytest.approx(1.0)
-    # lags beyond the shorter sequence are NaN, within it finite
+def test_lags_and_times_beyond_a_shorter_sequence_are_nan(study):
+    first = study.sel(step=0, layer=0, seed=0, cell="elman")
     short = first.sel(init="identity", nonlinearity="tanh", seq_len=12)["jacobian_norm"]
     assert np.isnan(short.sel(lag=20)) and np.isfinite(short.sel(lag=12))
     assert np.isnan(first.sel(seq_len=12)["grad_norm"].sel(time=15)).all()
+    scaled = first.sel(init="scaled_identity:scale=0.5", nonlinearity="tanh", seq_len=12, gate="recurrent")
+    np.testing.assert_allclose(scaled["eig_real"], 0.5, rtol=1e-6)
+    np.testing.assert_allclose(scaled["singular_values"], 0.5, rtol=1e-6)
 
 
 def test_diverged_cell_is_recorded_not_fatal(study):
-    diverged = study["diverged_step"].sel(init="gaussian:std=1e30", nonlinearity="relu")
-    assert (diverged == 0).all()
-    assert np.isnan(study["test_loss"].sel(init="gaussian:std=1e30", nonlinearity="relu")).all()
+    point = dict(cell="elman", init="gaussian:std=1e30", nonlinearity="relu")
+    assert (study["diverged_step"].sel(point) == 0).all()
+    assert np.isnan(study["test_loss"].sel(point)).all()
     assert np.isnan(study["diverged_step"].sel(init="identity")).all()
     assert np.isfinite(study["test_loss"].sel(init="identity")).all()
+
+
+def test_baseline_is_scored_on_the_sequences_the_test_loss_scores(study):
+    for seq_len in (12, 20):
+        task = make_task("adding", seq_len=seq_len, seed=0, batch_size=16, preset="tiny")
+        expected = ((task.test_y - 1.0) ** 2).double().mean().item()  # always predict 1, on the whole test set
+        recorded = study["test_metric_baseline"].sel(seq_len=seq_len, cell="elman", init="identity", nonlinearity="relu")
+        assert recorded.item() == pytest.approx(expected, rel=1e-12)
+    assert "always predict 1" in study["test_metric_baseline"].attrs["baseline"]
+
+
+def test_default_scoring_puts_the_baseline_within_two_percent_of_one_sixth():
+    """The default study scores the whole default test set (T = 50): its baseline is the population's to 2%."""
+    config = StudyConfig()
+    task = make_task(config.task, seq_len=config.seq_len[0], seed=config.seeds[0], batch_size=config.batch_size,
+                     preset=config.preset)
+    _, metric = task.baseline_scores(config.probe_test_size)
+    assert metric == pytest.approx(1 / 6, rel=0.02)
 
 
 def test_netcdf_round_trip_is_lossless(study, tmp_path):
@@ -74,36 +95,129 @@ def test_netcdf_round_trip_is_lossless(study, tmp_path):
     assert not list(path.parent.glob("*.tmp"))
 
 
+def test_written_files_respect_the_umask(study, tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = write_dataset(study, tmp_path / "study.nc")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_plain_xarray_reads_it_without_the_package(study, tmp_path):
     path = write_dataset(study, tmp_path / "study.nc")
     code = ("import sys; sys.modules['rnn_dynamics'] = None; import xarray as xr; "
             f"ds = xr.open_dataset({str(path)!r}); print(ds['jacobian_norm'].attrs['long_name'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
-    assert "dh_T/dh_{T-k}" in out.stdout
+    assert "ds_T/ds_{T-k}" in out.stdout
 
 
-def test_schema_page_documents_every_variable_and_dim():
-    page = (ROOT / "docs" / "schema.md").read_text()
-    for name in list(SCHEMA) + list(RECORD_DIMS) + ["init", "nonlinearity", "seed", "seq_len"]:
-        assert f"`{name}`" in page, name
+def test_summary_table_lists_every_cell_and_marks_divergence(study):
+    table = summary_table(study).splitlines()
+    assert len(table) == 2 + 3 * 2 * 2  # header, rule, 3 inits x 2 nonlinearities x 2 lengths
+    diverged = [line for line in table if "gaussian:std=1e30 | relu" in line]
+    assert diverged and all("at step 0" in line for line in diverged)
+
+
+# ---------------------------------------------------------------- known values through the dataset
+
+
+def _known_study(**kwargs):
+    base = dict(seq_len=[30], hidden=5, preset="tiny", seeds=[0], cells=["elman"],
+                train=TrainConfig(steps=1, probe_every=1), probe_batch=3)
+    base.update(kwargs)
+    return run_study(StudyConfig(**base), progress=False)
+
+
+def test_linear_half_identity_records_half_to_the_lag():
+    ds = _known_study(inits=["scaled_identity:scale=0.5"], nonlinearities=["linear"])
+    point = ds.sel(cell="elman", init="scaled_identity:scale=0.5", nonlinearity="linear", seq_len=30, seed=0,
+                   layer=0, step=0)
+    lags = ds["lag"].values
+    np.testing.assert_allclose(point["jacobian_log_norm"], lags * math.log(0.5), rtol=1e-6)
+    np.testing.assert_allclose(point["jacobian_norm"], 0.5 ** lags, rtol=1e-6)
+    np.testing.assert_allclose(point["jacobian_log_singular_values"], 30 * math.log(0.5), rtol=1e-6)
+
+
+def test_identity_relu_with_positive_states_records_norm_one():
+    ds = _known_study(inits=["identity"], nonlinearities=["relu"], bias=1.0)  # a_t = h_{t-1} + 1 + tiny > 0
+    point = ds.sel(cell="elman", init="identity", nonlinearity="relu", seq_len=30, seed=0, layer=0, step=0)
+    np.testing.assert_allclose(point["jacobian_norm"], 1.0, rtol=1e-6)
+    assert point["active_fraction"].item() == 1.0
+
+
+@pytest.mark.parametrize("cell", ["elman", "lstm"])
+def test_grad_norm_at_step_zero_equals_autograd_on_the_same_weights(cell):
+    ds = _known_study(cells=[cell], inits=["orthogonal", "he"], nonlinearities=["tanh"], input_std=0.5,
+                      output_std=0.5, dtype="float64", layers=2)
+    task = make_task("adding", seq_len=30, seed=0, batch_size=16, preset="tiny")
+    model = get_cell(cell).from_inits(["orthogonal", "he"], 2, 5, 1, "tanh", 2, seed=0, input_std=0.5,
+                                      output_std=0.5).double()
+    trace = model.trace(task.test_x[:, :3].double(), grad_wrt_states=True)
+    loss = task.per_sample_loss(trace.outputs, task.test_y[:3].double()).sum()
+    for layer in range(2):
+        grads = torch.autograd.grad(loss, trace.states[layer], retain_graph=True)
+        expected = torch.stack([g.norm(dim=-1) for g in grads]).mean(dim=-1)  # (T + 1, M)
+        recorded = ds["grad_norm"].sel(cell=cell, nonlinearity="tanh", seq_len=30, seed=0, layer=layer, step=0)
+        np.testing.assert_allclose(recorded.sel(init=["orthogonal", "he"]).values, expected.T.numpy(), rtol=1e-9)
+
+
+def test_lyapunov_probe_recorded_with_known_values():
+    config = StudyConfig(seq_len=[40], inits=["scaled_identity:scale=0.5", "orthogonal"], nonlinearities=["tanh"],
+                         hidden=6, preset="tiny", train=TrainConfig(steps=2, probe_every=1), lyapunov=True)
+    ds = run_study(config, progress=False)
+    lyap = ds["lyapunov"].sel(cell="elman", seq_len=40, seed=0, layer=0, nonlinearity="tanh")
+    assert lyap.dims == ("init", "step", "exponent") and list(ds["exponent"].values) == [1, 2, 3, 4, 5, 6]
+    assert lyap.attrs["units"] == "nats per time step" and lyap.attrs["warmup_steps"] == "T // 10"
+    # inputs of std 1e-3 keep tanh nearly linear: 0.5 I has every exponent ln 0.5, orthogonal every exponent 0
+    np.testing.assert_allclose(lyap.sel(init="scaled_identity:scale=0.5", step=0), np.log(0.5), atol=1e-4)
+    np.testing.assert_allclose(lyap.sel(init="orthogonal", step=0), 0.0, atol=1e-4)
+    benettin = ds["lyapunov_benettin"].sel(cell="elman", seq_len=40, seed=0, layer=0, nonlinearity="tanh", step=0)
+    np.testing.assert_allclose(benettin, lyap.sel(step=0, exponent=1), atol=0.02)
+
+
+def test_lstm_records_gate_spectra_and_two_n_exponents():
+    ds = _known_study(cells=["elman", "lstm"], inits=["orthogonal"], nonlinearities=["tanh"], lyapunov=True)
+    assert list(ds["gate"].values) == ["recurrent", "input", "forget", "output", "candidate"]
+    lstm = ds.sel(cell="lstm", init="orthogonal", nonlinearity="tanh", seq_len=30, seed=0, layer=0, step=0)
+    np.testing.assert_allclose(lstm["singular_values"].sel(gate=["input", "forget", "output", "candidate"]).isel(
+        sv=slice(0, 5)), 1.0, rtol=1e-6)  # an orthogonal block in every gate
+    assert np.isnan(lstm["spectral_radius"].sel(gate="recurrent"))
+    assert ds.sizes["exponent"] == 10 and np.isfinite(lstm["lyapunov"]).all()
+    elman = ds.sel(cell="elman", init="orthogonal", nonlinearity="tanh", seq_len=30, seed=0, layer=0, step=0)
+    assert np.isfinite(elman["lyapunov"].isel(exponent=slice(0, 5))).all()
+    assert np.isnan(elman["lyapunov"].isel(exponent=slice(5, 10))).all()
+
+
+def test_paper_models_run_exactly_their_four_combinations():
+    ds = _known_study(cells=["elman"], models=["paper"], inits=StudyConfig().inits, seq_len=[10])
+    labels = named_models(ds)
+    assert set(labels) == {"IRNN", "RNN + tanh", "RNN + ReLU", "LSTM"}
+    assert labels["IRNN"]["init"].item() == "identity" and labels["LSTM"]["cell"].item() == "lstm"
+    exists = ds["train_loss"].notnull().any("iteration").sum().item()
+    assert exists == 4  # not the 2 x 2 x 2 cross product
+    assert ds["model"].sel(cell="lstm", init="identity", nonlinearity="relu").item() == ""
+
+
+# ---------------------------------------------------------------- the command line
 
 
 def _cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "analyses.spectra", *args], capture_output=True, text=True,
-                          cwd=cwd, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+                          cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
-def test_cli_writes_a_dataset(tmp_path):
+def test_cli_writes_a_dataset_and_a_summary(tmp_path):
     out = tmp_path / "res" / "s.nc"
     proc = _cli("--seq-len", "10", "--inits", "identity", "he", "--nonlinearities", "relu", "--hidden", "6",
                 "--steps", "4", "--probe-every", "2", "--preset", "tiny", "--seeds", "0", "1", "--quiet",
                 "--out", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert f"wrote {out}" in proc.stdout
+    assert f"wrote {out}" in proc.stdout and "| elman | he | relu | 10 | 1 |" in proc.stdout
     assert sorted(p.name for p in out.parent.iterdir()) == ["s.nc"]  # the per-stack checkpoints are gone
     ds = xr.load_dataset(out)
-    assert ds.sizes["seed"] == 2 and "seq_len" not in ds.dims
-    assert "analyses.spectra" in ds.attrs["command"] or "--seq-len" in ds.attrs["command"]
+    assert ds.sizes["seed"] == 2 and ds.sizes["seq_len"] == 1 and ds.sizes["cell"] == 1
+    assert "--seq-len" in ds.attrs["command"]
 
 
 def test_cli_probe_every_zero_records_only_losses(tmp_path):
@@ -115,15 +229,34 @@ def test_cli_probe_every_zero_records_only_losses(tmp_path):
     assert set(ds.data_vars) == {"train_loss", "diverged_step"} and ds.sizes["iteration"] == 3
 
 
+def test_cli_one_step_probes_at_both_ends(tmp_path):
+    out = tmp_path / "s.nc"
+    proc = _cli("--seq-len", "8", "--inits", "identity", "--nonlinearities", "relu", "--hidden", "4", "--steps", "1",
+                "--preset", "tiny", "--quiet", "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert list(xr.load_dataset(out)["step"].values) == [0, 1]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--inits", "identity", "bogus"], "unknown init 'bogus'; valid inits: gaussian, he, identity"),
+    (["--inits", "orthogonal:gain=abc"], "init 'orthogonal' parameter 'gain' must be a number, got 'abc'"),
     (["--task", "sorting"], "unknown task 'sorting'; valid tasks: adding"),
-    (["--nonlinearities", "relu", "softplus"], "unknown nonlinearity 'softplus'; valid nonlinearities: relu, tanh"),
+    (["--nonlinearities", "relu", "softplus"], "unknown nonlinearity 'softplus'; valid nonlinearities: linear, relu"),
+    (["--cells", "elman", "rnn"], "unknown cell 'rnn'; valid cells: elman, gru, lstm"),
+    (["--cells", "lstm", "--nonlinearities", "linear"], "cell 'lstm' cannot take nonlinearity 'linear'; valid for lstm"),
+    (["--models", "irnn", "transformer"], "unknown model 'transformer'; valid models: irnn, lstm, rnn_relu, rnn_tanh, paper"),
+    (["--models", "irnn", "--inits", "he"], "--models fixes cell, init and nonlinearity; it cannot be combined with inits"),
+    (["--probes", "losses", "entropy"], "unknown probe 'entropy'; valid probes: activity"),
+    (["--cells", "lstm", "--forget-bias", "abc"], "argument --forget-bias: invalid float value: 'abc'"),
+    (["--forget-bias", "2"], "--forget-bias is an option of cell 'lstm', which this study does not run"),
     (["--hidden", "0"], "--hidden must be a positive integer, got 0"),
+    (["--hidden", "100000"], "needs about"),
     (["--layers", "-1"], "--layers must be a positive integer"),
-    (["--seq-len", "0"], "--seq-len must be positive"),
+    (["--seq-len", "0"], "--seq-len must be a positive integer"),
     (["--steps", "10", "--probe-every", "20"], "--probe-every must lie in 0..10"),
     (["--optimizer", "lbfgs"], "unknown optimizer 'lbfgs'"),
+    (["--dtype", "float16"], "unknown dtype 'float16'; valid dtypes: float32, float64"),
+    (["--seq-len", "20", "--lyapunov", "--lyapunov-warmup", "20"], "--lyapunov-warmup must lie in 0..19"),
     (["--out", "pyproject.toml/x.nc"], "is not writable"),
     (["--out", "/proc/nope/x.nc"], "is not writable"),
 ])
@@ -136,23 +269,12 @@ def test_cli_bad_input(args, message, tmp_path):
     assert set(Path(ROOT).rglob("*.nc")) | set(tmp_path.rglob("*")) == before
 
 
-def test_lyapunov_probe_recorded_with_known_values():
-    config = StudyConfig(seq_len=[40], inits=["scaled_identity:scale=0.5", "orthogonal"], nonlinearities=["tanh"],
-                         hidden=6, preset="tiny", train=TrainConfig(steps=2, probe_every=1), lyapunov=True)
-    ds = run_study(config, progress=False)
-    lyap = ds["lyapunov"].sel(seed=0, layer=0, nonlinearity="tanh")
-    assert lyap.dims == ("init", "step", "exponent") and list(ds["exponent"].values) == [1, 2, 3, 4, 5, 6]
-    assert lyap.attrs["units"] == "nats per time step" and lyap.attrs["warmup_steps"] == "T // 10"
-    # inputs of std 1e-3 keep tanh nearly linear: 0.5 I has every exponent ln 0.5, orthogonal every exponent 0
-    np.testing.assert_allclose(lyap.sel(init="scaled_identity:scale=0.5", step=0), np.log(0.5), atol=1e-4)
-    np.testing.assert_allclose(lyap.sel(init="orthogonal", step=0), 0.0, atol=1e-4)
-    benettin = ds["lyapunov_benettin"].sel(seed=0, layer=0, nonlinearity="tanh", step=0)
-    np.testing.assert_allclose(benettin, lyap.sel(step=0, exponent=1), atol=0.02)
-
-
-def test_cli_bad_lyapunov_warmup(tmp_path):
-    proc = _cli("--seq-len", "20", "--lyapunov", "--lyapunov-warmup", "20", "--quiet", cwd=tmp_path)
-    assert proc.returncode == 2 and "--lyapunov-warmup must lie in 0..19" in proc.stderr
+def test_cli_lists_registered_plugins(tmp_path):
+    proc = _cli("--list-inits", "--list-cells", "--list-tasks", "--list-models", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "orthogonal(gain=1.0):" in proc.stdout and "scaled_identity(scale=0.01):" in proc.stdout
+    assert "lstm:" in proc.stdout and "forget_bias=1.0" in proc.stdout and "adding(" in proc.stdout
+    assert "irnn: IRNN: cell elman, relu, init identity" in proc.stdout
 
 
 def test_an_interrupted_study_resumes_without_rerunning_finished_stacks(tmp_path, monkeypatch):
@@ -174,12 +296,22 @@ def test_an_interrupted_study_resumes_without_rerunning_finished_stacks(tmp_path
     monkeypatch.setattr(sweep, "run_stack", dies_on_third_stack)
     with pytest.raises(KeyboardInterrupt):
         run_study(config, progress=False, checkpoints=checkpoints)
-    assert len(list(checkpoints.folder.glob("*.npz"))) == 2 and not list(checkpoints.folder.glob("*.tmp"))
+    assert len(list(checkpoints.folder.glob("*.nc"))) == 2 and not list(checkpoints.folder.glob("*.tmp"))
     calls.clear()
-    resumed = run_study(config, progress=False, checkpoints=checkpoints)
+    said = []
+    resumed = run_study(config, progress=False, checkpoints=checkpoints, report=said.append)
     assert len(calls) == 2  # only the two stacks that had not finished
+    assert said == [f"resuming from {checkpoints.folder}: 2 of 4 stacks loaded, 2 to run"]
     xr.testing.assert_identical(resumed.drop_attrs(), reference.drop_attrs())
     other = StackCheckpoints(tmp_path / "s.nc.parts", {**config.to_dict(), "hidden": 5})
     assert other.folder != checkpoints.folder
+    # a corrupt checkpoint is reported and its stack recomputed
+    corrupt = sorted(checkpoints.folder.glob("*.nc"))[0]
+    corrupt.write_bytes(b"not netcdf")
+    calls.clear()
+    with pytest.warns(UserWarning, match="could not be read"):
+        again = run_study(config, progress=False, checkpoints=checkpoints)
+    assert len(calls) == 1
+    xr.testing.assert_identical(again.drop_attrs(), reference.drop_attrs())
     checkpoints.remove()
     assert not (tmp_path / "s.nc.parts").exists()

@@ -6,7 +6,8 @@ import torch
 
 from conftest import make_stack
 from rnn_dynamics.tasks import make_task
-from rnn_dynamics.train import TrainConfig, train_stack
+from rnn_dynamics.config import ConfigError, TrainConfig
+from rnn_dynamics.train import train_stack
 
 
 @pytest.fixture
@@ -64,12 +65,25 @@ def test_probes_run_at_zero_every_k_and_the_end(task):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(steps=0), "--steps must be positive"),
-    (dict(steps=5, probe_every=6), r"--probe-every must lie in 0..5"),
-    (dict(optimizer="lbfgs"), "unknown optimizer 'lbfgs'; valid optimizers: sgd, adam, rmsprop"),
-    (dict(clip=-1), "--clip must be >= 0"),
-    (dict(lr=0), "--lr must be positive"),
+    (dict(steps=0), "steps must be a positive integer"),
+    (dict(steps=5, probe_every=6), r"probe_every must lie in 0..5"),
+    (dict(optimizer="lbfgs"), "unknown optimizer 'lbfgs'; valid optimizers: adam, rmsprop, sgd"),
+    (dict(clip=-1), "clip must be >= 0"),
+    (dict(lr=0), "lr must be positive"),
 ])
-def test_bad_train_config(kwargs, message):
+def test_bad_train_config_names_the_field(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kwargs).validate()
+
+
+@pytest.mark.parametrize("steps, expected", [(1, [0, 1]), (5, [0, 1, 2, 3, 4, 5]), (50, list(range(0, 51, 5))),
+                                             (2000, list(range(0, 2001, 100)))])
+def test_default_probe_interval_fits_the_run(steps, expected):
+    config = TrainConfig(steps=steps).validate()
+    assert config.probe_steps() == expected
+
+
+def test_config_errors_carry_the_field():
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(steps=-3).validate()
+    assert info.value.field == "steps" and str(info.value) == "steps must be a positive integer, got -3"

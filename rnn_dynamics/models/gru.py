@@ -16,7 +16,7 @@ from torch import nn
 
 from ..jacobians import GatedJacobians
 from ..nonlinearities import Nonlinearity
-from .base import RecurrentStack, Trace, register_cell
+from .base import BACKWARD_CHUNK, RecurrentStack, Trace, register_cell
 
 
 class GRURecurrence(torch.autograd.Function):
@@ -51,24 +51,40 @@ class GRURecurrence(torch.autograd.Function):
     def backward(ctx, grad_hidden):
         hidden, gates, from_h, weight = ctx.saved_tensors
         steps, m, b, n = grad_hidden.shape
-        r, z, cand = gates.split(n, dim=-1)
-        c_n = (1 - z) * ctx.nonlinearity.derivative_from_output(cand)
-        c_r = c_n * from_h[..., 2 * n:] * r * (1 - r)
-        c_z = (hidden[:-1] - cand) * z * (1 - z)
-        drive_coeff = torch.stack([c_r, c_z, c_n], dim=-2)  # dL/d(drive_t) = dL/dh_t * this
-        from_h_coeff = torch.stack([c_r, c_z, c_n * r], dim=-2)  # dL/d(W h_{t-1} + b) = dL/dh_t * this
+        update = gates[..., n:2 * n]
         grad_drive = torch.empty_like(gates)
         grad_from_h = torch.empty_like(gates)
         carry = torch.zeros_like(grad_hidden[0])
-        for t in range(steps - 1, -1, -1):
-            d_h = (grad_hidden[t] + carry).unsqueeze(-2)
-            torch.mul(drive_coeff[t], d_h, out=grad_drive[t].view(m, b, 3, n))
-            torch.mul(from_h_coeff[t], d_h, out=grad_from_h[t].view(m, b, 3, n))
-            carry = torch.baddbmm(d_h.squeeze(-2) * z[t], grad_from_h[t], weight)
+        for stop in range(steps, 0, -BACKWARD_CHUNK):
+            start = max(0, stop - BACKWARD_CHUNK)
+            drive_coeff, from_h_coeff = _backward_coefficients(gates[start:stop], from_h[start:stop],
+                                                               hidden[start:stop], ctx.nonlinearity)
+            for t in range(stop - 1, start - 1, -1):
+                k = t - start
+                d_h = (grad_hidden[t] + carry).unsqueeze(-2)
+                torch.mul(drive_coeff[k], d_h, out=grad_drive[t].view(m, b, 3, n))
+                torch.mul(from_h_coeff[k], d_h, out=grad_from_h[t].view(m, b, 3, n))
+                carry = torch.baddbmm(d_h.squeeze(-2) * update[t], grad_from_h[t], weight)
         grad_weight = torch.bmm(grad_from_h.transpose(0, 1).reshape(m, steps * b, 3 * n).transpose(1, 2),
                                 hidden[:-1].transpose(0, 1).reshape(m, steps * b, n))
         grad_b_hn = grad_from_h[..., 2 * n:].sum(dim=(0, 2)).unsqueeze(1)
         return grad_drive, grad_weight, grad_b_hn, None
+
+
+
+def _backward_coefficients(gates, from_h, hidden_prev, phi: Nonlinearity):
+    """For steps t of a chunk: dL/d(drive_t) = dL/dh_t * drive_coeff and dL/d(W h_{t-1} + b) = dL/dh_t * from_h_coeff.
+
+    With c_n = (1 - z) phi'(a_n): drive_coeff = [c_n (W_n h + b_hn) s'(a_r), (h_{t-1} - n) s'(a_z), c_n] and
+    from_h_coeff the same with c_n r in the candidate slot.
+    """
+    steps, m, b, three_n = gates.shape
+    n = three_n // 3
+    r, z, cand = gates.split(n, dim=-1)
+    c_n = (1 - z) * phi.derivative_from_output(cand)
+    c_r = c_n * from_h[..., 2 * n:] * r * (1 - r)
+    c_z = (hidden_prev - cand) * z * (1 - z)
+    return torch.stack([c_r, c_z, c_n], dim=-2), torch.stack([c_r, c_z, c_n * r], dim=-2)
 
 
 @register_cell("gru")

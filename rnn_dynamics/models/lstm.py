@@ -14,7 +14,7 @@ import torch
 
 from ..jacobians import GatedJacobians
 from ..nonlinearities import Nonlinearity
-from .base import CellOption, RecurrentStack, Trace, register_cell
+from .base import BACKWARD_CHUNK, CellOption, RecurrentStack, Trace, register_cell
 
 
 class LSTMRecurrence(torch.autograd.Function):
@@ -51,25 +51,42 @@ class LSTMRecurrence(torch.autograd.Function):
         hidden, cell, gates, weight = ctx.saved_tensors
         phi = ctx.nonlinearity
         steps, m, b, n = grad_hidden.shape
-        i, f, o, g = gates.split(n, dim=-1)
-        squashed = phi(cell[1:])
-        carry_coeff = o * phi.derivative_from_output(squashed)  # dL/dc_t += dL/dh_t * o phi'(c_t)
-        coeff = torch.cat([g * i * (1 - i), cell[:-1] * f * (1 - f), squashed * o * (1 - o),
-                           i * phi.derivative_from_output(g)], dim=-1).view(steps, m, b, 4, n)
+        forget = gates[..., n:2 * n]
         grad_pre = torch.empty_like(gates)
         carry_h = torch.zeros_like(grad_hidden[0])
         carry_c = torch.zeros_like(grad_hidden[0])
-        for t in range(steps - 1, -1, -1):
-            d_h = grad_hidden[t] + carry_h
-            d_c = torch.addcmul(carry_c, d_h, carry_coeff[t])
-            slot = grad_pre[t].view(m, b, 4, n)
-            torch.mul(coeff[t], d_c.unsqueeze(-2), out=slot)
-            torch.mul(coeff[t, :, :, 2], d_h, out=slot[:, :, 2])  # the output gate is driven by dL/dh_t
-            torch.mul(d_c, f[t], out=carry_c)
-            carry_h = torch.bmm(grad_pre[t], weight)
+        for stop in range(steps, 0, -BACKWARD_CHUNK):
+            start = max(0, stop - BACKWARD_CHUNK)
+            coeff, carry_coeff = _backward_coefficients(gates[start:stop], cell[start:stop + 1], phi)
+            for t in range(stop - 1, start - 1, -1):
+                k = t - start
+                d_h = grad_hidden[t] + carry_h
+                d_c = torch.addcmul(carry_c, d_h, carry_coeff[k])  # dL/dc_t
+                slot = grad_pre[t].view(m, b, 4, n)
+                torch.mul(coeff[k], d_c.unsqueeze(-2), out=slot)
+                torch.mul(coeff[k, :, :, 2], d_h, out=slot[:, :, 2])  # the output gate is driven by dL/dh_t
+                torch.mul(d_c, forget[t], out=carry_c)
+                carry_h = torch.bmm(grad_pre[t], weight)
         grad_weight = torch.bmm(grad_pre.transpose(0, 1).reshape(m, steps * b, 4 * n).transpose(1, 2),
                                 hidden[:-1].transpose(0, 1).reshape(m, steps * b, n))
         return grad_pre, grad_weight, None
+
+
+
+def _backward_coefficients(gates: torch.Tensor, cell: torch.Tensor, phi: Nonlinearity):
+    """For steps t of a chunk: dL/da_t = [dc, dc, dh, dc] * coeff_t and dL/dc_t += dh * carry_t.
+
+    ``gates`` (K, M, B, 4N) holds i, f, o, g; ``cell`` (K + 1, M, B, N) holds c_{t-1}..c_t.
+    coeff = [g s'(a_i), c_{t-1} s'(a_f), phi(c_t) s'(a_o), i phi'(a_g)], carry = o phi'(c_t).
+    """
+    steps, m, b, four_n = gates.shape
+    n = four_n // 4
+    squashed = phi(cell[1:])
+    derivative = gates * (1 - gates)
+    derivative[..., 3 * n:] = phi.derivative_from_output(gates[..., 3 * n:])
+    other = torch.cat([gates[..., 3 * n:], cell[:-1], squashed, gates[..., :n]], dim=-1)
+    coeff = other.mul_(derivative).view(steps, m, b, 4, n)
+    return coeff, gates[..., 2 * n:3 * n] * phi.derivative_from_output(squashed)
 
 
 @register_cell("lstm")

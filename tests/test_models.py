@@ -1,0 +1,199 @@
+"""Every registered cell type: fast path against the traced loop, against torch.nn, and trained alone."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_stack, perturbed
+from rnn_dynamics.config import TrainConfig
+from rnn_dynamics.models import CELLS, RecurrentStack, get_cell, list_cells
+from rnn_dynamics.tasks import make_task
+from rnn_dynamics.train import train_stack
+
+INITS = ["identity", "orthogonal", "he"]
+CELL_NONLINEARITIES = [(cell, nl) for cell, cls in CELLS.items() for nl in (cls.nonlinearities or ("relu", "tanh", "linear"))]
+
+
+@pytest.fixture
+def x(gen):
+    return torch.randn(12, 3, 2, generator=gen, dtype=torch.float64)
+
+
+def test_registry_has_the_papers_cells_and_a_clear_error():
+    assert {"elman", "lstm", "gru"} <= set(list_cells())
+    with pytest.raises(ValueError, match="unknown cell 'rnn'; valid cells: elman, gru, lstm"):
+        get_cell("rnn")
+
+
+@pytest.mark.parametrize("cell, nonlinearity", CELL_NONLINEARITIES)
+@pytest.mark.parametrize("readout", ["last", "all"])
+def test_fast_path_equals_traced_loop_values_and_gradients(cell, nonlinearity, readout, x):
+    """The training path (hand-written backward) against autograd through the plain loop."""
+    stack = perturbed(make_stack(INITS, nonlinearity, hidden=5, layers=2, readout=readout, output_size=2, cell=cell))
+    target = torch.randn_like(stack(x))
+    fast_loss = ((stack(x) - target) ** 2).sum()
+    fast = torch.autograd.grad(fast_loss, list(stack.parameters()))
+    loop_loss = ((stack.trace(x).outputs - target) ** 2).sum()
+    loop = torch.autograd.grad(loop_loss, list(stack.parameters()))
+    assert torch.allclose(fast_loss, loop_loss, rtol=1e-12)
+    for a, b in zip(fast, loop):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-9 * max(1.0, b.abs().max().item()))
+
+
+@pytest.mark.parametrize("cell", list_cells())
+def test_fast_path_passes_gradcheck(cell, gen):
+    """Finite differences against the hand-written backward, for every parameter of the stack."""
+    stack = perturbed(make_stack(["he", "orthogonal"], "tanh", hidden=3, cell=cell))
+    x = torch.randn(5, 2, 2, generator=gen, dtype=torch.float64)
+    names = [name for name, _ in stack.named_parameters()]
+    values = tuple(p.detach().clone().requires_grad_() for p in stack.parameters())
+
+    def forward(*params):
+        return torch.func.functional_call(stack, dict(zip(names, params)), (x,))
+
+    assert torch.autograd.gradcheck(forward, values)
+
+
+@pytest.mark.parametrize("cell", list_cells())
+def test_cells_are_independent_and_share_input_and_readout_weights(cell, x):
+    stack = make_stack(INITS, "tanh", cell=cell)
+    out = stack(x)
+    for index, init in enumerate(INITS):
+        assert torch.allclose(out[index], make_stack([init], "tanh", cell=cell)(x)[0], atol=1e-13)
+    assert torch.equal(stack.w_ih[0][0], stack.w_ih[0][2]) and torch.equal(stack.w_out[0], stack.w_out[1])
+    assert not torch.equal(stack.w_hh[0][1], stack.w_hh[0][2])
+
+
+@pytest.mark.parametrize("cell", list_cells())
+def test_an_init_spec_fills_every_gate_block(cell):
+    stack = make_stack(["scaled_identity:scale=0.5", "orthogonal"], "tanh", hidden=4, cell=cell)
+    blocks = stack.recurrent_blocks()  # (M, L, G, N, N)
+    assert blocks.shape == (2, 1, len(stack.gates), 4, 4)
+    assert torch.allclose(blocks[0], 0.5 * torch.eye(4, dtype=torch.float64).expand_as(blocks[0]))
+    for gate in range(len(stack.gates)):
+        q = blocks[1, 0, gate]
+        assert torch.allclose(q.T @ q, torch.eye(4, dtype=torch.float64), atol=1e-6)  # stored in float32
+    if len(stack.gates) > 1:  # each gate's block is its own draw
+        assert not torch.equal(blocks[1, 0, 0], blocks[1, 0, 1])
+
+
+def test_elman_matches_torch_nn_rnn(x):
+    for nonlinearity in ("relu", "tanh"):
+        stack = make_stack(INITS, nonlinearity, hidden=5, layers=2)
+        out = stack(x)
+        for cell in range(len(INITS)):
+            rnn = torch.nn.RNN(2, 5, num_layers=2, nonlinearity=nonlinearity).double()
+            with torch.no_grad():
+                for layer in range(2):
+                    getattr(rnn, f"weight_ih_l{layer}").copy_(stack.w_ih[layer][cell])
+                    getattr(rnn, f"weight_hh_l{layer}").copy_(stack.w_hh[layer][cell])
+                    getattr(rnn, f"bias_ih_l{layer}").copy_(stack.bias[layer][cell, 0])
+                    getattr(rnn, f"bias_hh_l{layer}").zero_()
+            seq, _ = rnn(x)
+            assert torch.allclose(out[cell], seq[-1] @ stack.w_out[cell].T + stack.b_out[cell], atol=1e-12)
+
+
+def test_lstm_matches_torch_nn_lstm(x):
+    stack = perturbed(make_stack(INITS, "tanh", hidden=5, cell="lstm"))
+    hidden = stack.trace(x).hidden(0)[1:]
+    order = [0, 1, 3, 2]  # torch stores i, f, g, o; the stack i, f, o, g
+    for cell in range(len(INITS)):
+        lstm = torch.nn.LSTM(2, 5).double()
+        with torch.no_grad():
+            lstm.weight_hh_l0.copy_(stack.w_hh[0][cell].reshape(4, 5, 5)[order].reshape(20, 5))
+            lstm.weight_ih_l0.copy_(stack.w_ih[0][cell].reshape(4, 5, 2)[order].reshape(20, 2))
+            lstm.bias_ih_l0.copy_(stack.bias[0][cell, 0].reshape(4, 5)[order].reshape(20))
+            lstm.bias_hh_l0.zero_()
+        seq, _ = lstm(x)
+        assert torch.allclose(hidden[:, cell], seq, atol=1e-13)
+
+
+def test_gru_matches_torch_nn_gru(x):
+    stack = perturbed(make_stack(INITS, "tanh", hidden=5, cell="gru"))
+    hidden = stack.trace(x).hidden(0)[1:]
+    for cell in range(len(INITS)):
+        gru = torch.nn.GRU(2, 5).double()
+        with torch.no_grad():
+            gru.weight_hh_l0.copy_(stack.w_hh[0][cell])
+            gru.weight_ih_l0.copy_(stack.w_ih[0][cell])
+            gru.bias_ih_l0.copy_(stack.bias[0][cell, 0])
+            gru.bias_hh_l0.zero_()
+            gru.bias_hh_l0[10:].copy_(stack.b_hn[0][cell, 0])
+        seq, _ = gru(x)
+        assert torch.allclose(hidden[:, cell], seq, atol=1e-13)
+
+
+def test_lstm_forget_bias_option():
+    stack = make_stack(["identity"], "tanh", hidden=3, cell="lstm", forget_bias=2.5)
+    bias = stack.bias[0][0, 0].reshape(4, 3)
+    assert torch.equal(bias[1], torch.full((3,), 2.5, dtype=torch.float64)) and torch.count_nonzero(bias[[0, 2, 3]]) == 0
+    assert make_stack(["identity"], "tanh", hidden=3, cell="lstm").bias[0][0, 0, 3:6].eq(1.0).all()  # default 1.0
+    with pytest.raises(ValueError, match="cell 'elman' has no option 'forget_bias'; its options: none"):
+        make_stack(["identity"], cell="elman", forget_bias=1.0)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_gated_cells_refuse_a_nonlinearity_they_cannot_take(cell):
+    with pytest.raises(ValueError, match=f"cell '{cell}' cannot take nonlinearity 'linear'; valid for {cell}: tanh, relu"):
+        make_stack(["identity"], "linear", cell=cell)
+
+
+@pytest.mark.parametrize("cell", list_cells())
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop"])
+def test_each_cell_trains_as_if_alone(cell, optimizer):
+    task = make_task("adding", seq_len=10, seed=0, batch_size=8, preset="tiny")
+    task.train_x, task.train_y = task.train_x.double(), task.train_y.double()
+    config = TrainConfig(steps=8, lr=0.01, optimizer=optimizer, clip=0.5, probe_every=0)
+    stack = make_stack(INITS, "tanh", cell=cell)
+    result = train_stack(stack, task, config)
+    for index, init in enumerate(INITS):
+        alone = make_stack([init], "tanh", cell=cell)
+        alone_result = train_stack(alone, task, config)
+        np.testing.assert_allclose(result.train_loss[:, index], alone_result.train_loss[:, 0], rtol=1e-9)
+        for p_stack, p_alone in zip(stack.parameters(), alone.parameters()):
+            assert torch.allclose(p_stack[index], p_alone[0], rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", list_cells())
+def test_parameter_count_is_the_real_count(cell):
+    stack = make_stack(["identity"], "tanh", hidden=4, layers=2, input_size=3, output_size=2, cell=cell)
+    assert sum(p[0].numel() for p in stack.parameters()) == type(stack).parameter_count(3, 4, 2, 2)
+
+
+def test_base_class_fallbacks_cover_a_new_cell_type(x):
+    """A user's cell written as a step function alone gets the traced forward and autograd Jacobians."""
+
+    class Leaky(RecurrentStack):
+        """h_t = (1 - a) h_{t-1} + a tanh(W h_{t-1} + drive)."""
+
+        gates = ("recurrent",)
+
+        def step(self, params, state, drive):
+            (weight,) = params
+            pre = drive + torch.matmul(state, weight.mT)
+            return 0.7 * state + 0.3 * torch.tanh(pre), pre
+
+    stack = Leaky.from_inits(["orthogonal"], 2, 4, 1, "tanh", input_std=0.5).double()
+    trace = stack.trace(x)
+    jac = stack.step_jacobians(trace, 0)
+    pre = trace.stacked_preacts(0)
+    expected = 0.7 * torch.eye(4, dtype=torch.float64) + 0.3 * (1 - torch.tanh(pre[5, 0, 1]) ** 2)[:, None] * stack.w_hh[0][0]
+    assert torch.allclose(jac.dense(5)[0, 1], expected, atol=1e-12)
+    assert torch.equal(stack(x), trace.outputs)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("cell", list_cells())
+def test_cuda_matches_cpu(cell, x):
+    stack = make_stack(INITS, "tanh", cell=cell)
+    assert torch.allclose(stack.cuda()(x.cuda()).cpu(), make_stack(INITS, "tanh", cell=cell)(x), atol=1e-10)
+
+
+def test_bad_shapes():
+    cls = get_cell("elman")
+    with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
+        cls(2, 2, 0, 1)
+    with pytest.raises(ValueError, match="unknown nonlinearity 'gelu'"):
+        cls(2, 2, 4, 1, nonlinearity="gelu")
+    with pytest.raises(ValueError, match="unknown readout 'mean'"):
+        cls(2, 2, 4, 1, readout="mean")
