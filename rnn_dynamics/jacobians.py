@@ -259,11 +259,12 @@ def state_gradient_log_norms(model, trace, readout_grad: torch.Tensor) -> torch.
 
     ``readout_grad`` (T, M, B, N) is dL/dh_t through the readout alone (the loss must be a
     sum of independent per-sample losses). dL/ds_t is then walked back through time,
-    dL/ds_{t-1} = dL/ds_t ds_t/ds_{t-1} + (direct terms), by the vector-Jacobian product of
-    one step of the model, and down the layers through each layer's input. Every vector
-    is renormalised after each step with its logarithmic scale carried apart (as the
-    Jacobian products are), so a gradient of 1e-2000 is still exact; a gradient that is
-    exactly zero gives -inf. ``model`` is a :class:`~rnn_dynamics.models.RecurrentStack`.
+    dL/ds_{t-1} = dL/ds_t J_t + (direct terms), with the model's own step Jacobians J_t,
+    and down the layers through each layer's input (by the vector-Jacobian product of one
+    step with respect to that input). Every vector is renormalised after each step with
+    its logarithmic scale carried apart (as the Jacobian products are), so a gradient of
+    1e-2000 is still exact; a gradient that is exactly zero gives -inf. ``model`` is a
+    :class:`~rnn_dynamics.models.RecurrentStack`.
     """
     n, top = model.hidden_size, model.num_layers - 1
     steps, m, b = readout_grad.shape[:3]
@@ -275,31 +276,36 @@ def state_gradient_log_norms(model, trace, readout_grad: torch.Tensor) -> torch.
                       torch.full_like(zero_scale, -math.inf)))
     result = [None] * model.num_layers
     for layer in range(top, -1, -1):
-        step = model.recurrence(layer)
-        states = [s.detach() for s in trace.states[layer]]  # fresh leaves: each step differentiates alone
-        inputs = trace.hidden(layer - 1)[1:].detach() if layer > 0 else None
+        jacobians = model.step_jacobians(trace, layer)
+        below = _input_gradient(model, trace, layer) if layer > 0 else None
         log_norms = [None] * (steps + 1)
-        below = [None] * (steps + 1)
+        lower = [None] * (steps + 1)
         delta, scale = direct[steps]
         for t in range(steps, 0, -1):
             log_norms[t] = torch.log(delta.norm(dim=-1)).double() + scale
-            with torch.enable_grad():
-                previous = states[t - 1].requires_grad_()
-                wrt = [previous]
-                if inputs is not None:
-                    x_t = inputs[t - 1].detach().requires_grad_()
-                    wrt.append(x_t)
-                    drive = model.layer_drive(layer, x_t.unsqueeze(0))[0]
-                else:
-                    drive = trace.drives[layer][t - 1].detach()
-                new_state, _ = step(previous, drive)
-                grads = torch.autograd.grad(new_state, wrt, delta)
-            if inputs is not None:
-                below[t] = (torch.nn.functional.pad(grads[1], (0, size - n)), scale)
-            delta, scale = _log_add(grads[0], scale, *direct[t - 1])
+            if below is not None:
+                lower[t] = (torch.nn.functional.pad(below(t - 1, delta), (0, size - n)), scale)
+            through = jacobians.right(delta.unsqueeze(-2), t - 1).squeeze(-2)
+            delta, scale = _log_add(through, scale, *direct[t - 1])
         log_norms[0] = torch.log(delta.norm(dim=-1)).double() + scale
         result[layer] = torch.stack(log_norms)
         if layer > 0:
             direct = [(torch.zeros_like(delta), torch.full_like(zero_scale, -math.inf))]
-            direct += [_log_scaled(*below[t]) for t in range(1, steps + 1)]
+            direct += [_log_scaled(*lower[t]) for t in range(1, steps + 1)]
     return torch.stack(result)
+
+
+def _input_gradient(model, trace, layer: int) -> Callable[[int, torch.Tensor], torch.Tensor]:
+    """``vjp(i, v)``: v ds_{i+1}/dx_{i+1}, the part of a cotangent of layer ``layer``'s state that reaches
+    its input (the hidden state of the layer below), by autograd through one step."""
+    step = model.recurrence(layer)
+    states = trace.stacked_states(layer).detach()
+    inputs = trace.hidden(layer - 1)[1:].detach()
+
+    def vjp(i: int, cotangent: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            x = inputs[i].requires_grad_()
+            new_state, _ = step(states[i], model.layer_drive(layer, x.unsqueeze(0))[0])
+            return torch.autograd.grad(new_state, x, cotangent)[0]
+
+    return vjp
