@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from rnn_dynamics.cells import ElmanStack
+from rnn_dynamics.models import ElmanStack
 from rnn_dynamics.lyapunov import model_lyapunov_spectrum
 from rnn_dynamics.seeding import generator_for
 from rnn_dynamics.tasks import make_task
@@ -29,8 +29,8 @@ def fallback_spectrum(model: ElmanStack, x: torch.Tensor) -> torch.Tensor:
     Same random frame and the same warm-up-free average as ours, so the numbers must agree.
     """
     with torch.no_grad():
-        states = model.trace(x).stacked_states(0)[:, 0]  # (T + 1, B, N)
-        drive = model.layer_drive(0, x)[:, 0]           # (T, B, N)
+        trace = model.trace(x)
+        states, drive = trace.stacked_states(0)[:, 0], trace.drives[0][:, 0]  # (T + 1, B, N), (T, B, N)
     step = model.recurrent_step(0, 0)
     steps, batch, n = drive.shape
     frame, _ = torch.linalg.qr(torch.randn(n, n, generator=generator_for("lyapunov"), dtype=torch.float64))

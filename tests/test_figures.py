@@ -69,10 +69,20 @@ def test_a_missing_variable_is_named(dataset_path, tmp_path):
     assert proc.returncode == 2 and "has no variable 'lyapunov'" in proc.stderr
 
 
+def _imports_torch(code, cwd) -> bool:
+    proc = subprocess.run([sys.executable, "-c", f"{code}; import sys; print('torch' in sys.modules)"],
+                          capture_output=True, text=True, cwd=cwd, env={"PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip() == "True"
+
+
 @pytest.mark.parametrize("module", FIGURE_MODULES)
 def test_figure_modules_import_no_torch_and_name_themselves(module, tmp_path):
-    code = f"import sys, {module}; print('torch' in sys.modules)"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                          env={"PYTHONPATH": str(ROOT)})
-    assert proc.stdout.strip() == "False", proc.stderr
+    assert not _imports_torch(f"import {module}", tmp_path)
     assert f"usage: python -m {module}" in _run(module, "--help", cwd=tmp_path).stdout
+
+
+def test_reading_a_dataset_and_the_theory_need_no_torch(dataset_path, tmp_path):
+    code = (f"from rnn_dynamics import read_dataset, named_models, theory; ds = read_dataset({str(dataset_path)!r}); "
+            "named_models(ds); theory.gaussian_product_exponents(4, 0.5); theory.tanh_random_walk_gain(100)")
+    assert not _imports_torch(code, tmp_path)

@@ -1,7 +1,13 @@
-"""The README's library example runs as written, and its set-up commands are what CI runs."""
+"""The README's library example runs as written, its set-up commands are what CI runs, and its
+default-study table is what the default study prints."""
 
+import json
 import re
+import shutil
 from pathlib import Path
+
+import pytest
+import xarray as xr
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,8 +28,9 @@ def test_library_example_runs(tmp_path, monkeypatch, capsys):
         inits.INITS.unregister("diagonal_ramp")
     printed = capsys.readouterr().out
     assert "diagonal_ramp:low=0.9" in printed and (tmp_path / "ramp_study.nc").is_file()
-    # the ramp's spectral radius is its largest diagonal entry, 1.0
+    # the ramp's spectral radius is its largest diagonal entry, 1.0; an orthogonal forget block has singular values 1
     assert re.search(r"diagonal_ramp:low=0.9\s+relu\s+1\.0", printed)
+    assert float(printed.strip().splitlines()[-1]) == pytest.approx(1.0, rel=1e-6)
 
 
 def test_ci_runs_the_readme_commands():
@@ -31,3 +38,31 @@ def test_ci_runs_the_readme_commands():
     setup, test = blocks[0].strip(), blocks[1].strip()
     ci = (ROOT / ".ci" / "run").read_text()
     assert setup in ci and test in ci
+
+
+def test_readme_table_is_what_the_default_study_prints():
+    """Checked against results/spectra.nc, which the README's first command (and CI) writes, when that
+    file comes from the default configuration on the torch version and thread count the README states:
+    training is chaotic, so other machines print other last digits."""
+    from rnn_dynamics.config import StudyConfig
+    from rnn_dynamics.records import summary_table
+
+    path = ROOT / "results" / "spectra.nc"
+    if not path.is_file():
+        pytest.skip("results/spectra.nc is absent: run the README's first command")
+    ds = xr.load_dataset(path)
+    section = _readme().split("## The default study", 1)[1].split("\n## ", 1)[0]
+    stated = re.search(r"torch (\S+), (\d+) threads\)", section)
+    if json.loads(ds.attrs["config"]) != StudyConfig().to_dict() or \
+            (ds.attrs["torch_version"], ds.attrs["torch_threads"]) != (stated.group(1), int(stated.group(2))):
+        pytest.skip("results/spectra.nc was not made by the default study on the README's torch and threads")
+    for line in summary_table(ds).splitlines():
+        assert line in section, f"README's default-study table lacks: {line}"
+
+
+def test_schema_page_is_generated_from_the_declarations(tmp_path):
+    from rnn_dynamics.records import update_schema_page
+
+    copy = tmp_path / "schema.md"
+    shutil.copy(ROOT / "docs" / "schema.md", copy)
+    assert not update_schema_page(copy), "docs/schema.md is stale: run python -m rnn_dynamics.records docs/schema.md"

@@ -260,13 +260,25 @@ def test_cli_one_step_probes_at_both_ends(tmp_path):
     (["--out", "pyproject.toml/x.nc"], "is not writable"),
     (["--out", "/proc/nope/x.nc"], "is not writable"),
 ])
-def test_cli_bad_input(args, message, tmp_path):
+def test_cli_bad_input(args, message, tmp_path, monkeypatch, capsys):
+    """In-process (the exit code and stderr are the same as from a shell; one subprocess case is below)."""
+    from analyses import spectra
+
+    monkeypatch.chdir(ROOT if args[0] == "--out" else tmp_path)
     before = set(Path(ROOT).rglob("*.nc")) | set(tmp_path.rglob("*"))
-    proc = _cli(*args, "--quiet", cwd=ROOT if args[0] == "--out" else tmp_path)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], proc.stderr
+    with pytest.raises(SystemExit) as exit_info:
+        spectra.main([*args, "--quiet"])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
     assert set(Path(ROOT).rglob("*.nc")) | set(tmp_path.rglob("*")) == before
+
+
+def test_cli_bad_input_from_a_shell(tmp_path):
+    proc = _cli("--cells", "lstm", "--forget-bias", "abc", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: argument --forget-bias: invalid float value: 'abc' (see python -m analyses.spectra --help)"]
+    assert not list(tmp_path.iterdir())
 
 
 def test_cli_lists_registered_plugins(tmp_path):
