@@ -124,7 +124,8 @@ def main() -> None:
             t_test = median_of(probe_once("losses"), repeats)
             t_lyapunov = median_of(probe_once("lyapunov"), 1 if len(cells) > 1 else repeats)
         per_100 = 100 * t_train / steps
-        print(f"3. stack of {len(cells)}, one probe per 100 updates: recording ({', '.join(p.name for p in recording)}) "
+        names = ", ".join(p.name for p in recording)
+        print(f"3. stack of {len(cells)}, one probe per 100 updates: recording ({names}) "
               f"{t_record:.2f} s = {100 * t_record / per_100:.1f}% (target <= 10%); test evaluation on "
               f"{settings.test_size} sequences {t_test:.2f} s = {100 * t_test / per_100:.1f}% more; "
               f"the optional Lyapunov probe {t_lyapunov:.2f} s = {100 * t_lyapunov / per_100:.1f}% more")

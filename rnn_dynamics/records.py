@@ -217,7 +217,8 @@ def schema_tables() -> str:
     lines += [f"| `{dim}` | {_cell(meaning)} |" for dim, meaning in SWEEP_DIMS.items()]
     lines += ["", "| recording dim | meaning | units |", "| --- | --- | --- |"]
     lines += [f"| `{dim}` | {_cell(meaning)} | {units} |" for dim, (meaning, units) in RECORD_DIMS.items()]
-    lines += ["", "| variable | dims after the sweep dims | units | long name | meaning |", "| --- | --- | --- | --- | --- |"]
+    lines += ["", "| variable | dims after the sweep dims | units | long name | meaning |",
+              "| --- | --- | --- | --- | --- |"]
     for name, var in schema().items():
         dims = ", ".join(var.dims) or "(none)"
         lines.append(f"| `{name}` | {dims} | {var.units} | {_cell(var.long_name)} | {_cell(var.description)} |")

@@ -41,7 +41,8 @@ def test_bad_specs(spec, message, gen):
 def test_identity_and_scaled_identity(gen):
     assert torch.equal(make_recurrent("identity", 5, "relu", gen), torch.eye(5, dtype=torch.float64))
     assert torch.allclose(make_recurrent("scaled_identity", 5, "relu", gen), 0.01 * torch.eye(5, dtype=torch.float64))
-    assert torch.allclose(make_recurrent("scaled_identity:scale=0.5", 5, "tanh", gen), 0.5 * torch.eye(5, dtype=torch.float64))
+    assert torch.allclose(make_recurrent("scaled_identity:scale=0.5", 5, "tanh", gen),
+                          0.5 * torch.eye(5, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("gain", [1.0, 1.3])

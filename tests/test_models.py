@@ -11,7 +11,8 @@ from rnn_dynamics.tasks import make_task
 from rnn_dynamics.train import train_stack
 
 INITS = ["identity", "orthogonal", "he"]
-CELL_NONLINEARITIES = [(cell, nl) for cell, cls in CELLS.items() for nl in (cls.nonlinearities or ("relu", "tanh", "linear"))]
+CELL_NONLINEARITIES = [(cell, nl) for cell, cls in CELLS.items()
+                       for nl in (cls.nonlinearities or ("relu", "tanh", "linear"))]
 
 
 @pytest.fixture
@@ -126,7 +127,8 @@ def test_gru_matches_torch_nn_gru(x):
 def test_lstm_forget_bias_option():
     stack = make_stack(["identity"], "tanh", hidden=3, cell="lstm", forget_bias=2.5)
     bias = stack.bias[0][0, 0].reshape(4, 3)
-    assert torch.equal(bias[1], torch.full((3,), 2.5, dtype=torch.float64)) and torch.count_nonzero(bias[[0, 2, 3]]) == 0
+    assert torch.equal(bias[1], torch.full((3,), 2.5, dtype=torch.float64))
+    assert torch.count_nonzero(bias[[0, 2, 3]]) == 0
     assert make_stack(["identity"], "tanh", hidden=3, cell="lstm").bias[0][0, 0, 3:6].eq(1.0).all()  # default 1.0
     with pytest.raises(ValueError, match="cell 'elman' has no option 'forget_bias'; its options: none"):
         make_stack(["identity"], cell="elman", forget_bias=1.0)
@@ -134,7 +136,8 @@ def test_lstm_forget_bias_option():
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_gated_cells_refuse_a_nonlinearity_they_cannot_take(cell):
-    with pytest.raises(ValueError, match=f"cell '{cell}' cannot take nonlinearity 'linear'; valid for {cell}: tanh, relu"):
+    message = f"cell '{cell}' cannot take nonlinearity 'linear'; valid for {cell}: tanh, relu"
+    with pytest.raises(ValueError, match=message):
         make_stack(["identity"], "linear", cell=cell)
 
 
@@ -177,7 +180,8 @@ def test_base_class_fallbacks_cover_a_new_cell_type(x):
     trace = stack.trace(x)
     jac = stack.step_jacobians(trace, 0)
     pre = trace.stacked_preacts(0)
-    expected = 0.7 * torch.eye(4, dtype=torch.float64) + 0.3 * (1 - torch.tanh(pre[5, 0, 1]) ** 2)[:, None] * stack.w_hh[0][0]
+    derivative = 1 - torch.tanh(pre[5, 0, 1]) ** 2
+    expected = 0.7 * torch.eye(4, dtype=torch.float64) + 0.3 * derivative[:, None] * stack.w_hh[0][0]
     assert torch.allclose(jac.dense(5)[0, 1], expected, atol=1e-12)
     assert torch.equal(stack(x), trace.outputs)
 

@@ -14,7 +14,7 @@ import xarray as xr
 
 from rnn_dynamics import StudyConfig, TrainConfig, named_models, read_dataset, run_study, write_dataset
 from rnn_dynamics.models import get_cell
-from rnn_dynamics.records import RECORD_DIMS, SWEEP_DIMS, schema, summary_table
+from rnn_dynamics.records import SWEEP_DIMS, schema, summary_table
 from rnn_dynamics.tasks import make_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,8 @@ def test_every_sweep_dim_is_always_there_in_the_fixed_order(study):
     assert list(study["init"].values) == ["identity", "scaled_identity:scale=0.5", "gaussian:std=1e30"]
     assert study["jacobian_norm"].dims == ("cell", "init", "nonlinearity", "seq_len", "seed", "layer", "step", "lag")
     assert study["eig_real"].dims[-4:] == ("layer", "gate", "step", "eig")
-    assert study["time"].values[-1] == 20 and study["lag"].values[-1] == 20 and list(study["gate"].values) == ["recurrent"]
+    assert study["time"].values[-1] == 20 and study["lag"].values[-1] == 20
+    assert list(study["gate"].values) == ["recurrent"]
     assert set(study.data_vars) == set(schema()) - {"lyapunov", "lyapunov_benettin"}
     assert "exponent" not in study.dims  # only a Lyapunov probe uses it
 
@@ -75,7 +76,8 @@ def test_baseline_is_scored_on_the_sequences_the_test_loss_scores(study):
     for seq_len in (12, 20):
         task = make_task("adding", seq_len=seq_len, seed=0, batch_size=16, preset="tiny")
         expected = ((task.test_y - 1.0) ** 2).double().mean().item()  # always predict 1, on the whole test set
-        recorded = study["test_metric_baseline"].sel(seq_len=seq_len, cell="elman", init="identity", nonlinearity="relu")
+        recorded = study["test_metric_baseline"].sel(seq_len=seq_len, cell="elman", init="identity",
+                                                     nonlinearity="relu")
         assert recorded.item() == pytest.approx(expected, rel=1e-12)
     assert "always predict 1" in study["test_metric_baseline"].attrs["baseline"]
 
@@ -243,9 +245,12 @@ def test_cli_one_step_probes_at_both_ends(tmp_path):
     (["--task", "sorting"], "unknown task 'sorting'; valid tasks: adding"),
     (["--nonlinearities", "relu", "softplus"], "unknown nonlinearity 'softplus'; valid nonlinearities: linear, relu"),
     (["--cells", "elman", "rnn"], "unknown cell 'rnn'; valid cells: elman, gru, lstm"),
-    (["--cells", "lstm", "--nonlinearities", "linear"], "cell 'lstm' cannot take nonlinearity 'linear'; valid for lstm"),
-    (["--models", "irnn", "transformer"], "unknown model 'transformer'; valid models: irnn, lstm, rnn_relu, rnn_tanh, paper"),
-    (["--models", "irnn", "--inits", "he"], "--models fixes cell, init and nonlinearity; it cannot be combined with inits"),
+    (["--cells", "lstm", "--nonlinearities", "linear"],
+     "cell 'lstm' cannot take nonlinearity 'linear'; valid for lstm"),
+    (["--models", "irnn", "transformer"],
+     "unknown model 'transformer'; valid models: irnn, lstm, rnn_relu, rnn_tanh, paper"),
+    (["--models", "irnn", "--inits", "he"],
+     "--models fixes cell, init and nonlinearity; it cannot be combined with inits"),
     (["--probes", "losses", "entropy"], "unknown probe 'entropy'; valid probes: activity"),
     (["--cells", "lstm", "--forget-bias", "abc"], "argument --forget-bias: invalid float value: 'abc'"),
     (["--forget-bias", "2"], "--forget-bias is an option of cell 'lstm', which this study does not run"),
