@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from rnn_dynamics.commandline import OneLineParser, fail  # noqa: E402
@@ -98,7 +99,7 @@ def panel_grid(ds: xr.Dataset, panel_width: float, panel_height: float, ylabel: 
     """One panel per nonlinearity (rows) x init (columns) with data; empty grid points are hidden."""
     rows, cols = grid_points(ds)
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(panel_width * len(cols), panel_height * len(rows)),
-                             squeeze=False, **subplots)
+                             squeeze=False, layout="constrained", **subplots)
     for r, nonlinearity in enumerate(rows):
         for c, init in enumerate(cols):
             axes[r, c].set_title(model_name(ds, init, nonlinearity), fontsize=8)
@@ -107,6 +108,18 @@ def panel_grid(ds: xr.Dataset, panel_width: float, panel_height: float, ylabel: 
     for c in range(len(cols)):
         axes[-1, c].set_xlabel(xlabel)
     return fig, axes, rows, cols
+
+
+def line_panels(ds: xr.Dataset, height: float):
+    """One panel per nonlinearity with data, one colour per init (colour-blind palette):
+    (fig, axes, [(ax, nonlinearity, [(init, colour, label), ...]), ...]) with only the inits that hold data."""
+    rows, cols = grid_points(ds)
+    colours = dict(zip(cols, sns.color_palette("colorblind", len(cols))))
+    fig, axes = plt.subplots(1, len(rows), figsize=(5 * len(rows), height), squeeze=False, layout="constrained")
+    panels = [(ax, nonlinearity, [(init, colours[init], model_name(ds, init, nonlinearity).replace("\n", " "))
+                                  for init in cols if has_data(ds, init, nonlinearity)])
+              for ax, nonlinearity in zip(axes[0], rows)]
+    return fig, axes, panels
 
 
 def finite(values) -> np.ndarray:

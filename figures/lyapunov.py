@@ -16,13 +16,11 @@ value as markers.
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
-import seaborn as sns
 
 from rnn_dynamics.theory import gaussian_product_exponents
 
-from .common import figure_parser, finite, grid_points, has_data, load_study, model_name, panel_grid, save_all, select
+from .common import figure_parser, finite, line_panels, load_study, panel_grid, save_all, select
 
 #: Init families whose recurrent matrix has iid Gaussian entries.
 IID_GAUSSIAN = ("random_walk", "he", "gaussian", "xavier")
@@ -62,18 +60,12 @@ def spectrum_figure(ds):
 
 
 def largest_figure(ds):
-    rows, cols = grid_points(ds)
-    colors = sns.color_palette("colorblind", len(cols))
-    fig, axes = plt.subplots(1, len(rows), figsize=(5 * len(rows), 3.6), squeeze=False)
-    for index, nonlinearity in enumerate(rows):
-        ax = axes[0, index]
-        for color, init in zip(colors, cols):
-            if not has_data(ds, init, nonlinearity):
-                continue
+    fig, axes, panels = line_panels(ds, 3.6)
+    for ax, nonlinearity, lines in panels:
+        for init, colour, label in lines:
             point = ds.sel(init=init, nonlinearity=nonlinearity)
-            ax.plot(ds["step"], finite(point["lyapunov"].sel(exponent=1)), color=color, lw=1.2,
-                    label=model_name(ds, init, nonlinearity).replace("\n", " "))
-            ax.plot(ds["step"], finite(point["lyapunov_benettin"]), "o", color=color, ms=3, mfc="none")
+            ax.plot(ds["step"], finite(point["lyapunov"].sel(exponent=1)), color=colour, lw=1.2, label=label)
+            ax.plot(ds["step"], finite(point["lyapunov_benettin"]), "o", color=colour, ms=3, mfc="none")
         ax.axhline(0, color="0.7", lw=0.6)
         ax.set_xlabel("training step (updates)")
         ax.set_title(f"{ds['cell'].item()}, {nonlinearity}: λ_1 by QR (lines), direct simulation (circles)",

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import math
 
-import matplotlib.pyplot as plt
 import numpy as np
-import seaborn as sns
 
-from .common import figure_parser, finite, grid_points, has_data, load_study, model_name, panel_grid, save_all, select
+from .common import figure_parser, finite, line_panels, load_study, panel_grid, save_all, select
 
 
 def eigenvalue_figure(ds):
@@ -44,19 +42,14 @@ def eigenvalue_figure(ds):
 
 
 def jacobian_norm_figure(ds):
-    rows, cols = grid_points(ds)
     first, last = int(ds["step"].values[0]), int(ds["step"].values[-1])
-    colors = sns.color_palette("colorblind", len(cols))
-    fig, axes = plt.subplots(1, len(rows), figsize=(5 * len(rows), 3.8), squeeze=False)
-    for index, nonlinearity in enumerate(rows):
-        ax = axes[0, index]
-        for color, init in zip(colors, cols):
-            if not has_data(ds, init, nonlinearity):
-                continue
+    fig, axes, panels = line_panels(ds, 3.8)
+    for ax, nonlinearity, lines in panels:
+        for init, colour, label in lines:
             log10 = ds["jacobian_log_norm"].sel(init=init, nonlinearity=nonlinearity) / math.log(10)
             for step, style in ((first, "--"), (last, "-")):
-                ax.plot(ds["lag"], finite(log10.sel(step=step)), style, color=color, lw=1.2,
-                        label=model_name(ds, init, nonlinearity).replace("\n", " ") if step == last else None)
+                ax.plot(ds["lag"], finite(log10.sel(step=step)), style, color=colour, lw=1.2,
+                        label=label if step == last else None)
         ax.set_xscale("log")
         ax.set_xlabel("lag k (time steps)")
         ax.set_title(f"{ds['cell'].item()}, {nonlinearity}: dashed step {first}, solid step {last}", fontsize=9)

@@ -91,6 +91,10 @@ class RecurrentStack(nn.Module):
     state_parts: ClassVar[tuple[str, ...]] = ("h",)
     nonlinearities: ClassVar[tuple[str, ...] | None] = None
     options: ClassVar[dict[str, CellOption]] = {}
+    #: The fast training path: an autograd Function called as
+    #: ``fused.apply(drive, *recurrent_params(layer), nonlinearity)`` that returns h_1..h_T
+    #: (T, M, B, N); None trains through the traced loop.
+    fused: ClassVar[type[torch.autograd.Function] | None] = None
 
     def __init__(self, n_cells: int, input_size: int, hidden_size: int, output_size: int,
                  nonlinearity: str = "relu", num_layers: int = 1, readout: str = "last", **options):
@@ -257,9 +261,15 @@ class RecurrentStack(nn.Module):
         return Trace(all_states, all_preacts, drives, self.read_out(layer_input), n)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Readout of the top layer: (M, B, O) for ``last``, (T, M, B, O) for ``all``. Subclasses
-        override this with their fast training path; the traced loop is the fallback."""
-        return self.trace(x).outputs
+        """Readout of the top layer: (M, B, O) for ``last``, (T, M, B, O) for ``all``, by the cell
+        type's ``fused`` recurrence layer by layer (no per-step autograd graph), or the traced loop."""
+        if self.fused is None:
+            return self.trace(x).outputs
+        self._check_input(x)
+        hidden = x
+        for layer in range(self.num_layers):
+            hidden = self.fused.apply(self.layer_drive(layer, hidden), *self.recurrent_params(layer), self.activation)
+        return self.read_out(hidden)
 
     def read_out(self, hidden: torch.Tensor) -> torch.Tensor:
         """The linear readout of top-layer hidden states h_1..h_T given as (T, M, B, N)."""

@@ -59,6 +59,7 @@ class ElmanStack(RecurrentStack):
     """Elman RNN: h_t = f(W_hh h_{t-1} + W_ih x_t + b) with any registered nonlinearity f."""
 
     gates = ("recurrent",)
+    fused = ElmanRecurrence
 
     @classmethod
     def recurrent_seed_parts(cls, seed, spec, nonlinearity, layer, gate):
@@ -68,14 +69,6 @@ class ElmanStack(RecurrentStack):
         (weight,) = params
         pre = drive + torch.matmul(state, weight.mT)
         return self.activation(pre), pre
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The training path: :class:`ElmanRecurrence` per layer, no per-step autograd graph."""
-        self._check_input(x)
-        hidden = x
-        for layer in range(self.num_layers):
-            hidden = ElmanRecurrence.apply(self.layer_drive(layer, hidden), self.w_hh[layer], self.activation)
-        return self.read_out(hidden)
 
     def step_jacobians(self, trace: Trace, layer: int, dtype: torch.dtype | None = None) -> ElmanJacobians:
         """J_t = diag(f'(a_t)) W_hh, kept as factors (weight (M, 1, N, N), f' (T, M, B, N))."""

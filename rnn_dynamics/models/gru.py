@@ -93,6 +93,7 @@ class GRUStack(RecurrentStack):
 
     gates = ("reset", "update", "candidate")
     nonlinearities = ("tanh", "relu")
+    fused = GRURecurrence
 
     def __init__(self, n_cells, input_size, hidden_size, output_size, nonlinearity="tanh", num_layers=1,
                  readout="last", **options):
@@ -117,15 +118,6 @@ class GRUStack(RecurrentStack):
         pre_n = drive[..., 2 * n:] + r * (gh[..., 2 * n:] + b_hn)
         cand = self.activation(pre_n)
         return cand + z * (state - cand), torch.cat([reset_update, pre_n], dim=-1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The training path: :class:`GRURecurrence` per layer."""
-        self._check_input(x)
-        hidden = x
-        for layer in range(self.num_layers):
-            hidden = GRURecurrence.apply(self.layer_drive(layer, hidden), self.w_hh[layer], self.b_hn[layer],
-                                         self.activation)
-        return self.read_out(hidden)
 
     def step_jacobians(self, trace: Trace, layer: int, dtype: torch.dtype | None = None) -> GatedJacobians:
         """dh_t/dh_{t-1} = diag(z) + diag(eta_r) W_r + diag(eta_z) W_z + diag(eta_n) W_n with

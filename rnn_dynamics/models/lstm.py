@@ -97,6 +97,7 @@ class LSTMStack(RecurrentStack):
     state_parts = ("h", "c")
     nonlinearities = ("tanh", "relu")
     options = {"forget_bias": CellOption(1.0, "initial bias of the LSTM forget gate (Gers et al. 2000)")}
+    fused = LSTMRecurrence
 
     def initial_bias(self, bias: float) -> torch.Tensor:
         """``bias`` on every gate but the forget gate, which starts at the ``forget_bias`` option."""
@@ -113,14 +114,6 @@ class LSTMStack(RecurrentStack):
         i, f, o = torch.sigmoid(pre[..., :3 * n]).split(n, dim=-1)
         c = f * c + i * self.activation(pre[..., 3 * n:])
         return torch.cat([o * self.activation(c), c], dim=-1), pre
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The training path: :class:`LSTMRecurrence` per layer."""
-        self._check_input(x)
-        hidden = x
-        for layer in range(self.num_layers):
-            hidden = LSTMRecurrence.apply(self.layer_drive(layer, hidden), self.w_hh[layer], self.activation)
-        return self.read_out(hidden)
 
     def step_jacobians(self, trace: Trace, layer: int, dtype: torch.dtype | None = None) -> GatedJacobians:
         """d(h_t, c_t)/d(h_{t-1}, c_{t-1}) in factored form.
