@@ -3,6 +3,8 @@
     python -m analyses.spectra                       # the embedded default study
     python -m analyses.spectra --models paper --seq-len 150 --steps 10000
     python -m analyses.spectra --cells elman lstm gru --inits identity orthogonal --nonlinearities tanh
+    python -m analyses.spectra --seeds 0 1 2 3 --workers 2          # stacks on a local dask cluster
+    python -m analyses.spectra --seeds 0 1 2 3 --scheduler tcp://head:8786   # on an existing one
 
 With no arguments: the adding problem at T = 50, Elman cells with the six built-in init
 families under ReLU and tanh, hidden 100, 2000 Adam steps, probes every 100 steps; the
@@ -13,12 +15,15 @@ interrupted study with the same arguments runs only the stacks it had not finish
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
+from contextlib import ExitStack, nullcontext
+from pathlib import Path
 
 from rnn_dynamics.checkpoints import StackCheckpoints
 from rnn_dynamics.commandline import fail
-from rnn_dynamics.records import summary_table, write_dataset
-from rnn_dynamics.sweep import check_resources, run_study
+from rnn_dynamics.records import read_dataset, summary_table, write_dataset
 
 from .cli import check_writable, config_from_args, error_message, print_listings, study_parser
 
@@ -28,22 +33,96 @@ DEFAULT_OUT = "results/spectra.nc"
 def build_parser():
     parser = study_parser("python -m analyses.spectra", __doc__.splitlines()[0])
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output netCDF path (default {DEFAULT_OUT})")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out (and its unfinished parts) even if it holds a study with another "
+                             "configuration, or recompute it if it holds this one")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=0, metavar="N",
+                       help="run the stacks on a local dask.distributed cluster of N worker processes "
+                            "(default 0: in this process)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run the stacks on an existing dask.distributed cluster, e.g. tcp://host:8786")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per stack (default: 1 on dask workers; in-process, 1 or every core, "
+                             "whichever a few timed steps of the first stack find faster)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
+
+
+def _differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
+    """The config fields whose values differ, nested fields as train.steps."""
+    names = []
+    for key in sorted(set(saved) | set(wanted)):
+        a, b = saved.get(key), wanted.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            names += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            names.append(prefix + key)
+    return names
+
+
+def check_out(out: Path, config: dict, overwrite: bool) -> bool:
+    """Whether ``out`` already holds this study (True: nothing to run). Refuses (ValueError) an ``out``,
+    or unfinished parts beside it, of another configuration unless ``overwrite``, which clears them."""
+    parts = Path(f"{out}.parts")
+    other_parts = [p for p in parts.glob("*") if p != StackCheckpoints(parts, config).folder] if parts.is_dir() else []
+    if overwrite:
+        for folder in other_parts:
+            shutil.rmtree(folder, ignore_errors=True)
+        return False
+    if other_parts:
+        raise ValueError(f"{parts} holds the unfinished stacks of another configuration; pass --overwrite to "
+                         "discard them, or choose another --out")
+    if not out.exists():
+        return False
+    try:
+        saved = json.loads(read_dataset(out).attrs["config"])
+    except (OSError, ValueError, KeyError):
+        raise ValueError(f"--out {str(out)!r} exists and is not a study dataset; pass --overwrite to replace it") \
+            from None
+    if saved == config:
+        return True
+    differ = ", ".join(_differences(saved, config)[:6])
+    raise ValueError(f"--out {str(out)!r} holds a study with another configuration (it differs in: {differ}); "
+                     "pass --overwrite to replace it, or choose another --out")
+
+
+def executor_for(args):
+    """The executor the flags ask for, as a context manager (a dask cluster is shut down afterwards)."""
+    from rnn_dynamics import executors
+
+    if args.workers:
+        return executors.local_cluster(args.workers, args.threads)
+    if args.scheduler:
+        return executors.remote_cluster(args.scheduler, args.threads)
+    return nullcontext(executors.InProcess(args.threads))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if print_listings(args):
         return 0
-    try:
-        config = config_from_args(args).validate()
-        check_resources(config)
-        out = check_writable(args.out)
-    except ValueError as err:
-        fail(error_message(err))
-    checkpoints = StackCheckpoints(f"{out}.parts", config.to_dict())
-    ds = run_study(config, progress=not args.quiet, checkpoints=checkpoints, report=print)
+    from rnn_dynamics.sweep import check_resources, run_study
+
+    with ExitStack() as cleanup:
+        try:
+            config = config_from_args(args).validate()
+            if args.workers < 0:
+                raise ValueError(f"--workers must be >= 0 (0: in this process), got {args.workers}")
+            if args.threads is not None and args.threads < 1:
+                raise ValueError(f"--threads must be a positive integer, got {args.threads}")
+            out = check_writable(args.out)
+            if check_out(out, config.to_dict(), args.overwrite):
+                print(summary_table(read_dataset(out)))
+                print(f"{out} already holds this study: nothing to run (--overwrite recomputes it)")
+                return 0
+            executor = cleanup.enter_context(executor_for(args))
+            check_resources(config, executor.available_bytes(config))
+        except ValueError as err:
+            fail(error_message(err))
+        checkpoints = StackCheckpoints(f"{out}.parts", config.to_dict())
+        checkpoints.clear_temporary()
+        ds = run_study(config, progress=not args.quiet, checkpoints=checkpoints, report=print, executor=executor)
     path = write_dataset(ds, out)
     checkpoints.remove()
     print(summary_table(ds))

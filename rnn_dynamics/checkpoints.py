@@ -51,6 +51,11 @@ class StackCheckpoints:
             warnings.warn(f"checkpoint {path} could not be read ({err}); its stack is recomputed", stacklevel=2)
             return None
 
+    def clear_temporary(self) -> None:
+        """Remove temporary files a killed run left half-written (the finished stacks are untouched)."""
+        for path in self.folder.glob("*.tmp"):
+            path.unlink(missing_ok=True)
+
     def save(self, key: str, stack: xr.Dataset) -> None:
         """Write stack ``key`` atomically (temporary file, then rename)."""
         write_dataset(stack, self._path(key))

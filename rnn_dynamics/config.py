@@ -16,14 +16,18 @@ from typing import Callable
 import torch
 
 from .dtypes import DTYPES
-from .inits import DEFAULT_INITS, list_inits, parse_init_spec
+from .inits import DEFAULT_INITS, list_inits, make_recurrent, parse_init_spec
 from .jacobians import default_lags
 from .models import CELLS, get_cell, list_cells
 from .nonlinearities import NONLINEARITIES
 from .optimizers import OPTIMIZERS
 from .paper import MODELS, expand_models
 from .probes import PROBES, ProbeSettings, default_probes, list_probes
+from .seeding import generator_for
 from .tasks import list_tasks, make_task
+
+#: validate() builds one recurrent block per init up to this hidden size (a few ms at N = 100).
+_BUILD_CHECK_LIMIT = 2048
 
 
 class ConfigError(ValueError):
@@ -207,7 +211,10 @@ class StudyConfig:
     def _validate_cells(self) -> None:
         for cell, nonlinearity, init in self.points():
             get_cell(cell).check_nonlinearity(nonlinearity)
-            parse_init_spec(init)
+            if self.hidden <= _BUILD_CHECK_LIMIT:  # builds one block: catches what only the size reveals
+                make_recurrent(init, self.hidden, nonlinearity, generator_for("validate", init))
+            else:
+                parse_init_spec(init)
         declared = {name: cell for cell, cls in CELLS.items() for name in cls.options}
         for name, value in self.cell_options.items():
             if name not in declared:

@@ -56,7 +56,7 @@ def plan_stacks(config: StudyConfig) -> list[StackSpec]:
 # ---------------------------------------------------------------- resources
 
 
-def _available_bytes(device: str) -> int | None:
+def local_available_bytes(device: str) -> int | None:
     """Memory free for a new stack: the GPU's free memory, or MemAvailable on Linux; None if unknown."""
     if device.startswith("cuda"):
         import torch
@@ -96,9 +96,10 @@ def _format_bytes(count: float) -> str:
         count /= 1024
 
 
-def check_resources(config: StudyConfig) -> None:
-    """Refuse (ValueError) a study whose largest stack would not fit in the memory available now."""
-    available = _available_bytes(config.device)
+def check_resources(config: StudyConfig, available: int | None = None) -> None:
+    """Refuse (ValueError) a study whose largest stack would not fit in ``available`` bytes (default:
+    the memory available to this process now)."""
+    available = local_available_bytes(config.device) if available is None else available
     if available is None:
         return
     spec = max(plan_stacks(config), key=lambda s: stack_bytes(config, s))
@@ -154,36 +155,39 @@ def run_stack(config: StudyConfig, spec: StackSpec, on_step=None) -> xr.Dataset:
 
 
 def run_study(config: StudyConfig, progress: bool = True, checkpoints: StackCheckpoints | None = None,
-              report=None) -> xr.Dataset:
-    """Run every stack of ``config`` in this process and return the study dataset.
+              report=None, executor=None) -> xr.Dataset:
+    """Run every stack of ``config`` and return the study dataset.
 
-    With ``checkpoints``, each finished stack is saved at once and stacks saved by an
-    earlier, interrupted run of the same configuration are loaded instead of rerun;
-    ``report`` (e.g. ``print``) receives one line saying what was loaded.
+    ``executor`` says where stacks run: :class:`~rnn_dynamics.executors.InProcess` (the
+    default) or :class:`~rnn_dynamics.executors.Dask`. With ``checkpoints``, each finished
+    stack is saved the moment it comes back and stacks saved by an earlier, interrupted run
+    of the same configuration are loaded instead of rerun; ``report`` (e.g. ``print``)
+    receives one line saying what was loaded. ``progress`` shows a bar of stacks (with
+    ETA), and in-process a bar of steps, when writing to a terminal.
     """
+    from .executors import InProcess
+
+    executor = executor or InProcess()
     config.validate()
-    check_resources(config)
+    check_resources(config, executor.available_bytes(config))
     stacks = plan_stacks(config)
     loaded = {spec.key(): checkpoints.load(spec.key()) for spec in stacks} if checkpoints is not None else {}
-    loaded = {key: ds for key, ds in loaded.items() if ds is not None}
-    if loaded and report is not None:
-        report(f"resuming from {checkpoints.folder}: {len(loaded)} of {len(stacks)} stacks loaded, "
-               f"{len(stacks) - len(loaded)} to run")
-    parts = []
-    with tqdm(total=len(stacks) * config.train.steps, disable=not progress, unit="step",
-              desc="training stacks", file=sys.stderr) as bar:
-        for spec in stacks:
-            key = spec.key()
-            if key in loaded:
-                parts.append(loaded[key])
-                bar.update(config.train.steps)
-                continue
-            bar.set_postfix_str(key)
-            finished = run_stack(config, spec, on_step=lambda: bar.update(1))
+    parts = {key: ds for key, ds in loaded.items() if ds is not None}
+    if parts and report is not None:
+        report(f"resuming from {checkpoints.folder}: {len(parts)} of {len(stacks)} stacks loaded, "
+               f"{len(stacks) - len(parts)} to run")
+    todo = [spec for spec in stacks if spec.key() not in parts]
+    with tqdm(total=len(stacks), initial=len(parts), unit="stack", desc="stacks", file=sys.stderr,
+              disable=None if progress else True) as bar:
+        for spec, finished in executor.run(config, todo, progress):
             if checkpoints is not None:
-                checkpoints.save(key, finished)
-            parts.append(finished)
-    return build_dataset(config, parts)
+                checkpoints.save(spec.key(), finished)
+            parts[spec.key()] = finished
+            bar.update(1)
+    ds = build_dataset(config, [parts[spec.key()] for spec in stacks])
+    if todo:
+        ds.attrs.update(executor=executor.describe(), torch_threads=executor.threads)
+    return ds
 
 
 def model_labels(config: StudyConfig, coords: dict[str, list]) -> xr.DataArray:

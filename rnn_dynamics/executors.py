@@ -1,0 +1,171 @@
+"""Where the stacks of a study run: in this process, or as tasks on a dask.distributed cluster.
+
+An executor takes the stacks still to run and yields ``(spec, stack dataset)`` as each one
+finishes; the study runner saves each at once and merges them. A stack's numbers do not
+depend on where or in which order it runs (every generator is seeded from coordinates,
+and the computation does not depend on the torch thread count: tested), so any executor
+gives the same dataset.
+
+Threads: a step of a stack is thousands of small matmuls, and torch's OpenMP threads wait
+on each other when another process holds a core (measured on 2 cores beside two busy
+processes: 45 ms with 1 thread against 1.5 to 10.8 s with 2). Workers therefore run one
+thread each unless told otherwise; in-process, :func:`choose_threads` times a few training
+steps of the first stack with one thread and with every core and keeps the faster.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import xarray as xr
+from tqdm.auto import tqdm
+
+from .config import StudyConfig
+
+
+def available_cores() -> int:
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@contextmanager
+def torch_threads(threads: int):
+    """Run the body with ``threads`` torch threads, then restore the previous count."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def choose_threads(config: StudyConfig, spec, repeats: int = 3) -> int:
+    """1 or every core, whichever trains ``spec``'s stack faster now (best of ``repeats`` steps each)."""
+    import torch
+
+    from .dtypes import get_dtype
+    from .models import get_cell
+    from .tasks import make_task
+
+    cores = available_cores()
+    if cores == 1:
+        return 1
+    torch.manual_seed(0)  # nothing here reaches the study: the timed stack is thrown away
+    task = make_task(config.task, seq_len=spec.seq_len, seed=spec.seed, batch_size=config.batch_size,
+                     preset=config.preset, train_size=config.batch_size, test_size=1)
+    dtype = get_dtype(config.dtype)
+    model = get_cell(spec.cell).from_inits(spec.inits, task.input_size, config.hidden, task.output_size,
+                                           spec.nonlinearity, config.layers, task.readout,
+                                           **config.options_for(spec.cell)).to(device=config.device, dtype=dtype)
+    x, y = (t.to(device=config.device, dtype=dtype) for t in task.train_batch(0))
+
+    def step():
+        model.zero_grad()
+        task.per_sample_loss(model(x), y).sum().backward()
+
+    timings = {1: [], cores: []}
+    for _ in range(repeats):
+        for threads in timings:  # alternate, so that a change in load hits both alike
+            with torch_threads(threads):
+                start = time.perf_counter()
+                step()
+                timings[threads].append(time.perf_counter() - start)
+    return min(timings, key=lambda threads: statistics.median(timings[threads]))
+
+
+class InProcess:
+    """Runs the stacks one after another in this process, each with its own step bar."""
+
+    def __init__(self, threads: int | None = None):
+        self.threads = threads  # None: chosen by choose_threads when the first stack runs
+
+    def describe(self) -> str:
+        return "in-process"
+
+    def available_bytes(self, config: StudyConfig) -> int | None:
+        from .sweep import local_available_bytes
+
+        return local_available_bytes(config.device)
+
+    def run(self, config: StudyConfig, specs: list, progress: bool) -> Iterator[tuple[object, xr.Dataset]]:
+        from .sweep import run_stack
+
+        if not specs:
+            return
+        self.threads = self.threads or choose_threads(config, specs[0])
+        with torch_threads(self.threads):
+            for spec in specs:
+                with tqdm(total=config.train.steps, desc=spec.key(), unit="step", leave=False, position=1,
+                          disable=None if progress else True) as bar:
+                    yield spec, run_stack(config, spec, on_step=lambda: bar.update(1))
+
+
+def run_stack_task(config: StudyConfig, spec, threads: int) -> xr.Dataset:
+    """One stack on a dask worker, with ``threads`` torch threads."""
+    from .sweep import run_stack
+
+    with torch_threads(threads):
+        return run_stack(config, spec)
+
+
+class Dask:
+    """Runs each stack as one task on a dask.distributed cluster (a ``distributed.Client``).
+
+    Results come back as they finish; a worker lost mid-stack has its task rescheduled by
+    dask on another worker.
+    """
+
+    def __init__(self, client, threads: int | None = None):
+        self.client, self.threads = client, threads or 1
+
+    def describe(self) -> str:
+        workers = len(self.client.scheduler_info(n_workers=-1)["workers"])
+        return f"dask.distributed ({workers} workers at {self.client.scheduler.address})"
+
+    def available_bytes(self, config: StudyConfig) -> int | None:
+        limits = [w.get("memory_limit") for w in self.client.scheduler_info(n_workers=-1)["workers"].values()]
+        limits = [limit for limit in limits if limit]
+        return min(limits) if limits else None
+
+    def run(self, config: StudyConfig, specs: list, progress: bool) -> Iterator[tuple[object, xr.Dataset]]:
+        from distributed import as_completed
+
+        from .checkpoints import fingerprint
+
+        study = fingerprint(config.to_dict())
+        futures = {self.client.submit(run_stack_task, config, spec, self.threads, key=f"{spec.key()}-{study}"): spec
+                   for spec in specs}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+@contextmanager
+def local_cluster(workers: int, threads: int | None = None):
+    """A dask.distributed cluster of ``workers`` processes on this machine, and a client to it."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        yield Dask(client, threads)
+
+
+@contextmanager
+def remote_cluster(address: str, threads: int | None = None):
+    """A client to an existing dask.distributed scheduler (e.g. tcp://host:8786); ValueError if unreachable
+    within dask's connect timeout (``distributed.comm.timeouts.connect``, 30 s unless configured)."""
+    from distributed import Client
+
+    try:
+        client = Client(address)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise ValueError(f"--scheduler {address!r} could not be reached: {err}") from None
+    with client:
+        yield Dask(client, threads)

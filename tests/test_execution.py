@@ -1,0 +1,170 @@
+"""Where stacks run: in-process, on a local dask cluster, on an existing dask scheduler; resume, refusal,
+kill -9 of the process or of a worker, and bit-identical results whatever the executor or thread count."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+from rnn_dynamics import StudyConfig, TrainConfig, run_study
+from rnn_dynamics.executors import InProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "3s"}
+#: Four stacks (2 nonlinearities x 2 seeds) of 2 cells, small enough to run in a few seconds.
+STUDY = ["--seq-len", "12", "--inits", "identity", "he", "--nonlinearities", "relu", "tanh", "--seeds", "0", "1",
+         "--hidden", "16", "--steps", "30", "--probe-every", "10", "--preset", "tiny", "--quiet"]
+
+
+def _cli(*args, cwd, **kwargs):
+    return subprocess.run([sys.executable, "-m", "analyses.spectra", *args], capture_output=True, text=True,
+                          cwd=cwd, env=ENV, **kwargs)
+
+
+def _data(path) -> xr.Dataset:
+    """The dataset without its attrs (which name the command, time, executor and threads)."""
+    return xr.load_dataset(path).drop_attrs()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "ref.nc"
+    proc = _cli(*STUDY, "--threads", "1", "--out", str(out), cwd=out.parent)
+    assert proc.returncode == 0, proc.stderr
+    return _data(out)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A real `dask scheduler` and two `dask worker` processes on 127.0.0.1; yields (address, workers)."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                  "--port", str(port), "--no-dashboard"], env=ENV, cwd=tmp_path,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                                 "--no-dashboard", "--no-nanny"], env=ENV, cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    try:
+        from distributed import Client
+
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address, workers
+    finally:
+        for process in [*workers, scheduler]:
+            process.kill()
+            process.wait()
+
+
+def test_thread_count_does_not_change_a_bit(reference, tmp_path):
+    proc = _cli(*STUDY, "--threads", "2", "--out", str(tmp_path / "two.nc"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    xr.testing.assert_identical(_data(tmp_path / "two.nc"), reference)
+
+
+def test_local_dask_workers_give_the_in_process_dataset(reference, tmp_path):
+    proc = _cli(*STUDY, "--workers", "2", "--out", str(tmp_path / "dask.nc"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    xr.testing.assert_identical(_data(tmp_path / "dask.nc"), reference)
+    assert xr.load_dataset(tmp_path / "dask.nc").attrs["executor"].startswith("dask.distributed (2 workers")
+
+
+def test_an_existing_scheduler_and_two_workers_give_the_in_process_dataset(reference, dask_cluster, tmp_path):
+    address, _ = dask_cluster
+    proc = _cli(*STUDY, "--scheduler", address, "--out", str(tmp_path / "remote.nc"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    xr.testing.assert_identical(_data(tmp_path / "remote.nc"), reference)
+
+
+def test_a_worker_killed_mid_study_is_replaced_by_dask(reference, dask_cluster, tmp_path):
+    address, workers = dask_cluster
+    run = subprocess.Popen([sys.executable, "-m", "analyses.spectra", *STUDY, "--scheduler", address, "--out",
+                            str(tmp_path / "lost.nc")], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    parts = tmp_path / "lost.nc.parts"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(parts.glob("*/*.nc")) and run.poll() is None:
+        time.sleep(0.05)
+    workers[0].send_signal(signal.SIGKILL)  # the other stacks were on it or queued
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err
+    xr.testing.assert_identical(_data(tmp_path / "lost.nc"), reference)
+
+
+def test_kill_minus_nine_then_the_same_command_finishes_without_recomputing(reference, tmp_path):
+    out = tmp_path / "killed.nc"
+    run = subprocess.Popen([sys.executable, "-m", "analyses.spectra", *STUDY, "--threads", "1", "--out", str(out)],
+                           cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = Path(f"{out}.parts")
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("*/*.nc"))) < 2 and run.poll() is None:
+        time.sleep(0.02)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    finished = len(list(parts.glob("*/*.nc")))
+    assert 2 <= finished < 4 and not out.exists()
+    proc = _cli(*STUDY, "--threads", "1", "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{finished} of 4 stacks loaded, {4 - finished} to run" in proc.stdout
+    xr.testing.assert_identical(_data(out), reference)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["killed.nc"]  # no parts, no temporary files
+
+
+def test_stacks_merge_to_the_same_dataset_in_any_order():
+    config = StudyConfig(seq_len=[8], inits=["identity", "he"], nonlinearities=["relu", "tanh"], seeds=[0, 1],
+                         hidden=4, preset="tiny", train=TrainConfig(steps=3, probe_every=3))
+
+    class Reversed(InProcess):
+        def run(self, config, specs, progress):
+            return reversed(list(super().run(config, specs, progress)))
+
+    forward = run_study(config, progress=False, executor=InProcess(threads=1))
+    backward = run_study(config, progress=False, executor=Reversed(threads=1))
+    xr.testing.assert_identical(forward.drop_attrs(), backward.drop_attrs())
+
+
+def test_the_same_out_with_another_configuration_is_refused(reference, tmp_path):
+    out = tmp_path / "s.nc"
+    assert _cli(*STUDY, "--out", str(out), cwd=tmp_path).returncode == 0
+    again = _cli(*STUDY, "--out", str(out), cwd=tmp_path)
+    assert again.returncode == 0 and "already holds this study: nothing to run" in again.stdout
+    other = _cli(*STUDY, "--hidden", "8", "--out", str(out), cwd=tmp_path)
+    assert other.returncode == 2 and other.stderr.strip().splitlines() == [
+        f"error: --out '{out}' holds a study with another configuration (it differs in: hidden); "
+        "pass --overwrite to replace it, or choose another --out"]
+    replaced = _cli(*STUDY, "--hidden", "8", "--overwrite", "--out", str(out), cwd=tmp_path)
+    assert replaced.returncode == 0 and xr.load_dataset(out).sizes["eig"] == 8
+
+
+def test_a_diverging_cell_is_listed_and_the_exit_code_stays_zero(tmp_path):
+    proc = _cli("--seq-len", "8", "--inits", "identity", "gaussian:std=1e30", "--nonlinearities", "relu",
+                "--hidden", "4", "--steps", "4", "--preset", "tiny", "--quiet", "--out", str(tmp_path / "d.nc"),
+                cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if "gaussian:std=1e30" in line)
+    assert row.startswith("| elman | gaussian:std=1e30 | relu | 8 | 0 |  |  | 0.") and row.endswith("| at step 0 |")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "-1"], "--workers must be >= 0"),
+    (["--threads", "0"], "--threads must be a positive integer"),
+    (["--scheduler", "tcp://127.0.0.1:9"], "--scheduler 'tcp://127.0.0.1:9' could not be reached"),
+    (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], "not allowed with argument"),
+])
+def test_bad_execution_flags(args, message, tmp_path):
+    proc = _cli(*STUDY, *args, "--out", str(tmp_path / "x.nc"), cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
+    assert not list(tmp_path.iterdir())
