@@ -93,8 +93,9 @@ def main() -> None:
             times[name].append(study_time(*flags))
     medians = {name: statistics.median(values) for name, values in times.items()}
     base = medians["--workers 2"]
-    print(f"2. default study's 12 cells, {steps} steps: " + "; ".join(f"{name} {t:.1f} s" for name, t in medians.items())
-          + f"; --workers 2 is {medians['in-process, chosen threads'] / base:.2f}x faster than in-process with the "
+    listed = "; ".join(f"{name} {t:.1f} s" for name, t in medians.items())
+    print(f"2. default study's 12 cells, {steps} steps: {listed}"
+          f"; --workers 2 is {medians['in-process, chosen threads'] / base:.2f}x faster than in-process with the "
             f"chosen threads and {medians['in-process, 1 thread'] / base:.2f}x faster than with 1 (target >= 1.6x)")
 
     tiny = ["--inits", "identity", "--nonlinearities", "relu", "--steps", "50", "--preset", "tiny"]

@@ -46,9 +46,8 @@ def torch_threads(threads: int):
 
 
 def choose_threads(config: StudyConfig, spec, repeats: int = 3) -> int:
-    """1 or every core, whichever trains ``spec``'s stack faster now (best of ``repeats`` steps each)."""
-    import torch
-
+    """1 or every core, whichever trains ``spec``'s stack faster now (median of ``repeats`` forward and
+    backward passes each, alternating); the timed stack is thrown away."""
     from .dtypes import get_dtype
     from .models import get_cell
     from .tasks import make_task
@@ -56,7 +55,6 @@ def choose_threads(config: StudyConfig, spec, repeats: int = 3) -> int:
     cores = available_cores()
     if cores == 1:
         return 1
-    torch.manual_seed(0)  # nothing here reaches the study: the timed stack is thrown away
     task = make_task(config.task, seq_len=spec.seq_len, seed=spec.seed, batch_size=config.batch_size,
                      preset=config.preset, train_size=config.batch_size, test_size=1)
     dtype = get_dtype(config.dtype)
