@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import os
 import tempfile
 import types
@@ -49,7 +48,7 @@ def _add_fields(parser: argparse.ArgumentParser, config_cls) -> None:
         if dataclasses.is_dataclass(kind):
             _add_fields(parser, kind)
             continue
-        if field.name == "cell_options":  # one flag per option a cell type declares, below
+        if kind is dict:  # cell_options, task_options: one flag per option a plug-in declares, below
             continue
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
         meta = field.metadata
@@ -72,25 +71,33 @@ def _add_fields(parser: argparse.ArgumentParser, config_cls) -> None:
         parser.add_argument(flag(field.name), **options)
 
 
-def _add_cell_options(parser: argparse.ArgumentParser) -> None:
-    for cell, cls in CELLS.items():
-        for name, option in cls.options.items():
-            parser.add_argument(flag(name), type=option.kind, default=None,
-                                help=f"{option.help} (cell {cell}; default {option.default:g})")
+#: Plug-in registries whose members declare options, and the config field their values go to.
+PLUGIN_OPTIONS = {"cell": (CELLS, "cell_options"), "task": (TASKS, "task_options")}
+
+
+def _add_plugin_options(parser: argparse.ArgumentParser) -> None:
+    for kind, (registry, _) in PLUGIN_OPTIONS.items():
+        for owner, cls in registry.items():
+            for name, option in cls.options.items():
+                choices = f"; one of: {', '.join(map(str, option.choices))}" if option.choices else ""
+                parser.add_argument(flag(name), type=option.kind, default=None, metavar=name.upper(),
+                                    help=f"{option.help} ({kind} {owner}{choices}; default {option.default})")
 
 
 #: ``--list-NAME`` flags: what each prints, one line per registered plug-in.
 def _listings() -> dict[str, typing.Callable[[], list[str]]]:
-    def signature_defaults(fn):
-        params = inspect.signature(fn).parameters.values()
-        return ", ".join(f"{p.name}={p.default!r}" for p in params if p.default is not p.empty)
+    def describe_task(name, cls):
+        options = "".join(f"; --{option.replace('_', '-')} (default {spec.default!r})"
+                          for option, spec in cls.options.items())
+        presets = "; ".join(f"{preset}: {p.description or 'sizes ' + str(p.sizes)}" for preset, p in cls.presets.items())
+        return f"{name}: {first_line(cls)} Default seq_len {cls.default_seq_len}{options}. Presets: {presets}"
 
     return {
         "inits": lambda: [f"{name}({params}): {doc}" for name, params, doc in describe_inits()],
         "cells": lambda: [f"{name}: {first_line(cls)} {cls.describe()}" for name, cls in CELLS.items()],
         "models": lambda: [f"{name}: {model.describe()}" for name, model in MODELS.items()]
         + ["paper: all four of irnn, rnn_tanh, rnn_relu, lstm"],
-        "tasks": lambda: [f"{name}({signature_defaults(fn)}): {first_line(fn)}" for name, fn in TASKS.items()],
+        "tasks": lambda: [describe_task(name, cls) for name, cls in TASKS.items()],
         "probes": lambda: [f"{name}{'' if probe.default else ' (off by default)'}: {', '.join(probe.variables)}"
                            for name, probe in PROBES.items()],
         "nonlinearities": lambda: [f"{name}: {first_line(obj)}" for name, obj in NONLINEARITIES.items()],
@@ -102,7 +109,7 @@ def study_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """A parser with one flag per config field and cell option, plus the ``--list-*`` flags."""
     parser = OneLineParser(prog=prog, description=description)
     _add_fields(parser, StudyConfig)
-    _add_cell_options(parser)
+    _add_plugin_options(parser)
     for name in _listings():
         parser.add_argument(flag(f"list_{name}"), action="store_true",
                             help=f"list the registered {name} with their parameters and defaults, then exit")
@@ -117,13 +124,31 @@ def print_listings(args: argparse.Namespace) -> bool:
     return bool(asked)
 
 
-def config_from_args(args: argparse.Namespace) -> StudyConfig:
-    """The study configuration the parsed flags describe."""
+def explicit_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The dests of the options ``argv`` gives (as opposed to those left at their defaults)."""
+    given = set()
+    for action in parser._actions:
+        for option in action.option_strings:
+            if any(arg == option or arg.startswith(option + "=") for arg in argv):
+                given.add(action.dest)
+    return given
+
+
+def config_from_args(args: argparse.Namespace, explicit: set[str] | None = None) -> StudyConfig:
+    """The study configuration the parsed flags describe. With a preset other than ``default``, the
+    preset's settings fill every field whose flag is not in ``explicit``."""
     values = vars(args)
-    train = TrainConfig(**{f.name: values[f.name] for f in dataclasses.fields(TrainConfig)})
-    study = {f.name: values[f.name] for f in dataclasses.fields(StudyConfig) if f.name not in ("train", "cell_options")}
-    options = {name: values[name] for _, cls in CELLS.items() for name in cls.options if values.get(name) is not None}
-    return StudyConfig(**study, cell_options=options, train=train)
+    options = {field: {name: values[name] for _, cls in registry.items() for name in cls.options
+                       if values.get(name) is not None}
+               for registry, field in PLUGIN_OPTIONS.values()}
+    train_fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    study_fields = [f.name for f in dataclasses.fields(StudyConfig) if f.name not in ("train", *options)]
+    if args.preset != "default" and explicit is not None:
+        given = {name: values[name] for name in [*study_fields, *train_fields] if name in explicit}
+        given.pop("task", None), given.pop("preset", None)
+        return StudyConfig.from_preset(args.task, args.preset, **given, **options)
+    train = TrainConfig(**{name: values[name] for name in train_fields})
+    return StudyConfig(**{name: values[name] for name in study_fields}, **options, train=train)
 
 
 def error_message(err: ValueError) -> str:

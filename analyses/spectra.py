@@ -25,7 +25,7 @@ from rnn_dynamics.checkpoints import StackCheckpoints
 from rnn_dynamics.commandline import fail
 from rnn_dynamics.records import read_dataset, summary_table, write_dataset
 
-from .cli import check_writable, config_from_args, error_message, print_listings, study_parser
+from .cli import check_writable, config_from_args, error_message, explicit_flags, print_listings, study_parser
 
 DEFAULT_OUT = "results/spectra.nc"
 
@@ -99,14 +99,16 @@ def executor_for(args):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if print_listings(args):
         return 0
     from rnn_dynamics.sweep import check_resources, run_study
 
     with ExitStack() as cleanup:
         try:
-            config = config_from_args(args).validate()
+            config = config_from_args(args, explicit_flags(parser, argv)).validate()
             if args.workers < 0:
                 raise ValueError(f"--workers must be >= 0 (0: in this process), got {args.workers}")
             if args.threads is not None and args.threads < 1:

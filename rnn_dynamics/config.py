@@ -24,7 +24,7 @@ from .optimizers import OPTIMIZERS
 from .paper import MODELS, expand_models
 from .probes import PROBES, ProbeSettings, default_probes, list_probes
 from .seeding import generator_for
-from .tasks import list_tasks, make_task
+from .tasks import TASKS, get_task, list_tasks
 
 #: validate() builds one recurrent block per init up to this hidden size (a few ms at N = 100).
 _BUILD_CHECK_LIMIT = 2048
@@ -96,7 +96,9 @@ class StudyConfig:
     """Everything that defines a study."""
 
     task: str = setting("adding", help="workload", names=list_tasks)
-    seq_len: list[int] = setting(default_factory=lambda: [50], metavar="T", help="sequence length(s)")
+    seq_len: list[int] = setting(default_factory=list, metavar="T",
+                                 help="sequence length(s); default: the task's (adding 50, mnist 784, ptb 35, "
+                                      "speech 200)")
     cells: list[str] = setting(default_factory=lambda: ["elman"], help="cell types; each is a coordinate of the "
                                                                        "cell dim", names=list_cells)
     inits: list[str] = setting(default_factory=lambda: list(DEFAULT_INITS), metavar="SPEC",
@@ -113,14 +115,19 @@ class StudyConfig:
     hidden: int = setting(100, help="hidden units per layer")
     layers: int = setting(1, help="stacked recurrent layers")
     batch_size: int = setting(16, help="training minibatch size")
-    preset: str = setting("default", help="dataset sizes of the task (adding: tiny 512/256, default 10k/1k, "
-                                          "paper 100k/10k train/test sequences)")
+    preset: str = setting("default", help="a named size of the task: its dataset sizes and the settings it "
+                                          "implies where no flag gives them (tiny, default, quick, paper; "
+                                          "--list-tasks shows each)")
+    data_dir: str | None = setting(None, metavar="DIR", help="data root; default: $RNN_DYNAMICS_DATA, else "
+                                                             "~/.cache/rnn-dynamics")
     input_std: float = setting(0.001, help="std of the input weights")
     output_std: float = setting(0.001, help="std of the readout weights")
     bias: float = setting(0.0, help="initial bias of every gate (0, as in the paper)")
     cell_options: dict = setting(default_factory=dict,
                                  help="options of the cell types, e.g. {'forget_bias': 2.0}; each cell type "
                                       "declares its own and its default")
+    task_options: dict = setting(default_factory=dict,
+                                 help="options of the task, e.g. {'level': 'char'}; each task declares its own")
     train: TrainConfig = field(default_factory=TrainConfig)
     probes: list[str] = setting(default_factory=default_probes, metavar="PROBE",
                                 help="what to record at each probe step", names=list_probes)
@@ -135,6 +142,27 @@ class StudyConfig:
     lyapunov_reortho_every: int = setting(1, metavar="K", help="longest interval between re-orthonormalisations")
     device: str = setting("cpu", help="torch device: cpu, cuda or cuda:N")
     dtype: str = setting("float32", help="training dtype", names=DTYPES.names)
+
+    def __post_init__(self):
+        if not self.seq_len and self.task in TASKS.names():
+            self.seq_len = [get_task(self.task).default_seq_len]
+
+    @classmethod
+    def from_preset(cls, task: str, preset: str, **given) -> "StudyConfig":
+        """The study ``preset`` of ``task`` describes, with ``given`` fields (study or training ones,
+        e.g. ``steps``) kept over the preset's values."""
+        presets = get_task(task).presets
+        if preset not in presets:
+            raise ConfigError("preset", f"{preset!r} is not a preset of task {task!r}; valid: {', '.join(presets)}")
+        values = {**presets[preset].settings, **given}
+        train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        train = values.pop("train", None) or TrainConfig(**{k: values.pop(k) for k in list(values) if k in train_fields})
+        return cls(task=task, preset=preset, train=train, **values)
+
+    def build_task(self, seq_len: int, seed: int, **sizes):
+        """The study's task at ``seq_len`` and ``seed`` (``train_size``/``test_size`` override the preset's)."""
+        return get_task(self.task).build(seq_len=seq_len, seed=seed, batch_size=self.batch_size, preset=self.preset,
+                                         data_dir=self.data_dir, **sizes, **self.task_options)
 
     # ------------------------------------------------------------ derived views
 
@@ -176,6 +204,7 @@ class StudyConfig:
 
     def validate(self) -> "StudyConfig":
         """Raise ConfigError naming the first bad setting (with the valid values where there is a list)."""
+        task = get_task(self.task)
         for name in ("seq_len", "seeds", "probes"):
             _distinct(name, getattr(self, name))
         if self.models:
@@ -203,9 +232,12 @@ class StudyConfig:
         DTYPES.get(self.dtype)
         self._validate_device()
         self.train.validate()
-        for seq_len in self.seq_len:  # builds one-sequence sets: checks the task's own options cheaply
-            make_task(self.task, seq_len=seq_len, seed=self.seeds[0], batch_size=self.batch_size,
-                      preset=self.preset, train_size=1, test_size=1)
+        for name in self.task_options:
+            if name not in task.options:
+                valid = ", ".join(task.options) or "none"
+                raise ConfigError(name, f"is not an option of task {self.task!r}; its options: {valid}")
+        for seq_len in self.seq_len:  # builds one-sequence sets: checks the task's data and options cheaply
+            self.build_task(seq_len, self.seeds[0], train_size=1, test_size=1)
         return self
 
     def _validate_cells(self) -> None:

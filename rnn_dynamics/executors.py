@@ -50,18 +50,16 @@ def choose_threads(config: StudyConfig, spec, repeats: int = 3) -> int:
     backward passes each, alternating); the timed stack is thrown away."""
     from .dtypes import get_dtype
     from .models import get_cell
-    from .tasks import make_task
 
     cores = available_cores()
     if cores == 1:
         return 1
-    task = make_task(config.task, seq_len=spec.seq_len, seed=spec.seed, batch_size=config.batch_size,
-                     preset=config.preset, train_size=config.batch_size, test_size=1)
     dtype = get_dtype(config.dtype)
+    task = config.build_task(spec.seq_len, spec.seed, train_size=config.batch_size, test_size=1).to(dtype)
     model = get_cell(spec.cell).from_inits(spec.inits, task.input_size, config.hidden, task.output_size,
                                            spec.nonlinearity, config.layers, task.readout,
                                            **config.options_for(spec.cell)).to(device=config.device, dtype=dtype)
-    x, y = (t.to(device=config.device, dtype=dtype) for t in task.train_batch(0))
+    x, y = (t.to(config.device) for t in task.train_batch(0))
 
     def step():
         model.zero_grad()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+from dataclasses import dataclass
 from typing import Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -57,6 +58,32 @@ class Registry(Generic[T]):
             return self._items[name]
         except (KeyError, TypeError):
             raise ValueError(f"unknown {self.kind} {name!r}; valid {self.plural}: {', '.join(self.names())}") from None
+
+
+@dataclass(frozen=True)
+class Option:
+    """A setting a plug-in declares (the LSTM's forget bias, PTB's level): default, type, help, valid values.
+
+    Each becomes a command-line flag named after it; a study passes the values to the plug-ins
+    that declare them.
+    """
+
+    default: object
+    help: str
+    kind: type = float
+    choices: tuple | None = None
+
+    def parse(self, name: str, value):
+        """``value`` checked against the type and the choices; ValueError naming ``name`` otherwise."""
+        try:
+            if self.kind in (int, float) and isinstance(value, bool):
+                raise ValueError
+            converted = self.kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a {self.kind.__name__}, got {value!r}") from None
+        if self.choices is not None and converted not in self.choices:
+            raise ValueError(f"{name} {converted!r} is not valid; valid: {', '.join(map(str, self.choices))}")
+        return converted
 
 
 def import_submodules(package_name: str, package_path, skip: tuple[str, ...] = ("base",)) -> None:

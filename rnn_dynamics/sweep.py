@@ -25,7 +25,6 @@ from .models import get_cell
 from .paper import MODELS
 from .probes import PROBES, ProbeContext
 from .records import (RECORD_DIMS, SWEEP_DIMS, canonical_order, mask_after_divergence, provenance, schema)
-from .tasks import make_task
 from .train import train_stack
 
 
@@ -76,8 +75,7 @@ def stack_bytes(config: StudyConfig, spec: StackSpec) -> int:
     """About the most memory a stack needs: training (weights, gradients, optimizer state, the
     activations the fast path keeps) or probing (the trace, the Jacobian products), whichever is larger."""
     cls = get_cell(spec.cell)
-    task = make_task(config.task, seq_len=spec.seq_len, seed=spec.seed, batch_size=config.batch_size,
-                     preset=config.preset, train_size=1, test_size=1)
+    task = config.build_task(spec.seq_len, spec.seed, train_size=1, test_size=1)
     m, n, t, b = len(spec.inits), config.hidden, spec.seq_len, config.batch_size
     gates, state = len(cls.gates), cls.state_size(n)
     itemsize = get_dtype(config.dtype).itemsize
@@ -119,13 +117,11 @@ def run_stack(config: StudyConfig, spec: StackSpec, on_step=None) -> xr.Dataset:
     import torch
 
     device, dtype = torch.device(config.device), get_dtype(config.dtype)
-    task = make_task(config.task, seq_len=spec.seq_len, seed=spec.seed, batch_size=config.batch_size,
-                     preset=config.preset)
+    task = config.build_task(spec.seq_len, spec.seed).to(dtype)
     model = get_cell(spec.cell).from_inits(
         spec.inits, task.input_size, config.hidden, task.output_size, spec.nonlinearity, config.layers,
         task.readout, seed=spec.seed, input_std=config.input_std, output_std=config.output_std, bias=config.bias,
         **config.options_for(spec.cell)).to(device=device, dtype=dtype)
-    task.train_x, task.test_x = task.train_x.to(dtype), task.test_x.to(dtype)
     settings = config.probe_settings(spec.seq_len)
     probes = [PROBES.get(name) for name in config.recorded_probes()]
 
@@ -213,8 +209,7 @@ def build_dataset(config: StudyConfig, parts: list[xr.Dataset]) -> xr.Dataset:
     if "time" in ds.dims:
         order["time"] = np.arange(max(config.seq_len) + 1)
     ds = canonical_order(ds.reindex(order))
-    task = make_task(config.task, seq_len=config.seq_len[0], seed=0, batch_size=config.batch_size,
-                     preset=config.preset, train_size=1, test_size=1)
+    task = config.build_task(config.seq_len[0], config.seeds[0], train_size=1, test_size=1)
     test_note = ("the whole test set" if config.probe_test_size == 0
                  else f"the first {config.probe_test_size} test sequences (or all, if fewer)")
     extra = {
@@ -238,5 +233,5 @@ def build_dataset(config: StudyConfig, parts: list[xr.Dataset]) -> xr.Dataset:
     ds = ds.assign_coords(model=model_labels(config, coords))
     ds.attrs = provenance(config.to_dict())
     ds.attrs.update(task=config.task, metric=task.metric_name,
-                    metric_higher_is_better=int(task.metric_higher_is_better), baseline=task.baseline)
+                    metric_higher_is_better=int(task.metric_higher_is_better), baseline=task.baseline, **task.attrs())
     return mask_after_divergence(ds)

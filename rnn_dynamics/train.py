@@ -98,12 +98,16 @@ def _train(model, task, config, probe, on_step) -> TrainResult:
             diverged_step[newly.cpu().numpy()] = step
             alive.logical_and_(~newly)
 
+    state = None  # carried from segment to segment by a stateful task (truncated BPTT)
     for step in range(config.steps):
         if step in probe_steps:
             record(step)
         x, y = task.train_batch(step)
         x, y = x.to(device), y.to(device)
-        losses = task.per_sample_loss(model(x), y).mean(dim=1)
+        if task.stateful and task.starts_stream(step):
+            state = None
+        outputs, state = model.forward_with_state(x, state if task.stateful else None)
+        losses = task.per_sample_loss(outputs, y).mean(dim=1)
         train_loss[step] = losses.detach().cpu().numpy()
         kill(~torch.isfinite(losses.detach()), step)
         optimizer.zero_grad(set_to_none=False)

@@ -201,3 +201,28 @@ def test_bad_shapes():
         cls(2, 2, 4, 1, nonlinearity="gelu")
     with pytest.raises(ValueError, match="unknown readout 'mean'"):
         cls(2, 2, 4, 1, readout="mean")
+
+
+@pytest.mark.parametrize("cell", list_cells())
+def test_carried_state_continues_the_sequence(cell, x):
+    """Two halves with the state carried across equal one pass, on the fast path and the traced loop."""
+    stack = perturbed(make_stack(INITS, "tanh", hidden=5, layers=2, readout="all", cell=cell))
+    whole, final = stack.forward_with_state(x)
+    first, middle = stack.forward_with_state(x[:5])
+    second, end = stack.forward_with_state(x[5:], middle)
+    assert torch.allclose(torch.cat([first, second]), whole, atol=1e-12) and torch.allclose(end, final, atol=1e-12)
+    traced = stack.trace(x[5:], middle)
+    assert torch.allclose(traced.outputs, second, atol=1e-12)
+    assert end.shape == (2, len(INITS), 3, type(stack).state_size(5)) and not end.requires_grad
+
+
+@pytest.mark.parametrize("cell", list_cells())
+def test_token_inputs_are_one_hot_inputs(cell, gen):
+    stack = perturbed(make_stack(INITS, "tanh", hidden=5, input_size=7, readout="all", cell=cell))
+    tokens = torch.randint(0, 7, (9, 3), generator=gen)
+    one_hot = torch.nn.functional.one_hot(tokens, 7).double()
+    assert torch.allclose(stack(tokens), stack(one_hot), atol=1e-12)
+    loss = stack(tokens).square().sum()
+    grads = torch.autograd.grad(loss, list(stack.parameters()))
+    reference = torch.autograd.grad(stack(one_hot).square().sum(), list(stack.parameters()))
+    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(grads, reference))

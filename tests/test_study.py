@@ -290,7 +290,8 @@ def test_cli_lists_registered_plugins(tmp_path):
     proc = _cli("--list-inits", "--list-cells", "--list-tasks", "--list-models", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "orthogonal(gain=1.0):" in proc.stdout and "scaled_identity(scale=0.01):" in proc.stdout
-    assert "lstm:" in proc.stdout and "forget_bias=1.0" in proc.stdout and "adding(" in proc.stdout
+    assert "lstm:" in proc.stdout and "forget_bias=1.0" in proc.stdout
+    assert "adding: The adding problem" in proc.stdout and "quick: CPU-sized" in proc.stdout
     assert "irnn: IRNN: cell elman, relu, init identity" in proc.stdout
 
 

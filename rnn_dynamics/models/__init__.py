@@ -8,7 +8,7 @@ and so does any new module added here.
 from __future__ import annotations
 
 from ..registry import import_submodules
-from .base import CELLS, CellOption, RecurrentStack, Trace, get_cell, list_cells, register_cell
+from .base import CELLS, RecurrentStack, Trace, get_cell, list_cells, register_cell
 
 import_submodules(__name__, __path__)
 
@@ -16,5 +16,5 @@ from .elman import ElmanStack  # noqa: E402  (re-exported for the public API)
 from .gru import GRUStack  # noqa: E402
 from .lstm import LSTMStack  # noqa: E402
 
-__all__ = ["CELLS", "CellOption", "RecurrentStack", "Trace", "get_cell", "list_cells", "register_cell",
+__all__ = ["CELLS", "RecurrentStack", "Trace", "get_cell", "list_cells", "register_cell",
            "ElmanStack", "LSTMStack", "GRUStack"]

@@ -9,7 +9,7 @@ dim and each time step advances all cells with batched matmuls. Every cell type
 - ``state_parts``: the parts of its state, each of N units, ``h`` first (the LSTM's is
   ``("h", "c")``), so the full state has S = len(state_parts) * N units;
 - ``nonlinearities``: the nonlinearity names it accepts (None: any registered one);
-- ``options``: its own settings (name -> :class:`CellOption`), such as the LSTM's forget bias;
+- ``options``: its own settings (name -> :class:`Option`), such as the LSTM's forget bias;
 
 and implements the cell maths: :meth:`step` (one time step, shared by the traced
 forward, direct simulation and the autograd reference), :meth:`forward` (the fast
@@ -31,7 +31,7 @@ from torch import nn
 from ..inits import make_recurrent
 from ..jacobians import DenseJacobians, JacobianSequence, step_jacobians_autograd
 from ..nonlinearities import Nonlinearity, get_nonlinearity
-from ..registry import Registry
+from ..registry import Option, Registry
 from ..seeding import generator_for
 
 READOUTS = ("last", "all")
@@ -39,15 +39,6 @@ READOUTS = ("last", "all")
 #: Time steps whose backward coefficients a hand-written backward computes together: few enough to
 #: stay in cache (measured: the LSTM backward of a stack of 4 at T = 784 went from about 270 to 150 ms).
 BACKWARD_CHUNK = 64
-
-
-@dataclass(frozen=True)
-class CellOption:
-    """A setting of one cell type: its default, its type and a one-line help text."""
-
-    default: float
-    help: str
-    kind: type = float
 
 
 @dataclass
@@ -90,10 +81,12 @@ class RecurrentStack(nn.Module):
     gates: ClassVar[tuple[str, ...]] = ()
     state_parts: ClassVar[tuple[str, ...]] = ("h",)
     nonlinearities: ClassVar[tuple[str, ...] | None] = None
-    options: ClassVar[dict[str, CellOption]] = {}
+    options: ClassVar[dict[str, Option]] = {}
     #: The fast training path: an autograd Function called as
-    #: ``fused.apply(drive, *recurrent_params(layer), nonlinearity)`` that returns h_1..h_T
-    #: (T, M, B, N); None trains through the traced loop.
+    #: ``fused.apply(drive, initial_state, *recurrent_params(layer), nonlinearity)`` that returns
+    #: h_1..h_T (T, M, B, N) and the final full state (M, B, S), the latter without gradient;
+    #: the initial state (M, B, S) is a constant (truncated backpropagation through time).
+    #: None trains through the traced loop.
     fused: ClassVar[type[torch.autograd.Function] | None] = None
 
     def __init__(self, n_cells: int, input_size: int, hidden_size: int, output_size: int,
@@ -111,7 +104,8 @@ class RecurrentStack(nn.Module):
         if unknown:
             valid = ", ".join(self.options) or "none"
             raise ValueError(f"cell {self.cell_type!r} has no option {unknown[0]!r}; its options: {valid}")
-        self.settings = {name: option.kind(options.get(name, option.default)) for name, option in self.options.items()}
+        self.settings = {name: option.parse(name, options.get(name, option.default))
+                         for name, option in self.options.items()}
         self.n_cells, self.hidden_size, self.num_layers, self.readout = n_cells, hidden_size, num_layers, readout
         m, n, g = n_cells, hidden_size, len(self.gates)
         self.w_ih = nn.ParameterList(
@@ -198,9 +192,13 @@ class RecurrentStack(nn.Module):
     # ------------------------------------------------------------------ forward
 
     def layer_drive(self, layer: int, inputs: torch.Tensor) -> torch.Tensor:
-        """W_ih x_t + b for every t: (T, M, B, G * N). ``inputs`` is (T, B, I) for layer 0, (T, M, B, N) above."""
+        """W_ih x_t + b for every t: (T, M, B, G * N). ``inputs`` is (T, B, I) for layer 0, (T, M, B, N) above,
+        or (T, B) integer tokens for layer 0: a column lookup in W_ih (the same as a one-hot input,
+        without an I-wide matmul per step)."""
         w = self.w_ih[layer]
-        if inputs.dim() == 3:
+        if not inputs.is_floating_point():
+            drive = w.transpose(1, 2)[:, inputs].permute(1, 0, 2, 3)
+        elif inputs.dim() == 3:
             drive = torch.einsum("tbi,mni->tmbn", inputs, w)
         else:
             drive = torch.einsum("tmbi,mni->tmbn", inputs, w)
@@ -230,26 +228,28 @@ class RecurrentStack(nn.Module):
         params = tuple(p[cell] for p in self.recurrent_params(layer))
         return lambda state, drive: self.step(params, state, drive)[0]
 
-    def initial_state(self, batch: int, like: torch.Tensor, requires_grad: bool = False) -> torch.Tensor:
-        """The zero state s_0: (M, B, S)."""
-        return torch.zeros(self.n_cells, batch, self.state_size(self.hidden_size), dtype=like.dtype,
-                           device=like.device, requires_grad=requires_grad)
+    def initial_state(self, batch: int, like: torch.Tensor) -> torch.Tensor:
+        """The zero state s_0 of every layer: (L, M, B, S)."""
+        return torch.zeros(self.num_layers, self.n_cells, batch, self.state_size(self.hidden_size), dtype=like.dtype,
+                           device=like.device)
 
-    def trace(self, x: torch.Tensor, *, grad_wrt_states: bool = False) -> Trace:
+    def trace(self, x: torch.Tensor, state: torch.Tensor | None = None, *, grad_wrt_states: bool = False) -> Trace:
         """The forward pass keeping every state and pre-activation (the plain per-step loop).
 
-        ``x`` is (T, B, I). With ``grad_wrt_states`` the initial states require grad so that
-        gradients with respect to s_0 can be taken too. The reference the fast path is tested against.
+        ``x`` is (T, B, I) (or (T, B) tokens); ``state`` (L, M, B, S) the initial states (zero if
+        None). With ``grad_wrt_states`` the initial states require grad so that gradients with
+        respect to s_0 can be taken too. The reference the fast path is tested against.
         """
         self._check_input(x)
         n = self.hidden_size
         all_states, all_preacts, drives = [], [], []
         layer_input = x
+        first = self.initial_state(x.shape[1], self.w_out) if state is None else state
         for layer in range(self.num_layers):
             drive = self.layer_drive(layer, layer_input)
             drives.append(drive)
             step = self.recurrence(layer)
-            state = self.initial_state(x.shape[1], drive, grad_wrt_states)
+            state = first[layer].detach().clone().requires_grad_(grad_wrt_states)
             states, preacts = [state], []
             for drive_t in drive.unbind(0):
                 state, preact = step(state, drive_t)
@@ -261,15 +261,27 @@ class RecurrentStack(nn.Module):
         return Trace(all_states, all_preacts, drives, self.read_out(layer_input), n)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Readout of the top layer: (M, B, O) for ``last``, (T, M, B, O) for ``all``, by the cell
-        type's ``fused`` recurrence layer by layer (no per-step autograd graph), or the traced loop."""
-        if self.fused is None:
-            return self.trace(x).outputs
+        """Readout of the top layer from zero states: (M, B, O) for ``last``, (T, M, B, O) for ``all``."""
+        return self.forward_with_state(x)[0]
+
+    def forward_with_state(self, x: torch.Tensor, state: torch.Tensor | None = None):
+        """``(outputs, final states (L, M, B, S))`` from initial states ``state`` (zero if None), by the cell
+        type's ``fused`` recurrence layer by layer (no per-step autograd graph), or the traced loop.
+
+        Gradients do not flow into ``state`` nor out of the final states: the truncated
+        backpropagation through time of a task that carries its state across segments.
+        """
         self._check_input(x)
-        hidden = x
+        state = self.initial_state(x.shape[1], self.w_out) if state is None else state.detach()
+        if self.fused is None:
+            trace = self.trace(x, state)
+            return trace.outputs, torch.stack([states[-1] for states in trace.states]).detach()
+        hidden, finals = x, []
         for layer in range(self.num_layers):
-            hidden = self.fused.apply(self.layer_drive(layer, hidden), *self.recurrent_params(layer), self.activation)
-        return self.read_out(hidden)
+            hidden, final = self.fused.apply(self.layer_drive(layer, hidden), state[layer],
+                                             *self.recurrent_params(layer), self.activation)
+            finals.append(final)
+        return self.read_out(hidden), torch.stack(finals)
 
     def read_out(self, hidden: torch.Tensor) -> torch.Tensor:
         """The linear readout of top-layer hidden states h_1..h_T given as (T, M, B, N)."""
@@ -278,8 +290,8 @@ class RecurrentStack(nn.Module):
         return torch.einsum("tmbn,mon->tmbo", hidden, self.w_out) + self.b_out
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.dim() != 3:
-            raise ValueError(f"input must be (T, B, I), got shape {tuple(x.shape)}")
+        if x.dim() != (3 if x.is_floating_point() else 2):
+            raise ValueError(f"input must be (T, B, I) values or (T, B) tokens, got {x.dtype} of shape {tuple(x.shape)}")
 
     # ------------------------------------------------------------- analysis
 

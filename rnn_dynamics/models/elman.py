@@ -15,31 +15,34 @@ from .base import RecurrentStack, Trace, register_cell
 
 
 class ElmanRecurrence(torch.autograd.Function):
-    """h_t = f(W h_{t-1} + drive_t) for t = 1..T from h_0 = 0, with a hand-written backward.
+    """h_t = f(W h_{t-1} + drive_t) for t = 1..T from a constant h_0, with a hand-written backward.
 
     Autograd on the plain loop records two matmuls, a gradient accumulation and several
     small tensors per step; here the forward writes straight into one time-major state
     buffer (each step a contiguous slot), the backward walks the deltas once
     (dL/dh_{t-1} = (dL/da_t) W) into a cell-major buffer, and dL/dW for all steps is one
     matmul over the buffers. :meth:`RecurrentStack.trace` keeps the plain loop as the
-    reference this is tested against. Inputs: drive (T, M, B, N), weight (M, N, N);
-    returns h_1..h_T as (T, M, B, N).
+    reference this is tested against. Inputs: drive (T, M, B, N), initial h_0 (M, B, N),
+    weight (M, N, N); returns h_1..h_T as (T, M, B, N) and h_T (no gradient).
     """
 
     @staticmethod
-    def forward(ctx, drive: torch.Tensor, weight: torch.Tensor, nonlinearity: Nonlinearity) -> torch.Tensor:
+    def forward(ctx, drive: torch.Tensor, initial: torch.Tensor, weight: torch.Tensor, nonlinearity: Nonlinearity):
         steps = drive.shape[0]
-        states = drive.new_zeros((steps + 1, *drive.shape[1:]))
+        states = drive.new_empty((steps + 1, *drive.shape[1:]))
+        states[0] = initial
         w_t = weight.transpose(1, 2)
         for t, drive_t in enumerate(drive.unbind(0)):
             nonlinearity.apply_(torch.baddbmm(drive_t, states[t], w_t, out=states[t + 1]))
         if any(ctx.needs_input_grad):  # evaluation under no_grad skips the cell-major copy
             ctx.save_for_backward(states.transpose(0, 1).contiguous(), weight)  # cell-major: dW needs no copy
         ctx.nonlinearity = nonlinearity
-        return states[1:]
+        final = states[-1].clone()
+        ctx.mark_non_differentiable(final)
+        return states[1:], final
 
     @staticmethod
-    def backward(ctx, grad_states: torch.Tensor):
+    def backward(ctx, grad_states: torch.Tensor, grad_final: torch.Tensor):
         states, weight = ctx.saved_tensors
         steps, m, b, n = grad_states.shape
         dact = ctx.nonlinearity.derivative_from_output(states[:, 1:])  # (M, T, B, N)
@@ -51,7 +54,7 @@ class ElmanRecurrence(torch.autograd.Function):
             torch.bmm(slot, weight, out=carry)
         grad_weight = torch.bmm(grad_pre.reshape(m, steps * b, n).transpose(1, 2),
                                 states[:, :-1].reshape(m, steps * b, n))
-        return grad_pre.transpose(0, 1), grad_weight, None
+        return grad_pre.transpose(0, 1), None, grad_weight, None
 
 
 @register_cell("elman")

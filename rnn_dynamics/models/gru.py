@@ -20,18 +20,19 @@ from .base import BACKWARD_CHUNK, RecurrentStack, Trace, register_cell
 
 
 class GRURecurrence(torch.autograd.Function):
-    """The GRU recurrence over T steps from h_0 = 0, with a hand-written backward.
+    """The GRU recurrence over T steps from a constant h_0, with a hand-written backward.
 
-    Inputs: drive (T, M, B, 3N), weight (M, 3N, N), b_hn (M, 1, N); returns h_1..h_T as
-    (T, M, B, N). The backward computes every per-step coefficient in bulk first:
+    Inputs: drive (T, M, B, 3N), initial h_0 (M, B, N), weight (M, 3N, N), b_hn (M, 1, N);
+    returns h_1..h_T as (T, M, B, N) and h_T (no gradient). The backward computes every per-step coefficient in bulk first:
     dL/d(drive_t) and dL/d(W h_{t-1}) are then one multiplication each by dL/dh_t.
     """
 
     @staticmethod
-    def forward(ctx, drive, weight, b_hn, nonlinearity: Nonlinearity):
+    def forward(ctx, drive, initial, weight, b_hn, nonlinearity: Nonlinearity):
         steps, m, b, three_n = drive.shape
         n = three_n // 3
-        hidden = drive.new_zeros((steps + 1, m, b, n))
+        hidden = drive.new_empty((steps + 1, m, b, n))
+        hidden[0] = initial
         gates = torch.empty_like(drive)
         from_h = torch.empty_like(drive)
         recurrent_bias = torch.cat([b_hn.new_zeros(m, 1, 2 * n), b_hn], dim=-1)
@@ -45,10 +46,12 @@ class GRURecurrence(torch.autograd.Function):
             torch.sub(hidden[t], candidate, out=hidden[t + 1]).mul_(act[..., n:2 * n]).add_(candidate)
         ctx.save_for_backward(hidden, gates, from_h, weight)
         ctx.nonlinearity = nonlinearity
-        return hidden[1:]
+        final = hidden[-1].clone()
+        ctx.mark_non_differentiable(final)
+        return hidden[1:], final
 
     @staticmethod
-    def backward(ctx, grad_hidden):
+    def backward(ctx, grad_hidden, grad_final):
         hidden, gates, from_h, weight = ctx.saved_tensors
         steps, m, b, n = grad_hidden.shape
         update = gates[..., n:2 * n]
@@ -68,7 +71,7 @@ class GRURecurrence(torch.autograd.Function):
         grad_weight = torch.bmm(grad_from_h.transpose(0, 1).reshape(m, steps * b, 3 * n).transpose(1, 2),
                                 hidden[:-1].transpose(0, 1).reshape(m, steps * b, n))
         grad_b_hn = grad_from_h[..., 2 * n:].sum(dim=(0, 2)).unsqueeze(1)
-        return grad_drive, grad_weight, grad_b_hn, None
+        return grad_drive, None, grad_weight, grad_b_hn, None
 
 
 

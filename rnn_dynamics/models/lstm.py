@@ -14,25 +14,28 @@ import torch
 
 from ..jacobians import GatedJacobians
 from ..nonlinearities import Nonlinearity
-from .base import BACKWARD_CHUNK, CellOption, RecurrentStack, Trace, register_cell
+from ..registry import Option
+from .base import BACKWARD_CHUNK, RecurrentStack, Trace, register_cell
 
 
 class LSTMRecurrence(torch.autograd.Function):
-    """The LSTM recurrence over T steps from zero states, with a hand-written backward.
+    """The LSTM recurrence over T steps from constant initial states, with a hand-written backward.
 
-    Inputs: drive (T, M, B, 4N) (gates in the order i, f, o, g), weight (M, 4N, N);
-    returns h_1..h_T as (T, M, B, N). The forward writes gate activations and cell states
+    Inputs: drive (T, M, B, 4N) (gates in the order i, f, o, g), initial (h_0, c_0) as
+    (M, B, 2N), weight (M, 4N, N); returns h_1..h_T as (T, M, B, N) and (h_T, c_T) as
+    (M, B, 2N) (no gradient). The forward writes gate activations and cell states
     into time-major buffers; the backward computes every per-step coefficient in bulk
     first, so that its time loop is a handful of ops per step, and dL/dW for all steps
     is one matmul. Tested against autograd through :meth:`RecurrentStack.trace` and gradcheck.
     """
 
     @staticmethod
-    def forward(ctx, drive: torch.Tensor, weight: torch.Tensor, nonlinearity: Nonlinearity) -> torch.Tensor:
+    def forward(ctx, drive: torch.Tensor, initial: torch.Tensor, weight: torch.Tensor, nonlinearity: Nonlinearity):
         steps, m, b, four_n = drive.shape
         n = four_n // 4
-        hidden = drive.new_zeros((steps + 1, m, b, n))
-        cell = drive.new_zeros((steps + 1, m, b, n))
+        hidden = drive.new_empty((steps + 1, m, b, n))
+        cell = drive.new_empty((steps + 1, m, b, n))
+        hidden[0], cell[0] = initial[..., :n], initial[..., n:]
         gates = torch.empty_like(drive)
         w_t = weight.transpose(1, 2)
         for t, drive_t in enumerate(drive.unbind(0)):
@@ -44,10 +47,12 @@ class LSTMRecurrence(torch.autograd.Function):
             torch.mul(act[..., 2 * n:3 * n], nonlinearity(cell[t + 1]), out=hidden[t + 1])
         ctx.save_for_backward(hidden, cell, gates, weight)
         ctx.nonlinearity = nonlinearity
-        return hidden[1:]
+        final = torch.cat([hidden[-1], cell[-1]], dim=-1)
+        ctx.mark_non_differentiable(final)
+        return hidden[1:], final
 
     @staticmethod
-    def backward(ctx, grad_hidden: torch.Tensor):
+    def backward(ctx, grad_hidden: torch.Tensor, grad_final: torch.Tensor):
         hidden, cell, gates, weight = ctx.saved_tensors
         phi = ctx.nonlinearity
         steps, m, b, n = grad_hidden.shape
@@ -69,7 +74,7 @@ class LSTMRecurrence(torch.autograd.Function):
                 carry_h = torch.bmm(grad_pre[t], weight)
         grad_weight = torch.bmm(grad_pre.transpose(0, 1).reshape(m, steps * b, 4 * n).transpose(1, 2),
                                 hidden[:-1].transpose(0, 1).reshape(m, steps * b, n))
-        return grad_pre, grad_weight, None
+        return grad_pre, None, grad_weight, None
 
 
 
@@ -96,7 +101,7 @@ class LSTMStack(RecurrentStack):
     gates = ("input", "forget", "output", "candidate")
     state_parts = ("h", "c")
     nonlinearities = ("tanh", "relu")
-    options = {"forget_bias": CellOption(1.0, "initial bias of the LSTM forget gate (Gers et al. 2000)")}
+    options = {"forget_bias": Option(1.0, "initial bias of the LSTM forget gate (Gers et al. 2000)")}
     fused = LSTMRecurrence
 
     def initial_bias(self, bias: float) -> torch.Tensor:

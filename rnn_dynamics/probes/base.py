@@ -41,8 +41,7 @@ class ProbeContext:
     def __init__(self, model, task, step: int, settings: ProbeSettings, inits):
         self.model, self.task, self.step, self.settings, self.inits = model, task, step, settings, list(inits)
         device = model.w_out.device
-        self.x = task.test_x[:, :settings.probe_batch].to(device)
-        self.y = task.test_y[..., :settings.probe_batch].to(device)
+        self.x, self.y = (t.to(device) for t in task.probe_sequences(settings.probe_batch))
 
     @cached_property
     def trace(self):

@@ -28,7 +28,7 @@ class Lyapunov(Probe):
     }
 
     def record(self, ctx: ProbeContext):
-        warmup = ctx.settings.lyapunov_warmup_steps(ctx.x.shape[0])
+        warmup = ctx.settings.lyapunov_warmup_steps(ctx.task.seq_len)
         spectra, largest = [], []
         for layer in range(ctx.model.num_layers):
             result = trace_lyapunov_spectrum(ctx.model, ctx.trace, layer=layer, warmup=warmup,

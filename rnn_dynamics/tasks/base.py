@@ -1,21 +1,49 @@
-"""What every workload provides, and the registry that finds workloads by name."""
+"""What every workload provides, and the registry that finds workloads by name.
+
+A task is a :class:`Task` subclass registered with :func:`register_task`; it declares its
+default sequence length, its options (each becomes a flag, e.g. PTB's ``--level``), its
+presets (dataset sizes and the study settings they imply) and, once built, its metric
+and trivial baseline.
+"""
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
-from typing import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar, Iterator
 
 import torch
 
-from ..registry import Registry
+from ..registry import Option, Registry
 from ..seeding import generator_for
 
-TASKS: Registry[Callable[..., "Task"]] = Registry("task")
+TASKS: Registry[type["Task"]] = Registry("task")
 
 
-def register_task(name: str) -> Callable:
-    """Decorator registering a task factory under ``name``."""
-    return TASKS.register(name)
+@dataclass(frozen=True)
+class Preset:
+    """A named size of a task.
+
+    ``sizes``: (train, test) sequences, None for all the data holds. ``settings``: study and
+    training fields (``steps``, ``lr``, ``hidden``, ...) the preset sets where the user gives no
+    value. ``sources``: field -> where its value comes from (the paper, or marked unconfirmed).
+    """
+
+    sizes: tuple[int | None, int | None] = (None, None)
+    settings: dict = field(default_factory=dict)
+    sources: dict = field(default_factory=dict)
+    description: str = ""
+
+
+def register_task(name: str) -> Callable[[type["Task"]], type["Task"]]:
+    """Class decorator registering a :class:`Task` subclass under ``name``."""
+
+    def decorate(cls: type[Task]) -> type[Task]:
+        cls.name = name
+        return TASKS.add(name, cls)
+
+    return decorate
 
 
 def list_tasks() -> list[str]:
@@ -23,25 +51,37 @@ def list_tasks() -> list[str]:
     return TASKS.names()
 
 
-def get_task_factory(name: str) -> Callable[..., "Task"]:
-    """The factory registered as ``name``; an error listing the valid names otherwise."""
+def get_task(name: str) -> type["Task"]:
+    """The task class registered as ``name``; an error listing the valid names otherwise."""
     return TASKS.get(name)
 
 
 def make_task(name: str, **options) -> "Task":
-    """Build the named task with its options (seq_len, seed, batch_size, preset, ...)."""
-    return get_task_factory(name)(**options)
+    """Build the named task: seq_len, seed, batch_size, preset, data_dir, train_size, test_size, its options."""
+    return get_task(name).build(**options)
+
+
+#: Upper bound on elements of one layer's drive tensor during test evaluation.
+_TEST_CHUNK_ELEMENTS = 20_000_000
 
 
 class Task(ABC):
     """A supervised sequence workload with fixed-seed train and test sets.
 
-    Inputs are time-major (T, B, input_size). ``readout`` says whether the model is
-    read at the last step (``last``) or at every step (``all``). Losses are per cell
+    Inputs are time-major: (T, B, input_size) values, or (T, B) token indices when
+    ``tokens`` is set (then input_size is the vocabulary size). ``readout`` says whether the
+    model is read at the last step (``last``) or at every step (``all``). Losses are per cell
     and per sample, (M, B), so that the cells of a stack stay independent.
     """
 
-    name: str
+    name: ClassVar[str] = ""
+    default_seq_len: ClassVar[int]
+    options: ClassVar[dict[str, Option]] = {}
+    presets: ClassVar[dict[str, Preset]] = {}
+    #: Whether training carries the state from one segment to the next (language modelling).
+    stateful: ClassVar[bool] = False
+    tokens: ClassVar[bool] = False
+
     input_size: int
     output_size: int
     readout: str
@@ -54,15 +94,41 @@ class Task(ABC):
     #: What the trivial predictor of :meth:`baseline_outputs` does, for the dataset's attrs.
     baseline: str
 
-    def __init__(self, train_x, train_y, test_x, test_y, seed: int, batch_size: int):
+    @classmethod
+    def build(cls, *, seq_len: int | None = None, seed: int = 0, batch_size: int = 16, preset: str = "default",
+              data_dir=None, train_size: int | None = None, test_size: int | None = None, **options) -> "Task":
+        """The task at ``preset``'s sizes (``train_size`` / ``test_size`` override them), with its options."""
+        if preset not in cls.presets:
+            raise ValueError(f"unknown preset {preset!r} for task {cls.name!r}; valid presets: "
+                             f"{', '.join(cls.presets)}")
         if batch_size < 1:
             raise ValueError(f"batch size must be positive, got {batch_size}")
+        unknown = sorted(set(options) - set(cls.options))
+        if unknown:
+            valid = ", ".join(cls.options) or "none"
+            raise ValueError(f"task {cls.name!r} has no option {unknown[0]!r}; its options: {valid}")
+        parsed = {name: option.parse(name, options.get(name, option.default)) for name, option in cls.options.items()}
+        default_train, default_test = cls.presets[preset].sizes
+        sizes = (train_size or default_train, test_size or default_test)
+        for label, value in zip(("train size", "test size"), sizes):
+            if value is not None and value < 1:
+                raise ValueError(f"{label} must be positive, got {value}")
+        return cls(seq_len=seq_len or cls.default_seq_len, seed=seed, batch_size=batch_size, sizes=sizes,
+                   data_dir=data_dir, **parsed)
+
+    def __init__(self, train_x, train_y, test_x, test_y, seed: int, batch_size: int):
         self.train_x, self.train_y, self.test_x, self.test_y = train_x, train_y, test_x, test_y
         self.seed, self.batch_size = seed, batch_size
 
     @property
     def train_size(self) -> int:
         return self.train_x.shape[1]
+
+    def attrs(self) -> dict:
+        """Task-specific dataset attrs (a permutation, a vocabulary size, ...)."""
+        return {}
+
+    # ------------------------------------------------------------ data
 
     def train_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The minibatch of training ``step``: a pure function of (seed, step).
@@ -76,6 +142,10 @@ class Task(ABC):
         idx = perm[offset * self.batch_size:(offset + 1) * self.batch_size]
         return self.train_x[:, idx], self.train_y[..., idx]
 
+    def starts_stream(self, step: int) -> bool:
+        """For a stateful task: whether ``step``'s segment starts the streams again (the state resets)."""
+        return True
+
     def test_batches(self, batch_size: int = 500,
                      limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The test set (its first ``limit`` sequences if given) in order, in chunks of ``batch_size``."""
@@ -83,6 +153,18 @@ class Task(ABC):
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
             yield self.test_x[:, start:stop], self.test_y[..., start:stop]
+
+    def probe_sequences(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sequences the Jacobian, gradient and state probes use: the first ``count`` test sequences."""
+        return self.test_x[:, :count], self.test_y[..., :count]
+
+    def to(self, dtype: torch.dtype) -> "Task":
+        """The input values in ``dtype`` (tokens and labels stay as they are)."""
+        if self.train_x.is_floating_point():
+            self.train_x, self.test_x = self.train_x.to(dtype), self.test_x.to(dtype)
+        return self
+
+    # ------------------------------------------------------------ scores
 
     @abstractmethod
     def per_sample_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -94,8 +176,25 @@ class Task(ABC):
 
     @abstractmethod
     def baseline_outputs(self, x: torch.Tensor) -> torch.Tensor:
-        """What the trivial predictor outputs for inputs ``x`` (T, B, I), shaped like one cell's outputs
+        """What the trivial predictor outputs for inputs ``x``, shaped like one cell's outputs
         (1, B, O) or (T, 1, B, O): the baseline a network must beat, scored like any cell."""
+
+    @torch.no_grad()
+    def evaluate(self, model, sequences: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean loss and metric (each (M,), float64) of ``model`` over the first ``sequences`` test
+        sequences (0: all), in chunks that bound the memory."""
+        device = model.w_out.device
+        per_chunk = max(1, _TEST_CHUNK_ELEMENTS // (self.seq_len * model.n_cells * model.hidden_size
+                                                    * len(model.gates)))
+        loss = torch.zeros(model.n_cells, dtype=torch.float64)
+        metric = torch.zeros(model.n_cells, dtype=torch.float64)
+        count = 0
+        for x, y in self.test_batches(per_chunk, limit=sequences or None):
+            out, y = model(x.to(device)), y.to(device)
+            loss += self.per_sample_loss(out, y).double().sum(dim=1).cpu()
+            metric += self.per_sample_metric(out, y).double().sum(dim=1).cpu()
+            count += x.shape[1]
+        return loss / count, metric / count
 
     def baseline_scores(self, sequences: int) -> tuple[float, float]:
         """Mean (loss, metric) of the trivial predictor over the first ``sequences`` test sequences (0: all)."""
@@ -103,3 +202,23 @@ class Task(ABC):
         outputs = self.baseline_outputs(x)
         return (self.per_sample_loss(outputs, y).double().mean().item(),
                 self.per_sample_metric(outputs, y).double().mean().item())
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy (nats) per cell and sample: logits (M, B, C) and labels (B,), or logits (T, M, B, C)
+    and labels (T, B), averaged over time."""
+    log_probs = torch.log_softmax(logits, dim=-1)
+    if logits.dim() == 3:
+        index = labels.long().view(1, -1, 1).expand(logits.shape[0], -1, 1)
+        return -log_probs.gather(-1, index).squeeze(-1)
+    index = labels.long().unsqueeze(1).unsqueeze(-1).expand(-1, logits.shape[1], -1, 1)
+    return -log_probs.gather(-1, index).squeeze(-1).mean(dim=0)
+
+
+def prior_logits(labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """Log class frequencies of ``labels`` (add-one smoothed): the trivial predictor's logits."""
+    counts = torch.bincount(labels.reshape(-1).long(), minlength=classes).double() + 1.0
+    return torch.log(counts / counts.sum())
+
+
+LN2 = math.log(2.0)
