@@ -89,7 +89,8 @@ def _listings() -> dict[str, typing.Callable[[], list[str]]]:
     def describe_task(name, cls):
         options = "".join(f"; --{option.replace('_', '-')} (default {spec.default!r})"
                           for option, spec in cls.options.items())
-        presets = "; ".join(f"{preset}: {p.description or 'sizes ' + str(p.sizes)}" for preset, p in cls.presets.items())
+        presets = "; ".join(f"{preset}: {p.description or 'sizes ' + str(p.sizes)}"
+                            for preset, p in cls.presets.items())
         return f"{name}: {first_line(cls)} Default seq_len {cls.default_seq_len}{options}. Presets: {presets}"
 
     return {

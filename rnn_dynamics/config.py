@@ -156,7 +156,8 @@ class StudyConfig:
             raise ConfigError("preset", f"{preset!r} is not a preset of task {task!r}; valid: {', '.join(presets)}")
         values = {**presets[preset].settings, **given}
         train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        train = values.pop("train", None) or TrainConfig(**{k: values.pop(k) for k in list(values) if k in train_fields})
+        train = values.pop("train", None) or TrainConfig(
+            **{key: values.pop(key) for key in list(values) if key in train_fields})
         return cls(task=task, preset=preset, train=train, **values)
 
     def build_task(self, seq_len: int, seed: int, **sizes):

@@ -80,7 +80,9 @@ def stack_bytes(config: StudyConfig, spec: StackSpec) -> int:
     gates, state = len(cls.gates), cls.state_size(n)
     itemsize = get_dtype(config.dtype).itemsize
     weights = 5 * m * cls.parameter_count(task.input_size, n, task.output_size, config.layers)
-    activations = 3 * config.layers * m * b * (t * gates * n + (t + 1) * state)
+    readout_steps = t if task.readout == "all" else 1
+    activations = 3 * config.layers * m * b * (t * gates * n + (t + 1) * state) + 3 * m * b * readout_steps * \
+        task.output_size
     lags = t if config.all_lags else 30
     probing = config.probe_batch * m * (lags * state * state + 4 * config.layers * t * (gates * n + state))
     spectra = 8 * m * config.layers * gates * n * n

@@ -1,9 +1,32 @@
-"""Shared fixtures: small seeded inputs and float64 stacks for exact comparisons."""
+"""Shared fixtures: small seeded inputs, float64 stacks for exact comparisons, and a data root.
+
+Every test runs with RNN_DYNAMICS_DATA pointing at a data root the tests make: synthetic MNIST
+digits in the official IDX layout, a small PTB-format corpus and a small TIMIT-layout corpus,
+so that every task runs without downloads (the speech task reads the TIMIT fixture).
+"""
+
+import os
 
 import pytest
 import torch
 
+from fixtures import make_mnist, make_ptb, make_timit
 from rnn_dynamics.models import get_cell
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    make_mnist(root / "mnist")
+    make_ptb(root / "ptb")
+    make_timit(root)
+    previous = os.environ.get("RNN_DYNAMICS_DATA")
+    os.environ["RNN_DYNAMICS_DATA"] = str(root)
+    yield root
+    if previous is None:
+        os.environ.pop("RNN_DYNAMICS_DATA", None)
+    else:
+        os.environ["RNN_DYNAMICS_DATA"] = previous
 
 
 def make_stack(inits, nonlinearity="relu", hidden=6, layers=1, input_size=2, output_size=1, readout="last",

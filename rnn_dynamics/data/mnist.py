@@ -6,6 +6,7 @@ test digits in this layout) works as a root unchanged, and so do the official 60
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,13 @@ FILES = {
 
 
 def load_mnist(root: str | Path) -> dict[str, np.ndarray]:
-    """{'train_images': (N, 28, 28) uint8, 'train_labels': (N,) uint8, 'test_images', 'test_labels'}."""
-    root = Path(root)
+    """{'train_images': (N, 28, 28) uint8, 'train_labels': (N,) uint8, 'test_images', 'test_labels'}
+    (read once per folder and process; the arrays are read-only)."""
+    return _load(Path(root).resolve())
+
+
+@lru_cache(maxsize=4)
+def _load(root: Path) -> dict[str, np.ndarray]:
     arrays = {}
     for key, (name, magic) in FILES.items():
         path = find_file([root, root / "mnist"], [name, f"{name}.gz"])

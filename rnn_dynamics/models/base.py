@@ -291,7 +291,8 @@ class RecurrentStack(nn.Module):
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != (3 if x.is_floating_point() else 2):
-            raise ValueError(f"input must be (T, B, I) values or (T, B) tokens, got {x.dtype} of shape {tuple(x.shape)}")
+            raise ValueError(f"input must be (T, B, I) values or (T, B) tokens, got {x.dtype} of shape "
+                             f"{tuple(x.shape)}")
 
     # ------------------------------------------------------------- analysis
 

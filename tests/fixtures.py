@@ -1,0 +1,64 @@
+"""Small data files in the standard formats, made by the tests: MNIST IDX, PTB text, TIMIT (SPHERE + PHN)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rnn_dynamics.data.idx import write_idx
+
+WORDS = ("the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "<unk>", "N")
+
+
+def make_mnist(folder: Path, train: int = 600, test: int = 200, gz: bool = True) -> Path:
+    """Digits whose class is written in their brightest row, so that a network can learn them."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if gz else ""
+    for prefix, count in (("train", train), ("t10k", test)):
+        labels = rng.integers(0, 10, count).astype(np.uint8)
+        images = (rng.random((count, 28, 28)) * 60).astype(np.uint8)
+        images[np.arange(count), 2 * labels + 4, :] = 255
+        write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", images)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", labels)
+    return folder
+
+
+def make_ptb(folder: Path, lines: int = 400) -> Path:
+    rng = np.random.default_rng(1)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, count in (("train", lines), ("valid", lines // 4), ("test", lines // 4)):
+        text = "".join(" " + " ".join(rng.choice(WORDS, rng.integers(3, 12))) + " \n" for _ in range(count))
+        (folder / f"ptb.{split}.txt").write_text(text)
+    return folder
+
+
+def write_sphere(path: Path, samples: np.ndarray, rate: int = 16_000) -> Path:
+    """A NIST SPHERE file of 16-bit little-endian PCM, as TIMIT's .WAV files are."""
+    header = (f"NIST_1A\n   1024\nsample_count -i {len(samples)}\nsample_rate -i {rate}\nchannel_count -i 1\n"
+              "sample_n_bytes -i 2\nsample_byte_format -s2 01\nsample_coding -s3 pcm\nend_head\n").encode()
+    path.write_bytes(header.ljust(1024, b" ") + (samples * 32767).astype("<i2").tobytes())
+    return path
+
+
+def make_timit(root: Path, utterances: int = 6) -> Path:
+    """TIMIT/{TRAIN,TEST}/DR1/SPEAKER/*.WAV with .PHN: tones whose pitch is the phone."""
+    rng = np.random.default_rng(2)
+    phones = {"h#": 0.0, "aa": 300.0, "iy": 700.0, "s": 3000.0, "pcl": 0.0}
+    for split in ("TRAIN", "TEST"):
+        folder = root / "TIMIT" / split / "DR1" / "FAKS0"
+        folder.mkdir(parents=True, exist_ok=True)
+        for u in range(utterances):
+            segments, samples, start = [], [], 0
+            for phone in ["h#", *rng.choice(list(phones)[1:], 8), "h#"]:
+                length = int(rng.integers(800, 3200))
+                t = np.arange(length) / 16_000
+                samples.append(0.3 * np.sin(2 * np.pi * phones[phone] * t) + 0.01 * rng.standard_normal(length))
+                segments.append(f"{start} {start + length} {phone}")
+                start += length
+            write_sphere(folder / f"SX{u}.WAV", np.concatenate(samples).astype(np.float32))
+            (folder / f"SX{u}.PHN").write_text("\n".join(segments) + "\n")
+        write_sphere(folder / "SA1.WAV", np.zeros(1600, np.float32))  # SA sentences are left out
+        (folder / "SA1.PHN").write_text("0 1600 h#\n")
+    return root
