@@ -97,8 +97,7 @@ class StudyConfig:
 
     task: str = setting("adding", help="workload", names=list_tasks)
     seq_len: list[int] = setting(default_factory=list, metavar="T",
-                                 help="sequence length(s); default: the task's (adding 50, mnist 784, ptb 35, "
-                                      "speech 200)")
+                                 help="sequence length(s); default: the task's own (--list-tasks shows it)")
     cells: list[str] = setting(default_factory=lambda: ["elman"], help="cell types; each is a coordinate of the "
                                                                        "cell dim", names=list_cells)
     inits: list[str] = setting(default_factory=lambda: list(DEFAULT_INITS), metavar="SPEC",
