@@ -1,14 +1,18 @@
-"""Helpers shared by the figure scripts: loading a study, selecting one slice, saving PNG + PDF.
+"""What every figure module shares: its command line, loading studies, choosing slices, one visual
+language (a fixed colour per model and per init), saving PNG + vector PDF.
 
-Figures read datasets only (never models) and import no torch. Every study dataset has
-the same sweep dims (cell, init, nonlinearity, seq_len, seed), so nothing here branches on
-which of them exist. Bad input ends with one line on stderr and exit code 2.
+Figures read datasets only (never models) and import no torch. Every study dataset has the same
+sweep dims (cell, init, nonlinearity, seq_len, seed), so nothing here branches on which exist.
+Bad input ends with one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import matplotlib
 
@@ -20,30 +24,105 @@ import seaborn as sns  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from rnn_dynamics.commandline import OneLineParser, fail  # noqa: E402
+from rnn_dynamics.paper import MODELS, PAPER  # noqa: E402
 from rnn_dynamics.records import SWEEP_DIMS  # noqa: E402
 
 DEFAULT_DATA = "results/spectra.nc"
 DEFAULT_OUT = "results/figures"
 STUDY_TITLE = "rnn-dynamics study"
 
+# ---------------------------------------------------------------- the visual language
 
-def figure_parser(module: str, description: str) -> argparse.ArgumentParser:
+PALETTE = sns.color_palette("colorblind", 10)
+#: Named models first (the paper's four in its order, then any other registered), then init families.
+_MODEL_LABELS = [MODELS.get(name).label for name in PAPER] + \
+    sorted(m.label for name, m in MODELS.items() if name not in PAPER)
+_INIT_FAMILIES = ("identity", "scaled_identity", "orthogonal", "random_walk", "xavier", "he", "gaussian")
+
+
+def colour(label: str):
+    """The fixed colour of a named model's label or of an init spec's family (colour-blind palette);
+    anything else gets a colour from a hash of its name, the same in every figure."""
+    if label in _MODEL_LABELS:
+        return PALETTE[_MODEL_LABELS.index(label) % len(PALETTE)]
+    family = label.split(":")[0]
+    if family in _INIT_FAMILIES:
+        return PALETTE[(_INIT_FAMILIES.index(family) + 3) % len(PALETTE)]
+    return PALETTE[zlib.crc32(label.encode()) % len(PALETTE)]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One grid point that holds data: a cell type, an init and a nonlinearity, and how to name it."""
+
+    cell: str
+    init: str
+    nonlinearity: str
+    label: str
+
+    @property
+    def where(self) -> dict:
+        return {"cell": self.cell, "init": self.init, "nonlinearity": self.nonlinearity}
+
+    @property
+    def colour(self):
+        return colour(self.label if self.label in _MODEL_LABELS else self.init)
+
+
+def points(ds: xr.Dataset) -> list[Point]:
+    """Every (cell, init, nonlinearity) that holds data, named models first in the paper's order."""
+    exists = ds["train_loss"].notnull().any([d for d in ds["train_loss"].dims if d not in ("cell", "init", "nonlinearity")])
+    found = []
+    for cell in ds["cell"].values:
+        for init in ds["init"].values:
+            for nonlinearity in ds["nonlinearity"].values:
+                if bool(exists.sel(cell=cell, init=init, nonlinearity=nonlinearity)):
+                    model = str(ds["model"].sel(cell=cell, init=init, nonlinearity=nonlinearity).values) \
+                        if "model" in ds.coords else ""
+                    found.append(Point(str(cell), str(init), str(nonlinearity),
+                                       model or f"{cell} {nonlinearity} {init}"))
+    order = {label: i for i, label in enumerate(_MODEL_LABELS)}
+    return sorted(found, key=lambda p: order.get(p.label, len(order)))
+
+
+# ---------------------------------------------------------------- command line and data
+
+
+@dataclass
+class FigureSpec:
+    """A figure module's declaration: what it draws from, and how (for python -m figures RESULTS_DIR)."""
+
+    name: str
+    needs: tuple[str, ...]
+    draw: Callable[[list[xr.Dataset], argparse.Namespace], dict]
+    tasks: tuple[str, ...] | None = None  # None: any task
+    per_dataset: bool = True
+    description: str = ""
+    options: dict = field(default_factory=dict)
+
+
+def figure_parser(module: str, description: str, selection: bool = True) -> argparse.ArgumentParser:
     p = OneLineParser(prog=f"python -m figures.{module}", description=description)
-    p.add_argument("--data", default=DEFAULT_DATA, help=f"study dataset (default {DEFAULT_DATA})")
+    p.add_argument("datasets", nargs="*", default=[DEFAULT_DATA], metavar="DATASET",
+                   help=f"study datasets (default {DEFAULT_DATA})")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
-    p.add_argument("--cell", default=None, help="cell coordinate to draw (default: the first)")
-    p.add_argument("--gate", default=None, help="recurrent block to draw (default: the cell's first)")
-    p.add_argument("--seed", type=int, default=None, help="seed coordinate to draw (default: the first)")
-    p.add_argument("--seq-len", type=int, default=None, help="seq_len coordinate to draw (default: the first)")
-    p.add_argument("--layer", type=int, default=0, help="layer to draw (default 0)")
+    if selection:
+        add_selection(p)
     return p
+
+
+def add_selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=None, help="seed to draw (default: the first; said in the title)")
+    p.add_argument("--seq-len", type=int, default=None, help="seq_len to draw (default: the first; said in the title)")
+    p.add_argument("--layer", type=int, default=0, help="layer to draw (default 0)")
+    p.add_argument("--gate", default=None, help="recurrent block of gated cells (default: candidate)")
 
 
 def load_study(path: str | Path, needs: tuple[str, ...] = ()) -> xr.Dataset:
     """Open a study dataset, or exit 2 with one line saying what is wrong with ``path``."""
     path = Path(path)
     if not path.is_file():
-        fail(f"no dataset at {str(path)!r}; run `python -m analyses.spectra` first or pass --data")
+        fail(f"no dataset at {str(path)!r}; run `python -m analyses.spectra` first")
     try:
         ds = xr.load_dataset(path, engine="netcdf4")
     except (OSError, ValueError) as err:
@@ -54,72 +133,67 @@ def load_study(path: str | Path, needs: tuple[str, ...] = ()) -> xr.Dataset:
     if missing:
         fail(f"{str(path)!r} has no variable {missing[0]!r}; "
              + ("it was run with --probe-every 0" if "step" not in ds.dims else "record it when running the study"))
+    ds.attrs["source_file"] = path.stem
     return ds
 
 
-def select(ds: xr.Dataset, args: argparse.Namespace) -> xr.Dataset:
-    """One cell type, seed, seq_len and layer (and gate, if the dataset has one); exit 2 on a bad choice."""
-    selection = {}
-    for dim, value in (("cell", args.cell), ("seed", args.seed), ("seq_len", args.seq_len), ("layer", args.layer)):
+def choose(ds: xr.Dataset, args: argparse.Namespace) -> tuple[xr.Dataset, str]:
+    """One seed, seq_len and layer of ``ds`` and the words that say which; exit 2 on a bad choice."""
+    chosen = {}
+    for dim, value in (("seed", getattr(args, "seed", None)), ("seq_len", getattr(args, "seq_len", None)),
+                       ("layer", getattr(args, "layer", 0))):
+        if dim not in ds.dims:
+            continue
         valid = list(ds[dim].values)
-        chosen = valid[0] if value is None else value
-        if chosen not in valid:
-            fail(f"{dim} {chosen} is not in the dataset; valid: {', '.join(map(str, valid))}")
-        selection[dim] = chosen
-    ds = ds.sel(selection)
-    if "gate" in ds.dims:
-        present = [g for g in ds["gate"].values
-                   if "spectral_radius" not in ds or ds["spectral_radius"].sel(gate=g).notnull().any()]
-        chosen = present[0] if args.gate is None else args.gate
-        if chosen not in present:
-            fail(f"gate {chosen} has no data for cell {selection['cell']}; valid: {', '.join(present)}")
-        ds = ds.sel(gate=chosen)
-    return ds
+        pick = valid[0] if value is None else value
+        if pick not in valid:
+            fail(f"{dim} {pick} is not in the dataset; valid: {', '.join(map(str, valid))}")
+        chosen[dim] = pick
+    words = [f"seed {chosen['seed']}" + (f" of {ds.sizes['seed']}" if ds.sizes["seed"] > 1 else ""),
+             f"T = {chosen['seq_len']}" + (f" (of {', '.join(map(str, ds['seq_len'].values))})"
+                                           if ds.sizes["seq_len"] > 1 else "")]
+    if "layer" in chosen and ds.sizes.get("layer", 1) > 1:
+        words.append(f"layer {chosen['layer']}")
+    return ds.sel(chosen), ", ".join(words)
 
 
-def grid_points(ds: xr.Dataset) -> tuple[list[str], list[str]]:
-    """The nonlinearities (rows) and inits (columns) that hold data for the selected cell."""
-    exists = ds["train_loss"].notnull().any("iteration")
-    rows = [n for n in ds["nonlinearity"].values if exists.sel(nonlinearity=n).any()]
-    cols = [i for i in ds["init"].values if exists.sel(init=i).any()]
-    return rows, cols
+def gate_of(cell: xr.Dataset, requested: str | None) -> xr.Dataset:
+    """One model's slice at the recurrent block drawn: the requested gate, else the candidate (the
+    block that transforms h like an Elman W_hh), else the cell's only block."""
+    if "gate" not in cell.dims:
+        return cell
+    present = [str(g) for g in cell["gate"].values if cell["spectral_radius"].sel(gate=g).notnull().any()]
+    pick = requested if requested in present else ("candidate" if "candidate" in present else present[0])
+    return cell.sel(gate=pick)
 
 
-def has_data(ds: xr.Dataset, init: str, nonlinearity: str) -> bool:
-    return bool(ds["train_loss"].sel(init=init, nonlinearity=nonlinearity).notnull().any())
+def title_of(ds: xr.Dataset, what: str, chosen: str) -> str:
+    return f"{what} — {ds.attrs.get('task', '?')} ({ds.attrs.get('source_file', '')}), {chosen}"
 
 
-def model_name(ds: xr.Dataset, init: str, nonlinearity: str) -> str:
-    """The panel title: the init, with the named model's label (IRNN, ...) when the point is one."""
-    label = str(ds["model"].sel(init=init, nonlinearity=nonlinearity).values) if "model" in ds.coords else ""
-    return f"{label}\n{init}" if label else init
+def panels(count: int, width: float = 3.2, height: float = 2.8, columns: int = 4, **kwargs):
+    """A grid of ``count`` panels (hiding the spare ones), laid out without overlaps."""
+    columns = min(columns, count)
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False,
+                             layout="constrained", **kwargs)
+    flat = axes.ravel()
+    for ax in flat[count:]:
+        ax.set_visible(False)
+    return fig, flat[:count]
 
 
-def panel_grid(ds: xr.Dataset, panel_width: float, panel_height: float, ylabel: str, xlabel: str, **subplots):
-    """One panel per nonlinearity (rows) x init (columns) with data; empty grid points are hidden."""
-    rows, cols = grid_points(ds)
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(panel_width * len(cols), panel_height * len(rows)),
-                             squeeze=False, layout="constrained", **subplots)
-    for r, nonlinearity in enumerate(rows):
-        for c, init in enumerate(cols):
-            axes[r, c].set_title(model_name(ds, init, nonlinearity), fontsize=8)
-            axes[r, c].set_visible(has_data(ds, init, nonlinearity))
-        axes[r, 0].set_ylabel(f"{nonlinearity}\n{ylabel}")
-    for c in range(len(cols)):
-        axes[-1, c].set_xlabel(xlabel)
-    return fig, axes, rows, cols
-
-
-def line_panels(ds: xr.Dataset, height: float):
-    """One panel per nonlinearity with data, one colour per init (colour-blind palette):
-    (fig, axes, [(ax, nonlinearity, [(init, colour, label), ...]), ...]) with only the inits that hold data."""
-    rows, cols = grid_points(ds)
-    colours = dict(zip(cols, sns.color_palette("colorblind", len(cols))))
-    fig, axes = plt.subplots(1, len(rows), figsize=(5 * len(rows), height), squeeze=False, layout="constrained")
-    panels = [(ax, nonlinearity, [(init, colours[init], model_name(ds, init, nonlinearity).replace("\n", " "))
-                                  for init in cols if has_data(ds, init, nonlinearity)])
-              for ax, nonlinearity in zip(axes[0], rows)]
-    return fig, axes, panels
+def mark_divergence(ax, point_ds: xr.Dataset, x, y, colour_) -> str:
+    """An x at a diverged run's last finite value; the legend suffix that says so (empty if it did not)."""
+    step = point_ds["diverged_step"].values if "diverged_step" in point_ds else np.nan
+    step = float(np.nanmin(step)) if np.any(np.isfinite(step)) else np.nan
+    if np.isnan(step):
+        return ""
+    finite = np.isfinite(np.asarray(y, dtype=float))
+    if finite.any():
+        last = np.flatnonzero(finite)[-1]
+        ax.plot(np.asarray(x)[last], np.asarray(y)[last], "x", color=colour_, ms=8, mew=2)
+    return f" (diverged at step {int(step)})"
 
 
 def finite(values) -> np.ndarray:
@@ -128,13 +202,52 @@ def finite(values) -> np.ndarray:
     return np.where(np.isfinite(values), values, np.nan)
 
 
-def save_all(out_dir: str | Path, figures: dict[str, plt.Figure]) -> int:
-    """Save each figure as NAME.png and NAME.pdf in ``out_dir``, print each path; exit status 0."""
+def save_all(out_dir: str | Path, figures: dict) -> int:
+    """Save each figure as NAME.png and NAME.pdf (tables as NAME.md and NAME.csv) in ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, fig in figures.items():
+    for name, item in figures.items():
+        if isinstance(item, Table):
+            item.write(out_dir / name)
+            continue
         for path in (out_dir / f"{name}.png", out_dir / f"{name}.pdf"):
-            fig.savefig(path, dpi=150, bbox_inches="tight")
+            item.savefig(path, dpi=150, bbox_inches="tight")
             print(f"wrote {path}")
-        plt.close(fig)
+        plt.close(item)
     return 0
+
+
+@dataclass
+class Table:
+    """Rows of named columns, written as Markdown and CSV."""
+
+    columns: list[str]
+    rows: list[list]
+    caption: str = ""
+
+    def markdown(self) -> str:
+        lines = ["| " + " | ".join(self.columns) + " |", "| " + " | ".join("---" for _ in self.columns) + " |"]
+        lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in self.rows]
+        return (self.caption + "\n\n" if self.caption else "") + "\n".join(lines) + "\n"
+
+    def write(self, base: Path) -> None:
+        import csv
+
+        base.with_suffix(".md").write_text(self.markdown())
+        with open(base.with_suffix(".csv"), "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(self.columns)
+            writer.writerows(self.rows)
+        print(f"wrote {base.with_suffix('.md')}\nwrote {base.with_suffix('.csv')}")
+
+
+def run(spec: FigureSpec, argv=None, selection: bool = True) -> int:
+    """The command line of one figure module: load its datasets, draw, save."""
+    args = figure_parser(spec.name, spec.description, selection).parse_args(argv)
+    datasets = [load_study(path, spec.needs) for path in args.datasets]
+    if spec.tasks is not None:
+        for ds in datasets:
+            if ds.attrs.get("task") not in spec.tasks:
+                fail(f"{ds.attrs['source_file']}.nc is a {ds.attrs.get('task')} study; figure {spec.name} draws "
+                     f"{', '.join(spec.tasks)}")
+    return save_all(args.out, spec.draw(datasets, args))

@@ -54,6 +54,12 @@ MODELS.add("lstm", NamedModel(
            "bias 1.0 as Gers et al. 2000 recommend (unconfirmed for this paper)."))
 
 
+MODELS.add("irnn_scaled", NamedModel(
+    "IRNN (0.01 I)", "elman", "relu", "scaled_identity",
+    source="Le et al. 2015, abstract and section 4.4: the scaled identity 0.01 I, for speech (confirmed: "
+           "'the identity matrix or its scaled version'; 0.01 for speech unconfirmed)."))
+
+
 def expand_models(names) -> list[str]:
     """Model names with ``paper`` replaced by the paper's four; unknown names fail listing the valid ones."""
     expanded = []

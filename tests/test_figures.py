@@ -1,3 +1,6 @@
+"""Every figure module on small studies built through the records schema: files written, errors in
+one line naming what is wrong, and no torch imported."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -5,31 +8,79 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from figures import lyapunov as lyapunov_figure
-from figures import spectra as spectra_figure
+from figures import figure_specs
+from figures.__main__ import main as draw_everything
 from rnn_dynamics import StudyConfig, TrainConfig, run_study, write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-FIGURE_MODULES = ["figures.spectra", "figures.lyapunov"]
+
+
+def _study(task, **fields):
+    base = dict(task=task, hidden=6, preset="tiny", train=TrainConfig(steps=4, probe_every=2), probe_batch=2)
+    base.update(fields)
+    return run_study(StudyConfig(**base), progress=False)
 
 
 @pytest.fixture(scope="module")
-def dataset_path(tmp_path_factory):
-    config = StudyConfig(seq_len=[10, 16], cells=["elman", "lstm"], inits=["identity", "he"],
-                         nonlinearities=["relu", "tanh"], hidden=6, preset="tiny",
-                         train=TrainConfig(steps=4, probe_every=2), lyapunov=True)
-    return write_dataset(run_study(config, progress=False), tmp_path_factory.mktemp("data") / "s.nc")
+def results(tmp_path_factory, data_root):
+    folder = tmp_path_factory.mktemp("results")
+    write_dataset(_study("adding", seq_len=[10, 16], models=["paper"], seeds=[0, 1], lyapunov=True),
+                  folder / "adding.nc")
+    write_dataset(_study("mnist", models=["irnn", "lstm"]), folder / "mnist.nc")
+    write_dataset(_study("pmnist", models=["irnn"]), folder / "pmnist.nc")
+    write_dataset(_study("ptb", task_options={"level": "char"}, models=["irnn", "rnn_tanh"], seq_len=[8]),
+                  folder / "ptb_char.nc")
+    write_dataset(_study("speech", models=["irnn", "irnn_scaled"], seq_len=[20]), folder / "speech.nc")
+    write_dataset(_study("adding", seq_len=[8], cells=["elman", "gru"], inits=["identity", "he"],
+                         train=TrainConfig(steps=3, probe_every=0)), folder / "no_probes.nc")
+    return folder
 
 
-@pytest.mark.parametrize("cell, gate", [("elman", None), ("lstm", "forget")])
-def test_figures_are_written_as_png_and_pdf(dataset_path, tmp_path, cell, gate):
-    chosen = ["--cell", cell] + (["--gate", gate] if gate else [])
-    assert spectra_figure.main(["--data", str(dataset_path), "--out", str(tmp_path), "--seq-len", "16", *chosen]) == 0
-    assert lyapunov_figure.main(["--data", str(dataset_path), "--out", str(tmp_path), *chosen]) == 0
-    for name in ("eigenvalues", "jacobian_norms", "lyapunov_spectra", "lyapunov_largest"):
-        png, pdf = tmp_path / f"{name}.png", tmp_path / f"{name}.pdf"
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-        assert pdf.read_bytes()[:5] == b"%PDF-"
+def _images(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in folder.iterdir()}
+
+
+def test_every_figure_of_a_results_folder(results, tmp_path, capsys):
+    assert draw_everything([str(results), "--out", str(tmp_path)]) == 0
+    written = _images(tmp_path)
+    for name in ("adding", "mnist"):
+        assert written[f"{name}.png"] > 10_000 and written[f"{name}.pdf"] > 1_000
+    assert "lm_speech.md" in written and "lm_speech.csv" in written
+    for spec in figure_specs().values():
+        if spec.per_dataset:
+            for stem in ("adding", "mnist", "ptb_char", "speech"):
+                if not all(name in xr.load_dataset(results / f"{stem}.nc") for name in spec.needs):
+                    continue
+                names = [n for n in written if n.startswith(f"{stem}-{spec.name}") and n.endswith(".png")]
+                assert names and all(written[n] > 10_000 for n in names), (stem, spec.name)
+    table = (tmp_path / "lm_speech.md").read_text()
+    assert "| ptb (char) | IRNN |" in table and "| speech | IRNN (0.01 I) |" in table
+    assert "skipped lyapunov of mnist.nc: no variable 'lyapunov'" in capsys.readouterr().err
+
+
+def test_paper_figures_have_one_panel_per_length_and_per_dataset(results, tmp_path):
+    from figures import adding, mnist
+
+    assert adding.main([str(results / "adding.nc"), "--out", str(tmp_path)]) == 0
+    assert mnist.main([str(results / "mnist.nc"), str(results / "pmnist.nc"), "--out", str(tmp_path)]) == 0
+    figure = adding.draw([xr.load_dataset(results / "adding.nc").assign_attrs(source_file="adding")], None)["adding"]
+    titles = [ax.get_title() for ax in figure.axes if ax.get_visible()]
+    assert titles == ["T = 10", "T = 16"]
+    labels = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert labels[:4] == ["IRNN", "RNN + tanh", "RNN + ReLU", "LSTM"] and "trivial baseline" in labels[-1]
+
+
+def test_spectral_figures_say_which_seed_and_length_they_draw(results):
+    from figures import eigenvalues
+    from figures.common import add_selection, load_study
+
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_selection(parser)
+    ds = load_study(results / "adding.nc")
+    figure = eigenvalues.draw(ds, parser.parse_args(["--seed", "1", "--seq-len", "16"]))
+    assert "seed 1 of 2, T = 16 (of 10, 16)" in figure._suptitle.get_text()
 
 
 def _run(module, *args, cwd):
@@ -37,17 +88,18 @@ def _run(module, *args, cwd):
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--data", "missing.nc"], "no dataset at 'missing.nc'"),
-    (["--seq-len", "99"], "seq_len 99 is not in the dataset; valid: 10, 16"),
-    (["--cell", "gru"], "cell gru is not in the dataset; valid: elman, lstm"),
-    (["--cell", "elman", "--gate", "forget"], "gate forget has no data for cell elman; valid: recurrent"),
-    (["--layer", "x"], "argument --layer: invalid int value: 'x'"),
+@pytest.mark.parametrize("module, args, message", [
+    ("figures.eigenvalues", ["missing.nc"], "no dataset at 'missing.nc'"),
+    ("figures.eigenvalues", ["RESULTS/adding.nc", "--seq-len", "99"], "seq_len 99 is not in the dataset; valid: 10, 16"),
+    ("figures.lyapunov", ["RESULTS/mnist.nc"], "has no variable 'lyapunov'"),
+    ("figures.adding", ["RESULTS/mnist.nc"], "mnist.nc is a mnist study; figure adding draws adding"),
+    ("figures.spectra", ["RESULTS/no_probes.nc"], "no spectral figure can be drawn: the datasets hold no probe"),
+    ("figures.eigenvalues", ["RESULTS/adding.nc", "--layer", "x"], "argument --layer: invalid int value: 'x'"),
+    ("figures", ["RESULTS/nowhere"], "is not a folder of study datasets"),
 ])
-def test_bad_figure_input(args, message, dataset_path, tmp_path):
-    if args[0] != "--data":
-        args = ["--data", str(dataset_path), *args]
-    proc = _run("figures.spectra", *args, "--out", str(tmp_path / "figs"), cwd=tmp_path)
+def test_bad_figure_input_in_one_line(module, args, message, results, tmp_path):
+    args = [a.replace("RESULTS", str(results)) for a in args]
+    proc = _run(module, *args, "--out", str(tmp_path / "figs"), cwd=tmp_path)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert message in proc.stderr
     assert not (tmp_path / "figs").exists()
@@ -57,16 +109,9 @@ def test_files_that_are_not_study_datasets_are_refused_in_one_line(tmp_path):
     (tmp_path / "text.nc").write_text("not a netCDF file")
     xr.Dataset({"x": ("t", [1.0, 2.0])}).to_netcdf(tmp_path / "other.nc")
     for name, message in (("text.nc", "is not a netCDF file"), ("other.nc", "is not an rnn-dynamics study dataset")):
-        proc = _run("figures.spectra", "--data", name, cwd=tmp_path)
+        proc = _run("figures.eigenvalues", name, cwd=tmp_path)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert message in proc.stderr
-
-
-def test_a_missing_variable_is_named(dataset_path, tmp_path):
-    ds = xr.load_dataset(dataset_path).drop_vars(["lyapunov", "lyapunov_benettin"])
-    ds.to_netcdf(tmp_path / "no_lyapunov.nc")
-    proc = _run("figures.lyapunov", "--data", "no_lyapunov.nc", cwd=tmp_path)
-    assert proc.returncode == 2 and "has no variable 'lyapunov'" in proc.stderr
 
 
 def _imports_torch(code, cwd) -> bool:
@@ -76,13 +121,14 @@ def _imports_torch(code, cwd) -> bool:
     return proc.stdout.strip() == "True"
 
 
-@pytest.mark.parametrize("module", FIGURE_MODULES)
-def test_figure_modules_import_no_torch_and_name_themselves(module, tmp_path):
-    assert not _imports_torch(f"import {module}", tmp_path)
-    assert f"usage: python -m {module}" in _run(module, "--help", cwd=tmp_path).stdout
+def test_no_figure_module_imports_torch(results, tmp_path):
+    modules = ", ".join(f"figures.{name}" for name in [*figure_specs(), "spectra", "__main__", "common"])
+    assert not _imports_torch(f"import {modules}; from figures import figure_specs; figure_specs()", tmp_path)
+    assert f"usage: python -m figures.adding" in _run("figures.adding", "--help", cwd=tmp_path).stdout
 
 
-def test_reading_a_dataset_and_the_theory_need_no_torch(dataset_path, tmp_path):
-    code = (f"from rnn_dynamics import read_dataset, named_models, theory; ds = read_dataset({str(dataset_path)!r}); "
-            "named_models(ds); theory.gaussian_product_exponents(4, 0.5); theory.tanh_random_walk_gain(100)")
+def test_reading_a_dataset_and_the_theory_need_no_torch(results, tmp_path):
+    code = (f"from rnn_dynamics import read_dataset, named_models, theory; "
+            f"ds = read_dataset({str(results / 'adding.nc')!r}); named_models(ds); "
+            "theory.gaussian_product_exponents(4, 0.5); theory.tanh_random_walk_gain(100)")
     assert not _imports_torch(code, tmp_path)

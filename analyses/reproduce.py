@@ -1,0 +1,91 @@
+"""Run every study the paper's figures need, then draw every figure.
+
+    python -m analyses.reproduce --preset quick --workers 2 --data-dir ../shared/data/mnist-10k
+    python -m analyses.reproduce --preset paper --scheduler tcp://head:8786
+
+The studies, each with the paper's four models (--models paper) at the task's preset: the adding
+problem, pixel-by-pixel and permuted MNIST, Penn Treebank characters (and words at the paper preset),
+and framewise speech with the 0.01 I IRNN beside them. Each goes to RESULTS/<name>.nc and is resumable
+like any study (rerun the same command after a crash); the figures go to RESULTS/figures. Every study
+is validated (its data included) before the first one runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from rnn_dynamics.checkpoints import StackCheckpoints
+from rnn_dynamics.commandline import OneLineParser, fail
+from rnn_dynamics.config import StudyConfig
+from rnn_dynamics.records import summary_table, write_dataset
+
+from .cli import check_writable, error_message
+from .spectra import check_out, executor_for
+
+#: name -> (task, extra fields), for every preset; the paper preset adds word-level PTB.
+STUDIES = {
+    "adding": ("adding", {}),
+    "mnist": ("mnist", {}),
+    "pmnist": ("pmnist", {}),
+    "ptb_char": ("ptb", {"task_options": {"level": "char"}}),
+    "speech": ("speech", {"models": ["paper", "irnn_scaled"]}),
+}
+PAPER_ONLY = {"ptb_word": ("ptb", {"task_options": {"level": "word"}})}
+
+
+def studies(preset: str, data_dir: str | None) -> dict[str, StudyConfig]:
+    """The validated study of every figure at ``preset``."""
+    chosen = {**STUDIES, **(PAPER_ONLY if preset == "paper" else {})}
+    configs = {}
+    for name, (task, extra) in chosen.items():
+        fields = {"models": ["paper"], "data_dir": data_dir, **extra}
+        configs[name] = StudyConfig.from_preset(task, preset, **fields).validate()
+    return configs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineParser(prog="python -m analyses.reproduce", description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", required=True, choices=["quick", "paper"], help="the studies' size")
+    parser.add_argument("--results", default="results/reproduce", help="folder of the studies and figures "
+                                                                        "(default results/reproduce)")
+    parser.add_argument("--data-dir", default=None, help="data root (MNIST must be there or fetched)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=0, metavar="N", help="a local dask cluster of N workers")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS", help="an existing dask cluster")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per stack (as analyses.spectra)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    results = Path(args.results)
+    from rnn_dynamics.sweep import check_resources, run_study
+
+    with ExitStack() as cleanup:
+        try:
+            configs = studies(args.preset, args.data_dir)
+            outs = {name: check_writable(results / f"{name}.nc") for name in configs}
+            complete = {name for name, config in configs.items()
+                        if check_out(outs[name], config.to_dict(), overwrite=False)}
+            executor = cleanup.enter_context(executor_for(args))
+            for config in configs.values():
+                check_resources(config, executor.available_bytes(config))
+        except ValueError as err:
+            fail(error_message(err))
+        for name, config in configs.items():
+            if name in complete:
+                print(f"{outs[name]} already holds this study")
+                continue
+            print(f"study {name}: {config.task}, preset {args.preset}, {', '.join(config.model_names())}")
+            checkpoints = StackCheckpoints(f"{outs[name]}.parts", config.to_dict())
+            checkpoints.clear_temporary()
+            ds = run_study(config, progress=not args.quiet, checkpoints=checkpoints, report=print, executor=executor)
+            write_dataset(ds, outs[name])
+            checkpoints.remove()
+            print(summary_table(ds))
+    from figures.__main__ import main as draw_figures
+
+    return draw_figures([str(results), "--out", str(results / "figures")])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

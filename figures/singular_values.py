@@ -1,0 +1,46 @@
+"""Singular-value spectra: of the recurrent matrix (solid) and of the whole Jacobian product ds_T/ds_0
+(dashed), at the first and last probe, one panel per model.
+
+    python -m figures.singular_values results/spectra.nc --out results/figures
+
+log10 of the singular values against their index (descending), the product's from the stored
+logarithm; gated cells: the candidate block unless --gate.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from matplotlib.lines import Line2D
+
+from .common import finite, gate_of
+from .spectral import main_for, spectral_figure, spectral_spec
+
+
+def draw(ds, args):
+    first, last = int(ds["step"].values[0]), int(ds["step"].values[-1])
+
+    def panel(ax, point, cell):
+        block = gate_of(cell, args.gate)
+        for step, shade in ((first, "0.6"), (last, point.colour)):
+            weights = finite(block["singular_values"].sel(step=step).values)
+            ax.plot(np.arange(1, weights.size + 1), np.log10(weights), "-", color=shade, lw=1.3)
+            product = finite(cell["jacobian_log_singular_values"].sel(step=step).values) / math.log(10)
+            ax.plot(np.arange(1, product.size + 1), product, "--", color=shade, lw=1.3)
+        ax.set_xlabel("index i")
+        ax.set_ylabel("log10 σ_i")
+
+    fig = spectral_figure(ds, args, f"Singular values, step {first} grey, step {last} coloured", panel)
+    key = [Line2D([], [], color="k", ls="-"), Line2D([], [], color="k", ls="--")]
+    fig.legend(key, ["recurrent matrix W", "Jacobian product ds_T/ds_0"], loc="outside lower center", ncol=2,
+               fontsize=8, frameon=False)
+    return fig
+
+
+FIGURE = spectral_spec("singular_values", ("singular_values", "jacobian_log_singular_values", "spectral_radius"),
+                       draw, __doc__.splitlines()[0])
+main = main_for(FIGURE)
+
+if __name__ == "__main__":
+    raise SystemExit(main())
