@@ -71,7 +71,8 @@ class Point:
 
 def points(ds: xr.Dataset) -> list[Point]:
     """Every (cell, init, nonlinearity) that holds data, named models first in the paper's order."""
-    exists = ds["train_loss"].notnull().any([d for d in ds["train_loss"].dims if d not in ("cell", "init", "nonlinearity")])
+    others = [d for d in ds["train_loss"].dims if d not in ("cell", "init", "nonlinearity")]
+    exists = ds["train_loss"].notnull().any(others)
     found = []
     for cell in ds["cell"].values:
         for init in ds["init"].values:

@@ -90,7 +90,8 @@ def _run(module, *args, cwd):
 
 @pytest.mark.parametrize("module, args, message", [
     ("figures.eigenvalues", ["missing.nc"], "no dataset at 'missing.nc'"),
-    ("figures.eigenvalues", ["RESULTS/adding.nc", "--seq-len", "99"], "seq_len 99 is not in the dataset; valid: 10, 16"),
+    ("figures.eigenvalues", ["RESULTS/adding.nc", "--seq-len", "99"],
+     "seq_len 99 is not in the dataset; valid: 10, 16"),
     ("figures.lyapunov", ["RESULTS/mnist.nc"], "has no variable 'lyapunov'"),
     ("figures.adding", ["RESULTS/mnist.nc"], "mnist.nc is a mnist study; figure adding draws adding"),
     ("figures.spectra", ["RESULTS/no_probes.nc"], "no spectral figure can be drawn: the datasets hold no probe"),
@@ -124,7 +125,7 @@ def _imports_torch(code, cwd) -> bool:
 def test_no_figure_module_imports_torch(results, tmp_path):
     modules = ", ".join(f"figures.{name}" for name in [*figure_specs(), "spectra", "__main__", "common"])
     assert not _imports_torch(f"import {modules}; from figures import figure_specs; figure_specs()", tmp_path)
-    assert f"usage: python -m figures.adding" in _run("figures.adding", "--help", cwd=tmp_path).stdout
+    assert "usage: python -m figures.adding" in _run("figures.adding", "--help", cwd=tmp_path).stdout
 
 
 def test_reading_a_dataset_and_the_theory_need_no_torch(results, tmp_path):
