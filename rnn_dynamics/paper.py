@@ -65,7 +65,8 @@ def expand_models(names) -> list[str]:
     expanded = []
     for name in names:
         if name != "paper" and name not in MODELS.names():
-            raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS.names())}, paper (all four)")
+            raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS.names())}, "
+                             f"paper ({', '.join(PAPER)})")
         for item in (PAPER if name == "paper" else (name,)):
             if item not in expanded:
                 expanded.append(item)

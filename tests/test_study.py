@@ -248,7 +248,8 @@ def test_cli_one_step_probes_at_both_ends(tmp_path):
     (["--cells", "lstm", "--nonlinearities", "linear"],
      "cell 'lstm' cannot take nonlinearity 'linear'; valid for lstm"),
     (["--models", "irnn", "transformer"],
-     "unknown model 'transformer'; valid models: irnn, lstm, rnn_relu, rnn_tanh, paper"),
+     "unknown model 'transformer'; valid models: irnn, irnn_scaled, lstm, rnn_relu, rnn_tanh, "
+     "paper (irnn, rnn_tanh, rnn_relu, lstm)"),
     (["--models", "irnn", "--inits", "he"],
      "--models fixes cell, init and nonlinearity; it cannot be combined with inits"),
     (["--probes", "losses", "entropy"], "unknown probe 'entropy'; valid probes: activity"),
