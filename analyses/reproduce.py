@@ -5,7 +5,8 @@
 
 The studies, each with the paper's four models (--models paper) at the task's preset: the adding
 problem, pixel-by-pixel and permuted MNIST, Penn Treebank characters (and words at the paper preset),
-and framewise speech with the 0.01 I IRNN beside them. Each goes to RESULTS/<name>.nc and is resumable
+and framewise speech with the 0.01 I IRNN beside them (recording Lyapunov spectra too: 200-frame windows
+are long enough for them and the study is short). Each goes to RESULTS/<name>.nc and is resumable
 like any study (rerun the same command after a crash); the figures go to RESULTS/figures. Every study
 is validated (its data included) before the first one runs.
 """
@@ -30,7 +31,7 @@ STUDIES = {
     "mnist": ("mnist", {}),
     "pmnist": ("pmnist", {}),
     "ptb_char": ("ptb", {"task_options": {"level": "char"}}),
-    "speech": ("speech", {"models": ["paper", "irnn_scaled"]}),
+    "speech": ("speech", {"models": ["paper", "irnn_scaled"], "lyapunov": True}),
 }
 PAPER_ONLY = {"ptb_word": ("ptb", {"task_options": {"level": "word"}})}
 

@@ -46,13 +46,15 @@ class AddingTask(Task):
         "quick": Preset((10_000, 1_000), {"seq_len": [150], "steps": 10_000, "lr": 1e-3, "optimizer": "adam"},
                         description="CPU-sized: T = 150, 10,000 Adam updates"),
         "paper": Preset((100_000, 10_000), {"seq_len": [150, 200, 300, 400], "hidden": 100, "batch_size": 16,
-                                            "optimizer": "sgd", "clip": 1.0},
+                                            "optimizer": "sgd", "lr": 0.01, "clip": 1.0, "steps": 1_000_000},
                         sources={"seq_len": "Le et al. 2015, section 4.1 (confirmed: T = 150, 200, 300, 400)",
                                  "hidden": "section 4.1: 100 hidden units (unconfirmed)",
                                  "batch_size": "16 (unconfirmed)", "optimizer": "SGD (unconfirmed)",
-                                 "clip": "gradient clipping, its value grid-searched in the paper (unconfirmed)"},
-                        description="100k/10k sequences and the paper's lengths; the learning rate and steps were "
-                                    "grid-searched per model in the paper and are not set"),
+                                 "clip": "gradient clipping, its value grid-searched in the paper (unconfirmed)",
+                                 "lr": "0.01 (unconfirmed: the paper grid-searched it per model; one value for all)",
+                                 "steps": "1,000,000 updates, the scale of the paper's training curves (unconfirmed)"},
+                        description="100k/10k sequences and the paper's lengths, SGD at lr 0.01 for 1,000,000 "
+                                    "updates (unconfirmed: the paper grid-searched the learning rate per model)"),
     }
     input_size = 2
     output_size = 1
