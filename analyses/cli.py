@@ -30,6 +30,19 @@ from rnn_dynamics.registry import first_line
 from rnn_dynamics.tasks import TASKS
 
 
+def thread_count(text: str) -> int | str:
+    """``--threads``: a positive integer, or ``auto`` (timed choice, in-process only)."""
+    if text == "auto":
+        return text
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or auto, got {text!r}")
+    return count
+
+
 def flag(name: str) -> str:
     """The command-line flag of a config field or cell option."""
     return "--" + name.replace("_", "-")

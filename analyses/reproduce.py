@@ -22,7 +22,7 @@ from rnn_dynamics.commandline import OneLineParser, fail
 from rnn_dynamics.config import StudyConfig
 from rnn_dynamics.records import summary_table, write_dataset
 
-from .cli import check_writable, error_message
+from .cli import check_writable, error_message, thread_count
 from .spectra import check_out, executor_for
 
 #: name -> (task, extra fields), for every preset; the paper preset adds word-level PTB.
@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=0, metavar="N", help="a local dask cluster of N workers")
     where.add_argument("--scheduler", default=None, metavar="ADDRESS", help="an existing dask cluster")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads per stack (as analyses.spectra)")
+    parser.add_argument("--threads", type=thread_count, default=None, metavar="N|auto",
+                        help="torch threads per stack (as analyses.spectra)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     results = Path(args.results)

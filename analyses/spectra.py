@@ -25,7 +25,8 @@ from rnn_dynamics.checkpoints import StackCheckpoints
 from rnn_dynamics.commandline import fail
 from rnn_dynamics.records import read_dataset, summary_table, write_dataset
 
-from .cli import check_writable, config_from_args, error_message, explicit_flags, print_listings, study_parser
+from .cli import (check_writable, config_from_args, error_message, explicit_flags, print_listings, study_parser,
+                  thread_count)
 
 DEFAULT_OUT = "results/spectra.nc"
 
@@ -42,9 +43,10 @@ def build_parser():
                             "(default 0: in this process)")
     where.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="run the stacks on an existing dask.distributed cluster, e.g. tcp://host:8786")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads per stack (default: 1 on dask workers; in-process, 1 or every core, "
-                             "whichever a few timed steps of the first stack find faster)")
+    parser.add_argument("--threads", type=thread_count, default=None, metavar="N|auto",
+                        help="torch threads per stack (default: 1 on dask workers, every core in-process; results "
+                             "are bit-identical for equal counts); auto: in-process, 1 or every core, whichever a "
+                             "few timed steps of the first stack find faster")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -91,6 +93,8 @@ def executor_for(args):
     """The executor the flags ask for, as a context manager (a dask cluster is shut down afterwards)."""
     from rnn_dynamics import executors
 
+    if args.threads == executors.AUTO and (args.workers or args.scheduler):
+        raise ValueError("--threads auto applies in-process only; dask workers need a number (default 1)")
     if args.workers:
         return executors.local_cluster(args.workers, args.threads)
     if args.scheduler:
@@ -111,8 +115,6 @@ def main(argv: list[str] | None = None) -> int:
             config = config_from_args(args, explicit_flags(parser, argv)).validate()
             if args.workers < 0:
                 raise ValueError(f"--workers must be >= 0 (0: in this process), got {args.workers}")
-            if args.threads is not None and args.threads < 1:
-                raise ValueError(f"--threads must be a positive integer, got {args.threads}")
             out = check_writable(args.out)
             if check_out(out, config.to_dict(), args.overwrite):
                 print(summary_table(read_dataset(out)))

@@ -2,15 +2,19 @@
 
 An executor takes the stacks still to run and yields ``(spec, stack dataset)`` as each one
 finishes; the study runner saves each at once and merges them. A stack's numbers do not
-depend on where or in which order it runs (every generator is seeded from coordinates,
-and the computation does not depend on the torch thread count: tested), so any executor
-gives the same dataset.
+depend on where or in which order it runs (every generator is seeded from coordinates),
+but they do depend on the torch thread count: BLAS and LAPACK split their sums differently
+with more threads (measured: weights 1e-9 apart after 20 pixel-MNIST updates with 1 and 2
+threads, and chaotic training grows that). So the thread count is never left to chance:
+workers run one thread each and the in-process run every core, unless ``--threads`` says
+otherwise, and the dataset records it (``torch_threads``). Equal thread counts give
+bit-identical datasets whatever the executor, worker count or order (tested).
 
-Threads: a step of a stack is thousands of small matmuls, and torch's OpenMP threads wait
-on each other when another process holds a core (measured on 2 cores beside two busy
-processes: 45 ms with 1 thread against 1.5 to 10.8 s with 2). Workers therefore run one
-thread each unless told otherwise; in-process, :func:`choose_threads` times a few training
-steps of the first stack with one thread and with every core and keeps the faster.
+Threads and load: a step of a stack is thousands of small matmuls, and torch's OpenMP threads
+wait on each other when another process holds a core (measured on 2 cores beside two busy
+processes: 45 ms with 1 thread against 1.5 to 10.8 s with 2). ``--threads auto`` times a few
+training steps of the first stack with one thread and with every core and keeps the faster
+(:func:`choose_threads`), at the price of a count, and so of bits, that depends on the load.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from .config import StudyConfig
+
+
+#: ``--threads auto``: let a timing choose the in-process thread count.
+AUTO = "auto"
 
 
 def available_cores() -> int:
@@ -78,8 +86,8 @@ def choose_threads(config: StudyConfig, spec, repeats: int = 3) -> int:
 class InProcess:
     """Runs the stacks one after another in this process, each with its own step bar."""
 
-    def __init__(self, threads: int | None = None):
-        self.threads = threads  # None: chosen by choose_threads when the first stack runs
+    def __init__(self, threads: int | str | None = None):
+        self.threads = available_cores() if threads is None else threads  # "auto": timed at the first stack
 
     def describe(self) -> str:
         return "in-process"
@@ -94,7 +102,8 @@ class InProcess:
 
         if not specs:
             return
-        self.threads = self.threads or choose_threads(config, specs[0])
+        if self.threads == AUTO:
+            self.threads = choose_threads(config, specs[0])
         with torch_threads(self.threads):
             for spec in specs:
                 with tqdm(total=config.train.steps, desc=spec.key(), unit="step", leave=False, position=1,

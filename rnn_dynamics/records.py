@@ -99,7 +99,6 @@ def provenance(config: dict) -> dict:
         "title": "rnn-dynamics study",
         "rnn_dynamics_version": __version__,
         "torch_version": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
         "numpy_version": np.__version__,
         "xarray_version": xr.__version__,
         "python_version": sys.version.split()[0],

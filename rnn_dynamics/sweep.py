@@ -149,6 +149,7 @@ def run_stack(config: StudyConfig, spec: StackSpec, on_step=None) -> xr.Dataset:
                                                         coords={"init": inits})
     ds = xr.Dataset(data).expand_dims(cell=[spec.cell], nonlinearity=[spec.nonlinearity], seq_len=[spec.seq_len],
                                       seed=[spec.seed])
+    ds.attrs["torch_threads"] = torch.get_num_threads()  # the count changes the last bits: kept with the stack
     return canonical_order(ds)
 
 
@@ -184,7 +185,10 @@ def run_study(config: StudyConfig, progress: bool = True, checkpoints: StackChec
             bar.update(1)
     ds = build_dataset(config, [parts[spec.key()] for spec in stacks])
     if todo:
-        ds.attrs.update(executor=executor.describe(), torch_threads=executor.threads)
+        ds.attrs["executor"] = executor.describe()
+    counts = sorted({int(part.attrs["torch_threads"]) for part in parts.values() if "torch_threads" in part.attrs})
+    if counts:  # more than one where a study was resumed with another thread count
+        ds.attrs["torch_threads"] = counts[0] if len(counts) == 1 else ", ".join(map(str, counts))
     return ds
 
 

@@ -69,10 +69,17 @@ def dask_cluster(tmp_path):
             process.wait()
 
 
-def test_thread_count_does_not_change_a_bit(reference, tmp_path):
-    proc = _cli(*STUDY, "--threads", "2", "--out", str(tmp_path / "two.nc"), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    xr.testing.assert_identical(_data(tmp_path / "two.nc"), reference)
+def test_the_same_command_gives_the_same_bits_and_records_its_threads(tmp_path):
+    """The in-process default is every core, never a timed guess, so rerunning a command reproduces it."""
+    from rnn_dynamics.executors import available_cores
+
+    runs = []
+    for name in ("first.nc", "again.nc"):
+        proc = _cli(*STUDY, "--out", str(tmp_path / name), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        runs.append(xr.load_dataset(tmp_path / name))
+    assert runs[0].attrs["torch_threads"] == runs[1].attrs["torch_threads"] == available_cores()
+    xr.testing.assert_identical(runs[0].drop_attrs(), runs[1].drop_attrs())
 
 
 def test_local_dask_workers_give_the_in_process_dataset(reference, tmp_path):
@@ -160,7 +167,8 @@ def test_a_diverging_cell_is_listed_and_the_exit_code_stays_zero(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--workers", "-1"], "--workers must be >= 0"),
-    (["--threads", "0"], "--threads must be a positive integer"),
+    (["--threads", "0"], "argument --threads: must be a positive integer or auto, got '0'"),
+    (["--threads", "auto", "--workers", "2"], "--threads auto applies in-process only"),
     (["--scheduler", "tcp://127.0.0.1:9"], "--scheduler 'tcp://127.0.0.1:9' could not be reached"),
     (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], "not allowed with argument"),
 ])
@@ -168,3 +176,11 @@ def test_bad_execution_flags(args, message, tmp_path):
     proc = _cli(*STUDY, *args, "--out", str(tmp_path / "x.nc"), cwd=tmp_path, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_threads_auto_times_one_or_every_core(tmp_path):
+    from rnn_dynamics.executors import available_cores
+
+    proc = _cli(*STUDY, "--threads", "auto", "--out", str(tmp_path / "auto.nc"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert xr.load_dataset(tmp_path / "auto.nc").attrs["torch_threads"] in {1, available_cores()}
