@@ -46,12 +46,16 @@ class PTBTask(Task):
                                        "clip": 1.0, "steps": 2000, "probe_every": 250, "probe_test_size": 50},
                         description="the whole corpus, 20 streams, 2,000 Adam updates; test scored on the first "
                                     "50 segments of 10 streams"),
-        "paper": Preset((None, None), {"layers": 4, "hidden": 1000, "optimizer": "sgd", "clip": 1.0},
+        "paper": Preset((None, None), {"layers": 4, "hidden": 1000, "optimizer": "sgd", "clip": 1.0,
+                                       "lr": 0.01, "steps": 100_000},
                         sources={"layers": "4 layers (unconfirmed; the paper's language model is not on PTB)",
                                  "hidden": "1000 units per layer (unconfirmed)", "optimizer": "SGD (unconfirmed)",
-                                 "clip": "clipped gradients (unconfirmed)"},
+                                 "clip": "clipped gradients (unconfirmed)",
+                                 "lr": "0.01, not from the paper (it grid-searched the learning rate per model)",
+                                 "steps": "100,000 updates, not from the paper"},
                         description="4 layers of 1000 units, SGD (unconfirmed: the paper's language model was "
-                                    "trained on another corpus); learning rate and steps not set"),
+                                    "trained on another corpus); "
+                                    "lr 0.01 for 100,000 updates, this toolkit's budget, not the paper's"),
     }
     readout = "all"
     metric_units = "1"

@@ -37,12 +37,16 @@ class SpeechTask(Task):
         "quick": Preset((None, None), {"hidden": 100, "batch_size": 16, "optimizer": "adam", "lr": 1e-3,
                                        "clip": 1.0, "steps": 1500, "probe_every": 250},
                         description="every window, 1,500 Adam updates at lr 1e-3"),
-        "paper": Preset((None, None), {"hidden": 500, "layers": 4, "optimizer": "sgd", "clip": 1.0},
+        "paper": Preset((None, None), {"hidden": 500, "layers": 4, "optimizer": "sgd", "clip": 1.0,
+                                       "lr": 0.01, "steps": 100_000},
                         sources={"hidden": "Le et al. 2015, section 4.4: 500 units per layer (unconfirmed)",
                                  "layers": "4 layers (unconfirmed)", "optimizer": "SGD (unconfirmed)",
-                                 "clip": "clipped gradients (unconfirmed)"},
+                                 "clip": "clipped gradients (unconfirmed)",
+                                 "lr": "0.01, not from the paper (it grid-searched the learning rate per model)",
+                                 "steps": "100,000 updates, not from the paper"},
                         description="TIMIT-sized networks of the paper (unconfirmed), with the 0.01 I init worth "
-                                    "adding (--inits scaled_identity); learning rate and steps not set"),
+                                    "adding (--inits scaled_identity); "
+                                    "lr 0.01 for 100,000 updates, this toolkit's budget, not the paper's"),
     }
     input_size = MEL_BANDS
     readout = "all"
