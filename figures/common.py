@@ -169,7 +169,8 @@ def gate_of(cell: xr.Dataset, requested: str | None) -> xr.Dataset:
 
 
 def title_of(ds: xr.Dataset, what: str, chosen: str) -> str:
-    return f"{what} — {ds.attrs.get('task', '?')} ({ds.attrs.get('source_file', '')}), {chosen}"
+    task, source = ds.attrs.get("task", "?"), ds.attrs.get("source_file", "")
+    return f"{what} — {task}{f' ({source})' if source and source != task else ''}, {chosen}"
 
 
 def panels(count: int, width: float = 3.2, height: float = 2.8, columns: int = 4, **kwargs):
