@@ -42,9 +42,8 @@ def test_ci_runs_the_readme_commands():
 
 def test_readme_table_is_what_the_default_study_prints():
     """Checked against results/spectra.nc, which the README's first command (and CI) writes, when that
-    file comes from the default configuration on the torch version and platform the README states:
-    training is chaotic, so other builds print other last digits (the thread count does not change a
-    bit: tests/test_execution.py)."""
+    file comes from the default configuration on the platform, torch version and thread count the README
+    states: training is chaotic, so other builds or thread counts print other last digits."""
     from rnn_dynamics.config import StudyConfig
     from rnn_dynamics.records import summary_table
 
@@ -54,9 +53,12 @@ def test_readme_table_is_what_the_default_study_prints():
     ds = xr.load_dataset(path)
     section = _readme().split("## The default study", 1)[1].split("\n## ", 1)[0]
     stated = re.search(r"\((\S+ \S+), torch (\S+)\)", section)
+    threads = re.search(r"(\d+) torch threads", section)
+    made = (ds.attrs["platform"], ds.attrs["torch_version"], str(ds.attrs.get("torch_threads")))
     if json.loads(ds.attrs["config"]) != StudyConfig().to_dict() or \
-            (ds.attrs["platform"], ds.attrs["torch_version"]) != (stated.group(1), stated.group(2)):
-        pytest.skip("results/spectra.nc was not made by the default study on the README's platform and torch")
+            made != (stated.group(1), stated.group(2), threads.group(1)):
+        pytest.skip("results/spectra.nc was not made by the default study on the README's platform, torch and "
+                    "thread count")
     for line in summary_table(ds).splitlines():
         assert line in section, f"README's default-study table lacks: {line}"
 
