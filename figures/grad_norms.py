@@ -11,27 +11,13 @@ from __future__ import annotations
 
 import math
 
-import seaborn as sns
-
-from .common import finite
-from .spectral import main_for, probe_steps, spectral_figure, spectral_spec
+from .spectral import main_for, profile_figure, spectral_spec
 
 
 def draw(ds, args):
-    steps = probe_steps(ds)
-    shades = sns.color_palette("viridis", len(steps))
-
-    def panel(ax, point, cell):
-        for shade, step in zip(shades, steps):
-            values = finite(cell["grad_log_norm"].sel(step=step).values) / math.log(10)
-            ax.plot(cell["time"], values, color=shade, lw=1.3, label=f"step {step}")
-        ax.set_xlabel("time step t")
-        ax.set_ylabel("log10 ||dL/ds_t||")
-
-    fig = spectral_figure(ds, args, "Gradient norm reaching each time step", panel)
-    handles, labels = fig.axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(steps), fontsize=8, frameon=False)
-    return fig
+    return profile_figure(ds, args, "Gradient norm reaching each time step",
+                          lambda cell, steps: cell["grad_log_norm"].sel(step=steps).transpose("step", "time")
+                          / math.log(10), "log10 ||dL/ds_t||")
 
 
 FIGURE = spectral_spec("grad_norms", ("grad_log_norm",), draw, __doc__.splitlines()[0])

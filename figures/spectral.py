@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import seaborn as sns
 import xarray as xr
 
-from .common import FigureSpec, choose, panels, points, run, title_of
+from .common import FigureSpec, choose, finite, panels, points, run, title_of
 
 
 def spectral_figure(ds: xr.Dataset, args, what: str, draw_panel, width=3.2, height=2.9, **kwargs):
@@ -25,6 +26,29 @@ def probe_steps(ds: xr.Dataset, count: int = 4) -> list[int]:
     steps = ds["step"].values
     picks = sorted({int(steps[round(i)]) for i in np.linspace(0, len(steps) - 1, min(count, len(steps)))})
     return picks
+
+
+def profile_figure(ds: xr.Dataset, args, what: str, profile, ylabel: str, log_when_spanning: float | None = None):
+    """``profile(slice, steps)`` -> (step, time) values against time step, one line per probe step
+    (viridis, first to last) and one panel per model; a log y axis where the values span more than
+    ``log_when_spanning``."""
+    steps = probe_steps(ds)
+    shades = sns.color_palette("viridis", len(steps))
+
+    def panel(ax, point, cell):
+        values = finite(np.asarray(profile(cell, steps)))
+        for shade, step, row in zip(shades, steps, values):
+            ax.plot(cell["time"], row, color=shade, lw=1.3, label=f"step {step}")
+        positive = values[np.isfinite(values) & (values > 0)]
+        if log_when_spanning and positive.size and positive.max() / positive.min() > log_when_spanning:
+            ax.set_yscale("log")
+        ax.set_xlabel("time step t")
+        ax.set_ylabel(ylabel)
+
+    fig = spectral_figure(ds, args, what, panel)
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(steps), fontsize=8, frameon=False)
+    return fig
 
 
 def spectral_spec(name: str, needs: tuple[str, ...], draw_one, description: str) -> FigureSpec:
