@@ -76,39 +76,54 @@ def train_stack(
         return _train(model, task, config, probe, on_step)
 
 
+#: Updates whose losses wait on the device before one copy to the host (a copy is a host sync).
+LOSS_FLUSH_EVERY = 256
+
+
 def _train(model, task, config, probe, on_step) -> TrainResult:
+    """The loop keeps losses, divergence and clipping on the device: nothing in an update waits for the
+    host (no ``.item()``, no branch on a device value), so a GPU never idles between updates. Losses are
+    copied to the host every :data:`LOSS_FLUSH_EVERY` updates and at each probe."""
     config.validate()
     params = model.cell_parameters()
     optimizer = make_optimizer(config.optimizer, params, lr=config.lr, momentum=config.momentum)
     n_cells = model.n_cells
     device = params[0].device
     alive = torch.ones(n_cells, dtype=torch.bool, device=device)
-    diverged_step = np.full(n_cells, math.nan)
+    diverged_at = torch.full((n_cells,), math.nan, dtype=torch.float64, device=device)
     train_loss = np.full((config.steps, n_cells), math.nan)
-    result = TrainResult(train_loss, diverged_step)
+    result = TrainResult(train_loss, np.full(n_cells, math.nan))
     probe_steps = set(config.probe_steps()) if probe is not None else set()
+    pending: list[torch.Tensor] = []  # losses of the updates since the last copy to the host
+
+    def flush(step: int) -> None:
+        if pending:
+            train_loss[step - len(pending):step] = torch.stack(pending).cpu().numpy()
+            pending.clear()
 
     def record(step: int) -> None:
+        flush(step)
         result.probe_steps.append(step)
         result.probes.append(probe(model, step))
 
     def kill(newly: torch.Tensor, step: int) -> None:
         newly = newly & alive
-        if newly.any():
-            diverged_step[newly.cpu().numpy()] = step
-            alive.logical_and_(~newly)
+        diverged_at.masked_fill_(newly, step)
+        alive.logical_and_(~newly)
 
     state = None  # carried from segment to segment by a stateful task (truncated BPTT)
     for step in range(config.steps):
         if step in probe_steps:
             record(step)
+        elif len(pending) >= LOSS_FLUSH_EVERY:
+            flush(step)
         x, y = task.train_batch(step)
         x, y = x.to(device), y.to(device)
         if task.stateful and task.starts_stream(step):
             state = None
         outputs, state = model.forward_with_state(x, state if task.stateful else None)
         losses = task.per_sample_loss(outputs, y).mean(dim=1)
-        train_loss[step] = losses.detach().cpu().numpy()
+        pending.append(losses.detach())
         kill(~torch.isfinite(losses.detach()), step)
         optimizer.zero_grad(set_to_none=False)
         torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
@@ -125,13 +140,13 @@ def _train(model, task, config, probe, on_step) -> TrainResult:
                 p.grad.nan_to_num_(0.0, 0.0, 0.0)
             optimizer.step()
             kill(~_all_finite_per_cell(params), step)
-            frozen = ~alive
-            if frozen.any():
-                for p, old in zip(params, before):
-                    keep = _cell_view(frozen, p)
-                    p.copy_(torch.where(keep, old, p))
+            frozen = ~alive  # diverged cells keep their last finite weights
+            for p, old in zip(params, before):
+                p.copy_(torch.where(_cell_view(frozen, p), old, p))
         if on_step is not None:
             on_step()
+    flush(config.steps)
     if config.steps in probe_steps:
         record(config.steps)
+    result.diverged_step[:] = diverged_at.cpu().numpy()
     return result

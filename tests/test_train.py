@@ -87,3 +87,36 @@ def test_config_errors_carry_the_field():
     with pytest.raises(ConfigError) as info:
         TrainConfig(steps=-3).validate()
     assert info.value.field == "steps" and str(info.value) == "steps must be a positive integer, got -3"
+
+
+HOST_READS = ("cpu", "item", "tolist", "numpy", "__bool__", "__float__", "__int__")
+
+
+@pytest.mark.parametrize("cell", ["elman", "lstm", "gru"])
+def test_an_update_never_waits_for_the_host(cell, task, monkeypatch):
+    """What keeps a GPU busy: every value read back to the host inside the loop is counted, by the line
+    that reads it. The only reads are the batched loss copies (every LOSS_FLUSH_EVERY updates and at
+    the end) and the divergence steps once at the end, even with a cell that diverges on the way."""
+    from rnn_dynamics import train
+
+    monkeypatch.setattr(train, "LOSS_FLUSH_EVERY", 4)
+    reads = []
+    for name in HOST_READS:
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _name=name, _original=original, **kwargs):
+            caller = __import__("sys")._getframe(1).f_code
+            if caller.co_filename.endswith("rnn_dynamics/train.py") or "rnn_dynamics/models" in caller.co_filename:
+                reads.append((_name, caller.co_name))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    stack = make_stack(["identity", "orthogonal"], "relu", cell=cell)
+    with torch.no_grad():
+        stack.cell_parameters()[0][1].fill_(math.nan)  # the second cell diverges at update 0
+    result = train_stack(stack, task, TrainConfig(steps=10, lr=0.01, optimizer="adam", clip=1.0, probe_every=0))
+    monkeypatch.undo()
+    copies = [("cpu", "flush"), ("numpy", "flush")]
+    assert reads == copies * 3 + [("cpu", "_train"), ("numpy", "_train")], reads  # losses at 4, 8, 10; divergence
+    assert np.isfinite(result.train_loss[:, 0]).all() and math.isnan(result.diverged_step[0])
+    assert result.diverged_step[1] == 0
