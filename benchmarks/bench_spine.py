@@ -42,17 +42,17 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def plain_training(module_cls, nonlinearity, task, steps: int, hidden: int) -> None:
-    """The baseline: a fused torch.nn recurrent module + nn.Linear readout, Adam, norm clipping, same batches
-    and the task's own loss."""
+def plain_training(module_cls, nonlinearity, task, steps: int, hidden: int, device: str = "cpu") -> None:
+    """The baseline: a fused torch.nn recurrent module (cuDNN on a GPU) + nn.Linear readout, Adam, norm
+    clipping, same batches and the task's own loss."""
     torch.manual_seed(0)
     extra = {"nonlinearity": nonlinearity} if module_cls is torch.nn.RNN else {}
-    rnn = module_cls(task.input_size, hidden, **extra)
-    readout = torch.nn.Linear(hidden, task.output_size)
+    rnn = module_cls(task.input_size, hidden, **extra).to(device)
+    readout = torch.nn.Linear(hidden, task.output_size).to(device)
     params = [*rnn.parameters(), *readout.parameters()]
     opt = torch.optim.Adam(params, lr=1e-4)
     for step in range(steps):
-        x, y = task.train_batch(step)
+        x, y = (t.to(device) for t in task.train_batch(step))
         outputs, _ = rnn(x)
         loss = task.per_sample_loss(readout(outputs[-1]).unsqueeze(0), y).mean()
         opt.zero_grad()
@@ -61,8 +61,8 @@ def plain_training(module_cls, nonlinearity, task, steps: int, hidden: int) -> N
         opt.step()
 
 
-def stack_training(cell, nonlinearity, task, inits, steps: int, hidden: int) -> None:
-    model = get_cell(cell).from_inits(inits, task.input_size, hidden, task.output_size, nonlinearity)
+def stack_training(cell, nonlinearity, task, inits, steps: int, hidden: int, device: str = "cpu") -> None:
+    model = get_cell(cell).from_inits(inits, task.input_size, hidden, task.output_size, nonlinearity).to(device)
     train_stack(model, task, TrainConfig(steps=steps, lr=1e-4, probe_every=0))
 
 

@@ -193,6 +193,19 @@ def test_cuda_matches_cpu(cell, x):
     assert torch.allclose(stack.cuda()(x.cuda()).cpu(), make_stack(INITS, "tanh", cell=cell)(x), atol=1e-10)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("cell", list_cells())
+def test_training_on_cuda_matches_cpu(cell):
+    """The loop that keeps losses and divergence on the device trains as on the CPU (float64)."""
+    task = make_task("adding", seq_len=20, seed=0, batch_size=8, preset="tiny").to(torch.float64)
+    config = TrainConfig(steps=6, lr=0.01, optimizer="adam", clip=1.0, probe_every=0)
+    on_cpu, on_gpu = make_stack(INITS, "tanh", cell=cell), make_stack(INITS, "tanh", cell=cell).cuda()
+    losses_cpu, losses_gpu = train_stack(on_cpu, task, config).train_loss, train_stack(on_gpu, task, config).train_loss
+    np.testing.assert_allclose(losses_gpu, losses_cpu, rtol=1e-10)
+    for p_cpu, p_gpu in zip(on_cpu.parameters(), on_gpu.parameters()):
+        assert torch.allclose(p_gpu.cpu(), p_cpu, rtol=1e-9, atol=1e-12)
+
+
 def test_bad_shapes():
     cls = get_cell("elman")
     with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
@@ -226,3 +239,17 @@ def test_token_inputs_are_one_hot_inputs(cell, gen):
     grads = torch.autograd.grad(loss, list(stack.parameters()))
     reference = torch.autograd.grad(stack(one_hot).square().sum(), list(stack.parameters()))
     assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(grads, reference))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where no GPU exists")
+def test_the_gpu_benchmark_says_it_needs_a_gpu():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_gpu.py")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+    assert len(proc.stderr.strip().splitlines()) == 1 and "no CUDA GPU" in proc.stderr

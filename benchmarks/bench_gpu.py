@@ -1,0 +1,125 @@
+"""On a GPU: this project's stacks against M sequential cuDNN runs, as ratios measured in one process.
+
+    python benchmarks/bench_gpu.py            # the GPU issue's table, the default study on cuda and cpu, probes
+    python benchmarks/bench_gpu.py --quick    # fewer cells, updates and repeats
+
+Needs a CUDA GPU; without one it says so on one line and exits with code 2. Prints, at the pixel-MNIST
+shape (T = 784, N = 100, Adam, per-cell clipping, --probe-every 0; same batches for both sides):
+  1. per batch size (16, 256) and stack size M (1, 6, 32, 128): ms per update of a stack of M Elman
+     cells against M sequential torch.nn.RNN runs (cuDNN), and the ratio
+     (targets: M = 1 at most 2x cuDNN's time; M = 6 faster; M = 32 at least 10x faster);
+  2. the LSTM at M = 1 and 4 against torch.nn.LSTM (cuDNN);
+  3. the default study (python -m analyses.spectra) on cuda and on the CPU, whole commands;
+  4. one call of each default probe and of the Lyapunov probe on a stack of 6, on cuda and on the CPU.
+Every GPU timing synchronises before reading the clock; medians of alternating repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from bench_spine import BASELINES, INITS, plain_training, stack_training
+
+from rnn_dynamics.config import StudyConfig
+from rnn_dynamics.jacobians import default_lags
+from rnn_dynamics.models import get_cell
+from rnn_dynamics.probes import PROBES, ProbeContext, ProbeSettings
+from rnn_dynamics.tasks import make_task
+from rnn_dynamics.train import flushed_denormals
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def synced(fn, device: str) -> float:
+    """Seconds ``fn`` takes, the device's queued work included."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def inits_for(m: int) -> list[str]:
+    """M distinct init specs (the six families, then scaled identities of other scales)."""
+    return (INITS + [f"scaled_identity:scale={0.1 + 0.01 * i:.2f}" for i in range(max(0, m - len(INITS)))])[:m]
+
+
+def stack_against_cudnn(cell: str, sizes, batch: int, steps: int, repeats: int, device: str = "cuda") -> None:
+    module_cls, _, nonlinearity = BASELINES[cell]
+    task = make_task("adding", seq_len=784, seed=0, batch_size=batch, preset="default")
+    stack_training(cell, nonlinearity, task, inits_for(1), 2, 100, device)  # warm-up: kernels, allocator
+    plain_training(module_cls, nonlinearity, task, 2, 100, device)
+    for m in sizes:
+        ours, theirs = [], []
+        for _ in range(repeats):  # alternate, so that drifts hit both sides alike
+            ours.append(synced(lambda: stack_training(cell, nonlinearity, task, inits_for(m), steps, 100, device),
+                               device))
+            theirs.append(m * synced(lambda: plain_training(module_cls, nonlinearity, task, steps, 100, device),
+                                     device))
+        t_ours, t_theirs = statistics.median(ours) / steps, statistics.median(theirs) / steps
+        print(f"  batch {batch:3d}, M = {m:3d}: this project {t_ours * 1e3:7.1f} ms/update, {m} sequential cuDNN "
+              f"torch.nn.{module_cls.__name__} {t_theirs * 1e3:7.1f} ms/update: {t_theirs / t_ours:.2f}x faster")
+
+
+def study_time(device: str) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "analyses.spectra", "--quiet", "--device", device, "--out",
+                        str(Path(tmp) / "study.nc")], cwd=ROOT, check=True, capture_output=True)
+        return time.perf_counter() - start
+
+
+def probe_costs(repeats: int, devices=("cuda", "cpu")) -> None:
+    task = make_task("adding", seq_len=784, seed=0, batch_size=16, preset="default")
+    config = StudyConfig()
+    settings = ProbeSettings(tuple(default_lags(784)), config.probe_batch, test_size=256)
+    names = [*config.probes, "lyapunov"]
+    times = {}
+    for device in devices:
+        model = get_cell("elman").from_inits(INITS, task.input_size, 100, task.output_size, "relu").to(device)
+        for name in names:
+            probe = PROBES.get(name)
+            with flushed_denormals():
+                times[device, name] = statistics.median(
+                    synced(lambda: probe(ProbeContext(model, task, 0, settings, INITS)), device)
+                    for _ in range(1 if name == "lyapunov" else repeats))
+    for name in names:
+        cuda, cpu = times[devices[0], name], times[devices[-1], name]
+        print(f"  {name:18s} cuda {cuda * 1e3:8.1f} ms, cpu {cpu * 1e3:8.1f} ms: cuda takes {cuda / cpu:.2f}x "
+              f"the CPU's time (target <= 1)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="M up to 32, 5 updates, 2 repeats")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("bench_gpu: no CUDA GPU is visible to torch (torch.cuda.is_available() is False); run it on a "
+              "machine with one", file=sys.stderr)
+        return 2
+    sizes, steps, repeats = ((1, 6, 32), 5, 2) if args.quick else ((1, 6, 32, 128), 10, 3)
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}; T = 784, N = 100, "
+          f"Adam, per-cell clipping; {steps} updates per timing, median of {repeats}")
+    print("1. Elman stacks against M sequential cuDNN torch.nn.RNN runs")
+    for batch in (16, 256):
+        stack_against_cudnn("elman", sizes, batch, steps, repeats)
+    print("2. LSTM stacks against M sequential cuDNN torch.nn.LSTM runs")
+    stack_against_cudnn("lstm", (1, 4), 16, steps, repeats)
+    cuda, cpu = study_time("cuda"), study_time("cpu")
+    print(f"3. default study: cuda {cuda:.1f} s, cpu {cpu:.1f} s: cuda takes {cuda / cpu:.2f}x the CPU's time")
+    print("4. one probe call on a stack of 6 (T = 784, default probe settings)")
+    probe_costs(repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
