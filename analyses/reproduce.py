@@ -34,6 +34,8 @@ STUDIES = {
     "speech": ("speech", {"models": ["paper", "irnn_scaled"], "lyapunov": True}),
 }
 PAPER_ONLY = {"ptb_word": ("ptb", {"task_options": {"level": "word"}})}
+#: The tiny preset: every study and figure in seconds, to check a set-up (and for the tests).
+TINY = {"hidden": 8, "steps": 4, "probe_every": 2, "probe_batch": 2, "probe_test_size": 16}
 
 
 def studies(preset: str, data_dir: str | None) -> dict[str, StudyConfig]:
@@ -41,14 +43,15 @@ def studies(preset: str, data_dir: str | None) -> dict[str, StudyConfig]:
     chosen = {**STUDIES, **(PAPER_ONLY if preset == "paper" else {})}
     configs = {}
     for name, (task, extra) in chosen.items():
-        fields = {"models": ["paper"], "data_dir": data_dir, **extra}
+        fields = {"models": ["paper"], "data_dir": data_dir, **(TINY if preset == "tiny" else {}), **extra}
         configs[name] = StudyConfig.from_preset(task, preset, **fields).validate()
     return configs
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m analyses.reproduce", description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", required=True, choices=["quick", "paper"], help="the studies' size")
+    parser.add_argument("--preset", required=True, choices=["tiny", "quick", "paper"],
+                        help="the studies' size (tiny: seconds, to check a set-up)")
     parser.add_argument("--results", default="results/reproduce", help="folder of the studies and figures "
                                                                         "(default results/reproduce)")
     parser.add_argument("--data-dir", default=None, help="data root (MNIST must be there or fetched)")

@@ -1,6 +1,7 @@
 """Every figure module on small studies built through the records schema: files written, errors in
 one line naming what is wrong, and no torch imported."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -133,3 +134,20 @@ def test_reading_a_dataset_and_the_theory_need_no_torch(results, tmp_path):
             f"ds = read_dataset({str(results / 'adding.nc')!r}); named_models(ds); "
             "theory.gaussian_product_exponents(4, 0.5); theory.tanh_random_walk_gain(100)")
     assert not _imports_torch(code, tmp_path)
+
+
+def test_reproduce_runs_every_study_then_every_figure_and_resumes(tmp_path):
+    """The one command of the figures issue end to end, at the tiny preset on the tests' data root."""
+    results = tmp_path / "results"
+    command = ["--preset", "tiny", "--results", str(results), "--data-dir", os.environ["RNN_DYNAMICS_DATA"], "--quiet"]
+    proc = _run("analyses.reproduce", *command, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in results.glob("*.nc")) == ["adding.nc", "mnist.nc", "pmnist.nc", "ptb_char.nc",
+                                                            "speech.nc"]
+    drawn = {p.name for p in (results / "figures").iterdir()}
+    for name in ("adding", "mnist", "adding-eigenvalues", "mnist-jacobian_norms", "speech-lyapunov_spectra"):
+        assert {f"{name}.png", f"{name}.pdf"} <= drawn and (results / "figures" / f"{name}.png").stat().st_size > 0
+    assert {"lm_speech.md", "lm_speech.csv"} <= drawn
+    assert "IRNN (0.01 I)" in (results / "figures" / "lm_speech.md").read_text()
+    again = _run("analyses.reproduce", *command, cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout.count("already holds this study") == 5, again.stdout
