@@ -206,6 +206,32 @@ def test_training_on_cuda_matches_cpu(cell):
         assert torch.allclose(p_gpu.cpu(), p_cpu, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("cell", list_cells())
+def test_probes_of_a_cuda_stack_match_the_cpu(cell):
+    """Probes of small matrix chains run on a CPU copy of a GPU stack, the test evaluation on the GPU."""
+    from rnn_dynamics.probes import PROBES, ProbeContext, ProbeSettings
+
+    task = make_task("adding", seq_len=20, seed=0, batch_size=8, preset="tiny").to(torch.float64)
+    settings = ProbeSettings((1, 5, 19), probe_batch=2, test_size=16)
+    on_cpu, on_gpu = make_stack(INITS, "tanh", cell=cell), make_stack(INITS, "tanh", cell=cell).cuda()
+    cpu_ctx, gpu_ctx = (ProbeContext(m, task, 0, settings, INITS) for m in (on_cpu, on_gpu))
+    assert gpu_ctx.cpu_context.model.w_out.device.type == "cpu"
+    for name, probe in PROBES.items():
+        for variable, values in probe(gpu_ctx).items():
+            np.testing.assert_allclose(values.values, probe(cpu_ctx)[variable].values, rtol=1e-7, atol=1e-10,
+                                       err_msg=f"{name}: {variable}")
+
+
+def test_probes_on_a_cpu_stack_share_one_context():
+    from rnn_dynamics.probes import PROBES, ProbeContext, ProbeSettings
+
+    task = make_task("adding", seq_len=20, seed=0, batch_size=8, preset="tiny")
+    ctx = ProbeContext(make_stack(INITS, "relu", dtype=torch.float32), task, 0, ProbeSettings((1, 5)), INITS)
+    assert ctx.cpu_context is ctx
+    assert [name for name, probe in PROBES.items() if not probe.runs_on_cpu] == ["losses"]
+
+
 def test_bad_shapes():
     cls = get_cell("elman")
     with pytest.raises(ValueError, match="hidden_size must be a positive integer"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -44,6 +45,14 @@ class ProbeContext:
         self.x, self.y = (t.to(device) for t in task.probe_sequences(settings.probe_batch))
 
     @cached_property
+    def cpu_context(self) -> ProbeContext:
+        """This context on the CPU: itself there, else the same step on a CPU copy of the stack (with its
+        own shared trace) for the probes whose long chains of small matrix operations a GPU runs slower."""
+        if self.model.w_out.device.type == "cpu":
+            return self
+        return ProbeContext(copy.deepcopy(self.model).cpu(), self.task, self.step, self.settings, self.inits)
+
+    @cached_property
     def trace(self):
         with torch.no_grad():
             return self.model.trace(self.x)
@@ -74,6 +83,9 @@ class Probe:
     name: ClassVar[str] = ""
     variables: ClassVar[dict[str, Variable]] = {}
     default: ClassVar[bool] = True
+    #: Run on a CPU copy of a GPU stack: true for probes made of sequential small matrix operations
+    #: (per-step Jacobians, QR, eigendecompositions of N x N blocks), which launch-bound GPUs run slower.
+    runs_on_cpu: ClassVar[bool] = True
 
     def record(self, ctx: ProbeContext) -> dict[str, torch.Tensor | np.ndarray]:
         """One array (M, ...) per declared variable, the ``step`` dim left out."""
@@ -84,6 +96,7 @@ class Probe:
         return {}
 
     def __call__(self, ctx: ProbeContext) -> dict[str, xr.DataArray]:
+        ctx = ctx.cpu_context if self.runs_on_cpu else ctx
         values = self.record(ctx)
         missing = sorted(set(self.variables) - set(values))
         if missing:
