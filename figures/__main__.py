@@ -7,14 +7,13 @@ be drawn is listed with the variable it lacked.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from rnn_dynamics.commandline import OneLineParser, fail
 
 from . import figure_specs
-from .common import DEFAULT_OUT, load_study, save_all
+from .common import DEFAULT_OUT, draw_ready, figure_parser, load_study
 
 
 def main(argv=None) -> int:
@@ -28,19 +27,8 @@ def main(argv=None) -> int:
     datasets = [load_study(path) for path in sorted(folder.glob("*.nc"))]
     if not datasets:
         fail(f"{str(folder)!r} holds no study datasets (*.nc)")
-    defaults = argparse.Namespace(seed=None, seq_len=None, layer=0, gate=None)
-    drawn, skipped = 0, []
-    for spec in figure_specs().values():
-        wanted = [ds for ds in datasets if spec.tasks is None or ds.attrs.get("task") in spec.tasks]
-        for ds in wanted:
-            missing = [name for name in spec.needs if name not in ds]
-            if missing:
-                skipped.append(f"{spec.name} of {ds.attrs['source_file']}.nc: no variable {missing[0]!r}")
-        ready = [ds for ds in wanted if all(name in ds for name in spec.needs)]
-        if ready:  # saved figure by figure, so that only one figure's worth is open at a time
-            for name, item in spec.draw(ready, defaults).items():
-                save_all(args.out, {name: item})
-                drawn += 1
+    slice_defaults = figure_parser("figures", "").parse_args([])  # first seed and length, layer 0
+    drawn, skipped = draw_ready(figure_specs().values(), datasets, slice_defaults, args.out)
     for line in skipped:
         print(f"skipped {line}", file=sys.stderr)
     if not drawn:

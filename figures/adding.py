@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import xarray as xr
 
-from .common import FigureSpec, run
+from .common import FigureSpec, main_for
 from .curves import learning_curves
 
 
@@ -30,9 +30,7 @@ def draw(datasets: list[xr.Dataset], args) -> dict:
 FIGURE = FigureSpec("adding", ("test_metric", "test_metric_baseline"), draw, tasks=("adding",), per_dataset=False,
                     description=__doc__.splitlines()[0])
 
-
-def main(argv=None) -> int:
-    return run(FIGURE, argv, selection=False)
+main = main_for(FIGURE)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -97,9 +97,8 @@ class FigureSpec:
     needs: tuple[str, ...]
     draw: Callable[[list[xr.Dataset], argparse.Namespace], dict]
     tasks: tuple[str, ...] | None = None  # None: any task
-    per_dataset: bool = True
+    per_dataset: bool = True  # per-dataset figures also take the slice flags (--seed, --seq-len, ...)
     description: str = ""
-    options: dict = field(default_factory=dict)
 
 
 def figure_parser(module: str, description: str, selection: bool = True) -> argparse.ArgumentParser:
@@ -243,9 +242,9 @@ class Table:
         print(f"wrote {base.with_suffix('.md')}\nwrote {base.with_suffix('.csv')}")
 
 
-def run(spec: FigureSpec, argv=None, selection: bool = True) -> int:
+def run(spec: FigureSpec, argv=None) -> int:
     """The command line of one figure module: load its datasets, draw, save."""
-    args = figure_parser(spec.name, spec.description, selection).parse_args(argv)
+    args = figure_parser(spec.name, spec.description, spec.per_dataset).parse_args(argv)
     datasets = [load_study(path, spec.needs) for path in args.datasets]
     if spec.tasks is not None:
         for ds in datasets:
@@ -253,3 +252,31 @@ def run(spec: FigureSpec, argv=None, selection: bool = True) -> int:
                 fail(f"{ds.attrs['source_file']}.nc is a {ds.attrs.get('task')} study; figure {spec.name} draws "
                      f"{', '.join(spec.tasks)}")
     return save_all(args.out, spec.draw(datasets, args))
+
+
+def main_for(spec: FigureSpec):
+    """The ``main(argv)`` of a figure module: :func:`run` of its spec."""
+
+    def main(argv=None) -> int:
+        return run(spec, argv)
+
+    return main
+
+
+def draw_ready(specs, datasets: list[xr.Dataset], args, out_dir) -> tuple[int, list[str]]:
+    """Draw every spec from the datasets of its tasks that hold its variables, saving figure by figure (one
+    open at a time); returns how many were drawn and, for the rest, which variable each dataset lacked."""
+    drawn, skipped = 0, []
+    for spec in specs:
+        wanted = [ds for ds in datasets if spec.tasks is None or ds.attrs.get("task") in spec.tasks]
+        ready = []
+        for ds in wanted:
+            missing = [name for name in spec.needs if name not in ds]
+            if missing:
+                skipped.append(f"{spec.name} of {ds.attrs['source_file']}.nc: no variable {missing[0]!r}")
+            else:
+                ready.append(ds)
+        for name, item in (spec.draw(ready, args) if ready else {}).items():
+            save_all(out_dir, {name: item})
+            drawn += 1
+    return drawn, skipped

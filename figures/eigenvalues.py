@@ -15,8 +15,8 @@ import seaborn as sns
 
 from rnn_dynamics.theory import circular_law_radius
 
-from .common import gate_of
-from .spectral import main_for, probe_steps, spectral_figure, spectral_spec
+from .common import gate_of, main_for
+from .spectral import probe_steps, spectral_figure, spectral_spec
 
 IID_FAMILIES = ("random_walk", "he", "gaussian", "xavier")
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 
-from .spectral import main_for, profile_figure, spectral_spec
+from .common import main_for
+from .spectral import profile_figure, spectral_spec
 
 
 def draw(ds, args):

@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from .common import finite
-from .spectral import main_for, spectral_figure, spectral_spec
+from .common import finite, main_for
+from .spectral import spectral_figure, spectral_spec
 
 
 def draw(ds, args):

@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 
 from rnn_dynamics.theory import gaussian_product_exponents
 
-from .common import FigureSpec, choose, finite, mark_divergence, panels, points, run, title_of
+from .common import FigureSpec, choose, finite, main_for, mark_divergence, panels, points, title_of
 from .eigenvalues import iid
 from .spectral import spectral_figure
 
@@ -84,9 +84,7 @@ def draw(datasets, args):
 FIGURE = FigureSpec("lyapunov", ("lyapunov", "lyapunov_benettin", "singular_values"), draw,
                     description=__doc__.splitlines()[0])
 
-
-def main(argv=None) -> int:
-    return run(FIGURE, argv)
+main = main_for(FIGURE)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import xarray as xr
 
-from .common import FigureSpec, run
+from .common import FigureSpec, main_for
 from .curves import learning_curves
 
 TITLES = {"mnist": "pixel-by-pixel MNIST", "pmnist": "permuted pixel-by-pixel MNIST"}
@@ -24,9 +24,7 @@ def draw(datasets: list[xr.Dataset], args) -> dict:
 FIGURE = FigureSpec("mnist", ("test_metric", "test_metric_baseline"), draw, tasks=("mnist", "pmnist"),
                     per_dataset=False, description=__doc__.splitlines()[0])
 
-
-def main(argv=None) -> int:
-    return run(FIGURE, argv, selection=False)
+main = main_for(FIGURE)
 
 
 if __name__ == "__main__":

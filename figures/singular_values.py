@@ -14,8 +14,8 @@ import math
 import numpy as np
 from matplotlib.lines import Line2D
 
-from .common import finite, gate_of
-from .spectral import main_for, spectral_figure, spectral_spec
+from .common import finite, gate_of, main_for
+from .spectral import spectral_figure, spectral_spec
 
 
 def draw(ds, args):

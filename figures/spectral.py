@@ -6,7 +6,7 @@ import numpy as np
 import seaborn as sns
 import xarray as xr
 
-from .common import FigureSpec, choose, finite, panels, points, run, title_of
+from .common import FigureSpec, choose, finite, panels, points, title_of
 
 
 def spectral_figure(ds: xr.Dataset, args, what: str, draw_panel, width=3.2, height=2.9, **kwargs):
@@ -58,10 +58,3 @@ def spectral_spec(name: str, needs: tuple[str, ...], draw_one, description: str)
         return {f"{ds.attrs['source_file']}-{name}": draw_one(ds, args) for ds in datasets}
 
     return FigureSpec(name, needs, draw, description=description)
-
-
-def main_for(spec: FigureSpec):
-    def main(argv=None) -> int:
-        return run(spec, argv)
-
-    return main

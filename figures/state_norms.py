@@ -8,7 +8,8 @@ logarithmic where the norms span more than two decades.
 
 from __future__ import annotations
 
-from .spectral import main_for, profile_figure, spectral_spec
+from .common import main_for
+from .spectral import profile_figure, spectral_spec
 
 
 def draw(ds, args):

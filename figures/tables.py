@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .common import FigureSpec, Table, points, run
+from .common import FigureSpec, Table, main_for, points
 
 NAMES = {"perplexity": "perplexity", "bits_per_character": "bits per character",
          "frame_error_rate": "frame error rate"}
@@ -39,9 +39,7 @@ def draw(datasets: list[xr.Dataset], args) -> dict:
 FIGURE = FigureSpec("tables", ("test_metric", "test_metric_baseline"), draw, tasks=("ptb", "speech"),
                     per_dataset=False, description=__doc__.splitlines()[0])
 
-
-def main(argv=None) -> int:
-    return run(FIGURE, argv, selection=False)
+main = main_for(FIGURE)
 
 
 if __name__ == "__main__":
