@@ -86,6 +86,16 @@ class Option:
         return converted
 
 
+def parse_options(owner: str, declared: dict[str, Option], given: dict) -> dict:
+    """Every option ``owner`` (e.g. "cell 'lstm'") declares, from ``given`` or its default, checked;
+    ValueError naming the first unknown or bad one."""
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        valid = ", ".join(declared) or "none"
+        raise ValueError(f"{owner} has no option {unknown[0]!r}; its options: {valid}")
+    return {name: option.parse(name, given.get(name, option.default)) for name, option in declared.items()}
+
+
 def import_submodules(package_name: str, package_path, skip: tuple[str, ...] = ("base",)) -> None:
     """Import every module of a plug-in package (except ``skip``), so that each registers itself."""
     for module in pkgutil.iter_modules(package_path):

@@ -31,7 +31,7 @@ from torch import nn
 from ..inits import make_recurrent
 from ..jacobians import DenseJacobians, JacobianSequence, step_jacobians_autograd
 from ..nonlinearities import Nonlinearity, get_nonlinearity
-from ..registry import Option, Registry
+from ..registry import Option, Registry, parse_options
 from ..seeding import generator_for
 
 READOUTS = ("last", "all")
@@ -100,12 +100,7 @@ class RecurrentStack(nn.Module):
             raise ValueError(f"unknown readout {readout!r}; valid readouts: {', '.join(READOUTS)}")
         self.activation: Nonlinearity = self.check_nonlinearity(nonlinearity)
         self.nonlinearity = nonlinearity
-        unknown = sorted(set(options) - set(self.options))
-        if unknown:
-            valid = ", ".join(self.options) or "none"
-            raise ValueError(f"cell {self.cell_type!r} has no option {unknown[0]!r}; its options: {valid}")
-        self.settings = {name: option.parse(name, options.get(name, option.default))
-                         for name, option in self.options.items()}
+        self.settings = parse_options(f"cell {self.cell_type!r}", self.options, options)
         self.n_cells, self.hidden_size, self.num_layers, self.readout = n_cells, hidden_size, num_layers, readout
         m, n, g = n_cells, hidden_size, len(self.gates)
         self.w_ih = nn.ParameterList(

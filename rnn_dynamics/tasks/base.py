@@ -15,7 +15,7 @@ from typing import Callable, ClassVar, Iterator
 
 import torch
 
-from ..registry import Option, Registry
+from ..registry import Option, Registry, parse_options
 from ..seeding import generator_for
 
 TASKS: Registry[type["Task"]] = Registry("task")
@@ -103,11 +103,7 @@ class Task(ABC):
                              f"{', '.join(cls.presets)}")
         if batch_size < 1:
             raise ValueError(f"batch size must be positive, got {batch_size}")
-        unknown = sorted(set(options) - set(cls.options))
-        if unknown:
-            valid = ", ".join(cls.options) or "none"
-            raise ValueError(f"task {cls.name!r} has no option {unknown[0]!r}; its options: {valid}")
-        parsed = {name: option.parse(name, options.get(name, option.default)) for name, option in cls.options.items()}
+        parsed = parse_options(f"task {cls.name!r}", cls.options, options)
         default_train, default_test = cls.presets[preset].sizes
         sizes = (train_size or default_train, test_size or default_test)
         for label, value in zip(("train size", "test size"), sizes):
