@@ -17,13 +17,11 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from rnn_dynamics.checkpoints import StackCheckpoints
 from rnn_dynamics.commandline import OneLineParser, fail
 from rnn_dynamics.config import StudyConfig
-from rnn_dynamics.records import summary_table, write_dataset
 
-from .cli import check_writable, error_message, thread_count
-from .spectra import check_out, executor_for
+from .cli import check_writable, error_message
+from .spectra import add_execution_flags, check_out, executor_for, run_into
 
 #: name -> (task, extra fields), for every preset; the paper preset adds word-level PTB.
 STUDIES = {
@@ -55,15 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default="results/reproduce", help="folder of the studies and figures "
                                                                         "(default results/reproduce)")
     parser.add_argument("--data-dir", default=None, help="data root (MNIST must be there or fetched)")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, default=0, metavar="N", help="a local dask cluster of N workers")
-    where.add_argument("--scheduler", default=None, metavar="ADDRESS", help="an existing dask cluster")
-    parser.add_argument("--threads", type=thread_count, default=None, metavar="N|auto",
-                        help="torch threads per stack (as analyses.spectra)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_execution_flags(parser)
     args = parser.parse_args(argv)
     results = Path(args.results)
-    from rnn_dynamics.sweep import check_resources, run_study
+    from rnn_dynamics.sweep import check_resources
 
     with ExitStack() as cleanup:
         try:
@@ -81,12 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{outs[name]} already holds this study")
                 continue
             print(f"study {name}: {config.task}, preset {args.preset}, {', '.join(config.model_names())}")
-            checkpoints = StackCheckpoints(f"{outs[name]}.parts", config.to_dict())
-            checkpoints.clear_temporary()
-            ds = run_study(config, progress=not args.quiet, checkpoints=checkpoints, report=print, executor=executor)
-            write_dataset(ds, outs[name])
-            checkpoints.remove()
-            print(summary_table(ds))
+            run_into(outs[name], config, executor, args.quiet)
     from figures.__main__ import main as draw_figures
 
     return draw_figures([str(results), "--out", str(results / "figures")])

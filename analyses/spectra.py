@@ -37,6 +37,12 @@ def build_parser():
     parser.add_argument("--overwrite", action="store_true",
                         help="replace --out (and its unfinished parts) even if it holds a study with another "
                              "configuration, or recompute it if it holds this one")
+    add_execution_flags(parser)
+    return parser
+
+
+def add_execution_flags(parser) -> None:
+    """--workers | --scheduler, --threads, --quiet: where and how the stacks run (read by executor_for)."""
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=0, metavar="N",
                        help="run the stacks on a local dask.distributed cluster of N worker processes "
@@ -48,7 +54,6 @@ def build_parser():
                              "are bit-identical for equal counts); auto: in-process, 1 or every core, whichever a "
                              "few timed steps of the first stack find faster")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser
 
 
 def _differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
@@ -93,6 +98,8 @@ def executor_for(args):
     """The executor the flags ask for, as a context manager (a dask cluster is shut down afterwards)."""
     from rnn_dynamics import executors
 
+    if args.workers < 0:
+        raise ValueError(f"--workers must be >= 0 (0: in this process), got {args.workers}")
     if args.threads == executors.AUTO and (args.workers or args.scheduler):
         raise ValueError("--threads auto applies in-process only; dask workers need a number (default 1)")
     if args.workers:
@@ -108,13 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if print_listings(args):
         return 0
-    from rnn_dynamics.sweep import check_resources, run_study
+    from rnn_dynamics.sweep import check_resources
 
     with ExitStack() as cleanup:
         try:
             config = config_from_args(args, explicit_flags(parser, argv)).validate()
-            if args.workers < 0:
-                raise ValueError(f"--workers must be >= 0 (0: in this process), got {args.workers}")
             out = check_writable(args.out)
             if check_out(out, config.to_dict(), args.overwrite):
                 print(summary_table(read_dataset(out)))
@@ -124,14 +129,23 @@ def main(argv: list[str] | None = None) -> int:
             check_resources(config, executor.available_bytes(config))
         except ValueError as err:
             fail(error_message(err))
-        checkpoints = StackCheckpoints(f"{out}.parts", config.to_dict())
-        checkpoints.clear_temporary()
-        ds = run_study(config, progress=not args.quiet, checkpoints=checkpoints, report=print, executor=executor)
+        path = run_into(out, config, executor, args.quiet)
+    print(f"wrote {path}")
+    return 0
+
+
+def run_into(out: Path, config, executor, quiet: bool) -> Path:
+    """Run the study into ``out`` through its stack checkpoints (resuming the stacks an earlier run
+    finished), write it, drop the checkpoints and print its summary table."""
+    from rnn_dynamics.sweep import run_study
+
+    checkpoints = StackCheckpoints(f"{out}.parts", config.to_dict())
+    checkpoints.clear_temporary()
+    ds = run_study(config, progress=not quiet, checkpoints=checkpoints, report=print, executor=executor)
     path = write_dataset(ds, out)
     checkpoints.remove()
     print(summary_table(ds))
-    print(f"wrote {path}")
-    return 0
+    return path
 
 
 if __name__ == "__main__":

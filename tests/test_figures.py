@@ -151,3 +151,10 @@ def test_reproduce_runs_every_study_then_every_figure_and_resumes(tmp_path):
     assert "IRNN (0.01 I)" in (results / "figures" / "lm_speech.md").read_text()
     again = _run("analyses.reproduce", *command, cwd=tmp_path)
     assert again.returncode == 0 and again.stdout.count("already holds this study") == 5, again.stdout
+
+
+def test_reproduce_refuses_a_negative_worker_count_before_running(tmp_path):
+    proc = _run("analyses.reproduce", "--preset", "tiny", "--workers", "-1", "--results", str(tmp_path / "r"),
+                "--data-dir", os.environ["RNN_DYNAMICS_DATA"], cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: --workers must be >= 0 (0: in this process), got -1"
+    assert not (tmp_path / "r").exists()
