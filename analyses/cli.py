@@ -24,7 +24,7 @@ from rnn_dynamics.inits import describe_inits
 from rnn_dynamics.models import CELLS
 from rnn_dynamics.nonlinearities import NONLINEARITIES
 from rnn_dynamics.optimizers import OPTIMIZERS
-from rnn_dynamics.paper import MODELS
+from rnn_dynamics.paper import MODELS, PAPER
 from rnn_dynamics.probes import PROBES
 from rnn_dynamics.registry import first_line
 from rnn_dynamics.tasks import TASKS
@@ -100,7 +100,7 @@ def _add_plugin_options(parser: argparse.ArgumentParser) -> None:
 #: ``--list-NAME`` flags: what each prints, one line per registered plug-in.
 def _listings() -> dict[str, typing.Callable[[], list[str]]]:
     def describe_task(name, cls):
-        options = "".join(f"; --{option.replace('_', '-')} (default {spec.default!r})"
+        options = "".join(f"; {flag(option)} (default {spec.default!r})"
                           for option, spec in cls.options.items())
         presets = "; ".join(f"{preset}: {p.description or 'sizes ' + str(p.sizes)}"
                             for preset, p in cls.presets.items())
@@ -110,7 +110,7 @@ def _listings() -> dict[str, typing.Callable[[], list[str]]]:
         "inits": lambda: [f"{name}({params}): {doc}" for name, params, doc in describe_inits()],
         "cells": lambda: [f"{name}: {first_line(cls)} {cls.describe()}" for name, cls in CELLS.items()],
         "models": lambda: [f"{name}: {model.describe()}" for name, model in MODELS.items()]
-        + ["paper: all four of irnn, rnn_tanh, rnn_relu, lstm"],
+        + [f"paper: all four of {', '.join(PAPER)}"],
         "tasks": lambda: [describe_task(name, cls) for name, cls in TASKS.items()],
         "probes": lambda: [f"{name}{'' if probe.default else ' (off by default)'}: {', '.join(probe.variables)}"
                            for name, probe in PROBES.items()],

@@ -8,12 +8,12 @@ naming the file and what failed. Files already present with the right sha256 are
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
+import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..records import atomic_write
 from . import DataError
 
 #: dataset -> {file name: (sha256, mirrors to try in order)}
@@ -72,19 +72,14 @@ def fetch(dataset: str, root: Path, mirror: str | None = None, timeout: float = 
 
 
 def _download(url: str, target: Path, sha256: str, timeout: float) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            shutil.copyfileobj(response, out, 1 << 20)
         got = sha256_of(Path(tmp))
         if got != sha256:
             raise DataError(f"{url}: sha256 {got} does not match the expected {sha256}")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-        return target
+
+    try:
+        return atomic_write(target, write)
     except (urllib.error.URLError, OSError, TimeoutError) as err:
         raise DataError(f"{url}: download failed ({getattr(err, 'reason', err)})") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)

@@ -107,6 +107,11 @@ def _from_timit(root: Path) -> dict[str, np.ndarray]:
 
 
 @lru_cache(maxsize=2)
+def _save_npz(path: str, arrays: dict) -> None:
+    with open(path, "wb") as handle:  # np.savez given a name would add ".npz" to it
+        np.savez(handle, **arrays)
+
+
 def load_speech(root: Path) -> tuple[dict[str, np.ndarray], str]:
     """({'train_features': (frames, 40), 'train_labels', 'test_features', 'test_labels', 'classes'}, source)."""
     if (root / "TIMIT").is_dir():
@@ -116,7 +121,7 @@ def load_speech(root: Path) -> tuple[dict[str, np.ndarray], str]:
               f"{TEST_VOICE} (test), phoneme timings from the synthesiser")
     if not cache.is_file():
         arrays = synthesise_corpus(root)
-        atomic_write(cache, lambda tmp: np.savez(open(tmp, "wb"), **arrays))
+        atomic_write(cache, lambda tmp: _save_npz(tmp, arrays))
     try:
         with np.load(cache, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}, source
