@@ -16,7 +16,7 @@ import torch
 from ..data import data_root
 from ..data.ptb import load_ptb
 from ..registry import Option
-from .base import LN2, Preset, Task, cross_entropy, prior_logits, register_task
+from .base import LN2, TOOLKIT_BUDGET, TOOLKIT_BUDGET_SOURCES, Preset, Task, cross_entropy, prior_logits, register_task
 
 #: Parallel streams the test set is cut into.
 TEST_STREAMS = 10
@@ -47,12 +47,10 @@ class PTBTask(Task):
                         description="the whole corpus, 20 streams, 2,000 Adam updates; test scored on the first "
                                     "50 segments of 10 streams"),
         "paper": Preset((None, None), {"layers": 4, "hidden": 1000, "optimizer": "sgd", "clip": 1.0,
-                                       "lr": 0.01, "steps": 100_000},
+                                       **TOOLKIT_BUDGET},
                         sources={"layers": "4 layers (unconfirmed; the paper's language model is not on PTB)",
                                  "hidden": "1000 units per layer (unconfirmed)", "optimizer": "SGD (unconfirmed)",
-                                 "clip": "clipped gradients (unconfirmed)",
-                                 "lr": "0.01, not from the paper (it grid-searched the learning rate per model)",
-                                 "steps": "100,000 updates, not from the paper"},
+                                 "clip": "clipped gradients (unconfirmed)", **TOOLKIT_BUDGET_SOURCES},
                         description="4 layers of 1000 units, SGD (unconfirmed: the paper's language model was "
                                     "trained on another corpus); "
                                     "lr 0.01 for 100,000 updates, this toolkit's budget, not the paper's"),

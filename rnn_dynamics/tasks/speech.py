@@ -14,7 +14,7 @@ import torch
 
 from ..data import data_root
 from ..data.speech import MEL_BANDS, load_speech
-from .base import Preset, Task, cross_entropy, prior_logits, register_task
+from .base import TOOLKIT_BUDGET, TOOLKIT_BUDGET_SOURCES, Preset, Task, cross_entropy, prior_logits, register_task
 
 
 def windows(features: np.ndarray, labels: np.ndarray, length: int, limit: int | None):
@@ -38,12 +38,10 @@ class SpeechTask(Task):
                                        "clip": 1.0, "steps": 1500, "probe_every": 250},
                         description="every window, 1,500 Adam updates at lr 1e-3"),
         "paper": Preset((None, None), {"hidden": 500, "layers": 4, "optimizer": "sgd", "clip": 1.0,
-                                       "lr": 0.01, "steps": 100_000},
+                                       **TOOLKIT_BUDGET},
                         sources={"hidden": "Le et al. 2015, section 4.4: 500 units per layer (unconfirmed)",
                                  "layers": "4 layers (unconfirmed)", "optimizer": "SGD (unconfirmed)",
-                                 "clip": "clipped gradients (unconfirmed)",
-                                 "lr": "0.01, not from the paper (it grid-searched the learning rate per model)",
-                                 "steps": "100,000 updates, not from the paper"},
+                                 "clip": "clipped gradients (unconfirmed)", **TOOLKIT_BUDGET_SOURCES},
                         description="TIMIT-sized networks of the paper (unconfirmed), with the 0.01 I init worth "
                                     "adding (--inits scaled_identity); "
                                     "lr 0.01 for 100,000 updates, this toolkit's budget, not the paper's"),
