@@ -3,12 +3,17 @@
 Every test runs with RNN_DYNAMICS_DATA pointing at a data root the tests make: synthetic MNIST
 digits in the official IDX layout, a small PTB-format corpus and a small TIMIT-layout corpus,
 so that every task runs without downloads (the speech task reads the TIMIT fixture).
+Without a GPU, Triton's interpreter runs the fused scan kernels on the CPU (tests/test_kernels.py);
+it must be chosen before Triton is imported.
 """
 
 import os
 
 import pytest
 import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from fixtures import make_mnist, make_ptb, make_timit
 from rnn_dynamics.models import get_cell

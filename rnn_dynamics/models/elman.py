@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..jacobians import ElmanJacobians
+from ..kernels import scan_kernel
 from ..nonlinearities import Nonlinearity
 from .base import RecurrentStack, Trace, register_cell
 
@@ -21,9 +22,11 @@ class ElmanRecurrence(torch.autograd.Function):
     small tensors per step; here the forward writes straight into one time-major state
     buffer (each step a contiguous slot), the backward walks the deltas once
     (dL/dh_{t-1} = (dL/da_t) W) into a cell-major buffer, and dL/dW for all steps is one
-    matmul over the buffers. :meth:`RecurrentStack.trace` keeps the plain loop as the
-    reference this is tested against. Inputs: drive (T, M, B, N), initial h_0 (M, B, N),
-    weight (M, N, N); returns h_1..h_T as (T, M, B, N) and h_T (no gradient).
+    matmul over the buffers. Where :func:`~rnn_dynamics.kernels.scan_kernel` says so (on a
+    GPU), both time walks are one Triton kernel launch each instead of a few launches per step.
+    :meth:`RecurrentStack.trace` keeps the plain loop as the reference this is tested against.
+    Inputs: drive (T, M, B, N), initial h_0 (M, B, N), weight (M, N, N); returns h_1..h_T as
+    (T, M, B, N) and h_T (no gradient).
     """
 
     @staticmethod
@@ -31,9 +34,13 @@ class ElmanRecurrence(torch.autograd.Function):
         steps = drive.shape[0]
         states = drive.new_empty((steps + 1, *drive.shape[1:]))
         states[0] = initial
-        w_t = weight.transpose(1, 2)
-        for t, drive_t in enumerate(drive.unbind(0)):
-            nonlinearity.apply_(torch.baddbmm(drive_t, states[t], w_t, out=states[t + 1]))
+        ctx.kernel = scan_kernel("elman", drive, weight.shape[-1], nonlinearity.name)
+        if ctx.kernel is not None:
+            ctx.kernel.forward(drive, states, weight, nonlinearity.name)
+        else:
+            w_t = weight.transpose(1, 2)
+            for t, drive_t in enumerate(drive.unbind(0)):
+                nonlinearity.apply_(torch.baddbmm(drive_t, states[t], w_t, out=states[t + 1]))
         if any(ctx.needs_input_grad):  # evaluation under no_grad skips the cell-major copy
             ctx.save_for_backward(states.transpose(0, 1).contiguous(), weight)  # cell-major: dW needs no copy
         ctx.nonlinearity = nonlinearity
@@ -45,13 +52,16 @@ class ElmanRecurrence(torch.autograd.Function):
     def backward(ctx, grad_states: torch.Tensor, grad_final: torch.Tensor):
         states, weight = ctx.saved_tensors
         steps, m, b, n = grad_states.shape
-        dact = ctx.nonlinearity.derivative_from_output(states[:, 1:])  # (M, T, B, N)
-        grad_pre = torch.empty_like(dact)
-        carry = torch.zeros_like(grad_states[0])
-        for t in range(steps - 1, -1, -1):
-            slot = grad_pre[:, t]
-            torch.mul(grad_states[t] + carry, dact[:, t], out=slot)
-            torch.bmm(slot, weight, out=carry)
+        if ctx.kernel is not None:
+            grad_pre = ctx.kernel.backward(grad_states, states, weight, ctx.nonlinearity.name)
+        else:
+            dact = ctx.nonlinearity.derivative_from_output(states[:, 1:])  # (M, T, B, N)
+            grad_pre = torch.empty_like(dact)
+            carry = torch.zeros_like(grad_states[0])
+            for t in range(steps - 1, -1, -1):
+                slot = grad_pre[:, t]
+                torch.mul(grad_states[t] + carry, dact[:, t], out=slot)
+                torch.bmm(slot, weight, out=carry)
         grad_weight = torch.bmm(grad_pre.reshape(m, steps * b, n).transpose(1, 2),
                                 states[:, :-1].reshape(m, steps * b, n))
         return grad_pre.transpose(0, 1), None, grad_weight, None

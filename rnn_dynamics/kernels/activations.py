@@ -1,0 +1,72 @@
+"""Nonlinearities as Triton device functions, for the fused scan kernels: name -> (f, f' through f's output).
+
+A nonlinearity registered in :mod:`rnn_dynamics.nonlinearities` runs in the kernels when a pair
+of ``triton.jit`` functions is registered here under the same name; one without a pair keeps
+the per-step loop. Importing this module imports Triton.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import triton
+import triton.language as tl
+
+from ..registry import Registry
+
+
+class KernelActivation(NamedTuple):
+    """``forward(a) -> f(a)`` and ``derivative(out) -> f'(a)`` written through out = f(a), as in
+    :meth:`Nonlinearity.derivative_from_output`."""
+
+    forward: triton.JITFunction
+    derivative: triton.JITFunction
+
+
+KERNEL_ACTIVATIONS: Registry[KernelActivation] = Registry("kernel activation")
+
+
+def register_kernel_activation(name: str, forward, derivative, *, overwrite: bool = False) -> KernelActivation:
+    """Let the kernels run the nonlinearity ``name`` (the name it has in the nonlinearity registry)."""
+    return KERNEL_ACTIVATIONS.add(name, KernelActivation(forward, derivative), overwrite=overwrite)
+
+
+@triton.jit
+def relu(a):
+    return tl.maximum(a, 0.0)
+
+
+@triton.jit
+def relu_derivative(out):
+    return tl.where(out > 0.0, 1.0, 0.0)
+
+
+@triton.jit
+def tanh(a):
+    # 1 - 2 / (e^{2a} + 1): saturates to +-1 without overflow trouble (e^{2a} = inf gives 1).
+    return 1.0 - 2.0 / (tl.exp(2.0 * a) + 1.0)
+
+
+@triton.jit
+def tanh_derivative(out):
+    return 1.0 - out * out
+
+
+@triton.jit
+def sigmoid(a):
+    return 1.0 / (1.0 + tl.exp(-a))
+
+
+@triton.jit
+def linear(a):
+    return a
+
+
+@triton.jit
+def linear_derivative(out):
+    return tl.full(out.shape, 1.0, out.dtype)
+
+
+register_kernel_activation("relu", relu, relu_derivative)
+register_kernel_activation("tanh", tanh, tanh_derivative)
+register_kernel_activation("linear", linear, linear_derivative)

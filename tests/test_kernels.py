@@ -1,0 +1,175 @@
+"""The fused scan kernels against the per-step loop they replace, and where they run.
+
+Without a GPU the kernels run in Triton's interpreter (conftest sets TRITON_INTERPRET=1), which
+checks their arithmetic and indexing, not their speed; with one, the CUDA tests below run them
+compiled. Tests skip where Triton is not installed.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_stack, perturbed
+from rnn_dynamics.config import TrainConfig
+from rnn_dynamics.kernels import kernel_mode, scan_kernel, scan_kernels
+from rnn_dynamics.models import get_cell
+from rnn_dynamics.nonlinearities import NONLINEARITIES, Nonlinearity, register_nonlinearity
+from rnn_dynamics.tasks import make_task
+from rnn_dynamics.train import train_stack
+
+triton = pytest.importorskip("triton")
+tl = triton.language
+from rnn_dynamics.kernels import _agrees  # noqa: E402
+from rnn_dynamics.kernels.activations import KERNEL_ACTIVATIONS, register_kernel_activation  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+INITS = ["identity", "orthogonal", "he"]
+KERNEL_CELLS = ["elman"]
+CASES = [(cell, nl) for cell in KERNEL_CELLS for nl in KERNEL_ACTIVATIONS.names()
+         if get_cell(cell).nonlinearities is None or nl in get_cell(cell).nonlinearities]
+#: Largest |kernel - loop| allowed, relative to the largest |loop| value of the same tensor.
+TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5}
+
+
+def assert_close_to_scale(a, b, tolerance, name=""):
+    error, scale = (a - b).abs().max().item(), b.abs().max().item()
+    assert error <= tolerance * max(scale, 1e-30), f"{name}: |kernel - loop| = {error:.2e}, scale {scale:.2e}"
+
+
+def outputs_and_gradients(stack, x, initial, mode):
+    with scan_kernels(mode):
+        out, final = stack.forward_with_state(x, initial)
+        grads = torch.autograd.grad((out * torch.linspace(-1, 1, out.shape[-1], dtype=out.dtype,
+                                                          device=out.device)).square().sum(), list(stack.parameters()))
+    return [out, final, *grads]
+
+
+@pytest.mark.parametrize("cell, nonlinearity", CASES)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("batch, hidden", [(5, 20), (19, 16), (3, 33)])
+def test_kernel_equals_the_loop(cell, nonlinearity, dtype, batch, hidden, gen):
+    """Outputs, final states and every gradient, 2 layers, a carried non-zero initial state; batches that
+    fill part of a tile, one tile and a bit, hidden sizes padded (20 -> 32, 33 -> 64) and exact (16)."""
+    stack = perturbed(make_stack(INITS, nonlinearity, hidden=hidden, layers=2, readout="all", output_size=2,
+                                 cell=cell, input_std=0.3), scale=0.05).to(DEVICE, dtype)
+    x = torch.randn(11, batch, 2, generator=gen, dtype=torch.float64).to(DEVICE, dtype)
+    initial = 0.5 * torch.randn(2, len(INITS), batch, type(stack).state_size(hidden), generator=gen,
+                                dtype=torch.float64).to(DEVICE, dtype)
+    with scan_kernels("on"):
+        assert scan_kernel(cell, x, hidden, nonlinearity) is not None
+    fused, loop = (outputs_and_gradients(stack, x, initial, mode) for mode in ("on", "off"))
+    for name, a, b in zip(["outputs", "final", *(n for n, _ in stack.named_parameters())], fused, loop):
+        assert_close_to_scale(a, b, TOLERANCE[dtype], name)
+
+
+@pytest.mark.parametrize("cell", KERNEL_CELLS)
+def test_training_with_the_kernel_equals_training_with_the_loop(cell):
+    """Adam, per-cell clipping, 5 updates in float64: the same losses and weights either way."""
+    task = make_task("adding", seq_len=15, seed=0, batch_size=6, preset="tiny").to(torch.float64)
+    config = TrainConfig(steps=5, lr=0.01, optimizer="adam", clip=1.0, probe_every=0)
+    runs = []
+    for mode in ("on", "off"):
+        stack = make_stack(INITS, "relu", hidden=8, cell=cell, input_size=2).to(DEVICE)
+        with scan_kernels(mode):
+            runs.append((train_stack(stack, task.to(DEVICE) if DEVICE == "cuda" else task, config).train_loss,
+                         [p.detach().cpu() for p in stack.parameters()]))
+    (loss_on, params_on), (loss_off, params_off) = runs
+    np.testing.assert_allclose(loss_on, loss_off, rtol=1e-10)
+    for a, b in zip(params_on, params_off):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_where_the_kernels_run(monkeypatch):
+    x32 = torch.zeros(1, dtype=torch.float32)
+    monkeypatch.delenv("RNN_DYNAMICS_KERNELS", raising=False)
+    assert kernel_mode() == "auto" and scan_kernel("elman", x32, 100, "relu") is None  # auto: CUDA tensors only
+    with scan_kernels("on"):
+        assert scan_kernel("elman", x32, 128, "tanh").__name__ == "rnn_dynamics.kernels.elman"
+        assert scan_kernel("elman", x32, 129, "relu") is None  # W no longer fits a program's registers
+        assert scan_kernel("elman", x32.half(), 100, "relu") is None
+        assert scan_kernel("gru", x32, 100, "relu") is None  # no kernel module: the loop
+        with scan_kernels("off"):
+            assert scan_kernel("elman", x32, 100, "relu") is None
+    monkeypatch.setenv("RNN_DYNAMICS_KERNELS", "on")
+    assert scan_kernel("elman", x32, 100, "relu") is not None
+    monkeypatch.setenv("RNN_DYNAMICS_KERNELS", "fast")
+    with pytest.raises(ValueError, match="RNN_DYNAMICS_KERNELS= 'fast' is not a kernel mode; valid modes: auto, "
+                                         "on, off"):
+        kernel_mode()
+    with pytest.raises(ValueError, match="kernel mode 'gpu' is not a kernel mode"):
+        scan_kernels("gpu").__enter__()
+
+
+@triton.jit
+def softsign_forward(a):
+    return a / (1.0 + tl.abs(a))
+
+
+@triton.jit
+def softsign_derivative(out):
+    return (1.0 - tl.abs(out)) * (1.0 - tl.abs(out))
+
+
+@triton.jit
+def softsign_wrong_derivative(out):
+    return 1.0 - tl.abs(out)
+
+
+class Softsign(Nonlinearity):
+    """a / (1 + |a|): a user's nonlinearity, for the plug-in tests."""
+
+    name = "softsign_test"
+
+    def __call__(self, pre):
+        return pre / (1 + pre.abs())
+
+    def derivative_from_output(self, out):
+        return (1 - out.abs()) ** 2
+
+
+@pytest.fixture
+def softsign():
+    register_nonlinearity(Softsign())
+    yield "softsign_test"
+    NONLINEARITIES.unregister("softsign_test")
+    KERNEL_ACTIVATIONS.unregister("softsign_test")
+    _agrees.cache_clear()
+
+
+def test_a_users_nonlinearity_runs_the_loop_until_it_registers_a_kernel_activation(softsign):
+    x = torch.zeros(1)
+    with scan_kernels("on"):
+        assert scan_kernel("elman", x, 8, softsign) is None
+        register_kernel_activation(softsign, softsign_forward, softsign_derivative)
+        assert scan_kernel("elman", x, 8, softsign) is not None
+    assert _agrees("elman", DEVICE, torch.float64, 8, softsign)
+
+
+def test_a_kernel_that_disagrees_with_the_loop_is_not_used(softsign):
+    """The first-use check of ``auto`` mode can fail: a wrong derivative is caught, reported once, and skipped."""
+    register_kernel_activation(softsign, softsign_forward, softsign_wrong_derivative)
+    with pytest.warns(RuntimeWarning, match=r"fused scan kernel \(elman, cpu, float64, N = 8, softsign_test\) "
+                                            r"disagrees with the loop by"):
+        assert not _agrees("elman", "cpu", torch.float64, 8, softsign)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("cell, nonlinearity", CASES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_compiled_kernel_passes_its_first_use_check(cell, nonlinearity, dtype):
+    """On a GPU ``auto`` mode picks the kernel: it builds and agrees with the loop at N = 100 (the paper's)."""
+    with scan_kernels("auto"):
+        assert scan_kernel(cell, torch.zeros(1, device="cuda", dtype=dtype), 100, nonlinearity) is not None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("cell", KERNEL_CELLS)
+@pytest.mark.parametrize("batch", [16, 256])
+def test_the_compiled_kernel_at_the_pixel_mnist_shape(cell, batch, gen):
+    """T = 784, N = 100, six cells, float32: kernel against loop to float32 tolerance over the whole sequence."""
+    stack = make_stack(["identity", "orthogonal", "he", "xavier", "random_walk", "scaled_identity:scale=0.5"],
+                       "relu", hidden=100, input_size=1, cell=cell, input_std=0.001).to("cuda", torch.float32)
+    x = torch.rand(784, batch, 1, generator=gen).to("cuda")
+    fused, loop = (outputs_and_gradients(stack, x, None, mode) for mode in ("on", "off"))
+    for name, a, b in zip(["outputs", "final", *(n for n, _ in stack.named_parameters())], fused, loop):
+        assert_close_to_scale(a, b, 1e-4, name)
