@@ -24,7 +24,7 @@ from rnn_dynamics.kernels.activations import KERNEL_ACTIVATIONS, register_kernel
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 INITS = ["identity", "orthogonal", "he"]
-KERNEL_CELLS = ["elman"]
+KERNEL_CELLS = ["elman", "lstm"]
 CASES = [(cell, nl) for cell in KERNEL_CELLS for nl in KERNEL_ACTIVATIONS.names()
          if get_cell(cell).nonlinearities is None or nl in get_cell(cell).nonlinearities]
 #: Largest |kernel - loop| allowed, relative to the largest |loop| value of the same tensor.

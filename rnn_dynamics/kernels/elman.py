@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS
-from .launch import BLOCK_B, block_size, grid_for, warps_for
+from .launch import BLOCK_B, block_size, check_buffers, grid_for, warps_for
 
 
 @triton.jit
@@ -77,6 +77,7 @@ def _backward(grad_ptr, states_ptr, grad_pre_ptr, weight_ptr, steps, n_cells, ba
 def forward(drive: torch.Tensor, states: torch.Tensor, weight: torch.Tensor, nonlinearity: str) -> None:
     """Fill ``states[1:]`` (T + 1, M, B, N) from ``states[0]``: h_t = f(W h_{t-1} + drive_t)."""
     steps, m, b, n = drive.shape
+    check_buffers(states=states)
     block_n = block_size(n)
     _forward[grid_for(m, b)](drive.contiguous(), states, weight.contiguous(), steps, m, b, n,
                              ACTIVATION=KERNEL_ACTIVATIONS.get(nonlinearity).forward, BLOCK_B=BLOCK_B,
@@ -86,6 +87,7 @@ def forward(drive: torch.Tensor, states: torch.Tensor, weight: torch.Tensor, non
 def backward(grad_states: torch.Tensor, states: torch.Tensor, weight: torch.Tensor, nonlinearity: str) -> torch.Tensor:
     """dL/da_t for every t, cell-major (M, T, B, N), from dL/dh_t (T, M, B, N) and the cell-major states."""
     steps, m, b, n = grad_states.shape
+    check_buffers(states=states)
     grad_pre = grad_states.new_empty((m, steps, b, n))
     block_n = block_size(n)
     grad_states = grad_states.contiguous()

@@ -20,5 +20,12 @@ def warps_for(block_n: int) -> int:
     return 2 if block_n <= 32 else 4 if block_n <= 64 else 8
 
 
+def check_buffers(**buffers) -> None:
+    """The kernels index the buffers they write as contiguous; anything else is a caller's bug."""
+    for name, tensor in buffers.items():
+        if not tensor.is_contiguous():
+            raise ValueError(f"scan kernel buffer {name!r} must be contiguous, got strides {tensor.stride()}")
+
+
 def grid_for(n_cells: int, batch: int) -> tuple[int, int]:
     return n_cells, triton.cdiv(batch, BLOCK_B)

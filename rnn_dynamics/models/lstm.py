@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from ..jacobians import GatedJacobians
+from ..kernels import scan_kernel
 from ..nonlinearities import Nonlinearity
 from ..registry import Option
 from .base import BACKWARD_CHUNK, RecurrentStack, Trace, register_cell
@@ -26,7 +27,9 @@ class LSTMRecurrence(torch.autograd.Function):
     (M, B, 2N) (no gradient). The forward writes gate activations and cell states
     into time-major buffers; the backward computes every per-step coefficient in bulk
     first, so that its time loop is a handful of ops per step, and dL/dW for all steps
-    is one matmul. Tested against autograd through :meth:`RecurrentStack.trace` and gradcheck.
+    is one matmul. Where :func:`~rnn_dynamics.kernels.scan_kernel` says so (on a GPU), each
+    time walk is one Triton kernel launch instead. Tested against autograd through
+    :meth:`RecurrentStack.trace` and gradcheck.
     """
 
     @staticmethod
@@ -36,15 +39,19 @@ class LSTMRecurrence(torch.autograd.Function):
         hidden = drive.new_empty((steps + 1, m, b, n))
         cell = drive.new_empty((steps + 1, m, b, n))
         hidden[0], cell[0] = initial[..., :n], initial[..., n:]
-        gates = torch.empty_like(drive)
-        w_t = weight.transpose(1, 2)
-        for t, drive_t in enumerate(drive.unbind(0)):
-            act = torch.baddbmm(drive_t, hidden[t], w_t, out=gates[t])
-            act[..., :3 * n].sigmoid_()
-            nonlinearity.apply_(act[..., 3 * n:])
-            torch.mul(act[..., n:2 * n], cell[t], out=cell[t + 1])
-            cell[t + 1].addcmul_(act[..., :n], act[..., 3 * n:])
-            torch.mul(act[..., 2 * n:3 * n], nonlinearity(cell[t + 1]), out=hidden[t + 1])
+        gates = torch.empty_like(drive, memory_format=torch.contiguous_format)  # drive may be a permuted einsum
+        ctx.kernel = scan_kernel("lstm", drive, n, nonlinearity.name)
+        if ctx.kernel is not None:
+            ctx.kernel.forward(drive, hidden, cell, gates, weight, nonlinearity.name)
+        else:
+            w_t = weight.transpose(1, 2)
+            for t, drive_t in enumerate(drive.unbind(0)):
+                act = torch.baddbmm(drive_t, hidden[t], w_t, out=gates[t])
+                act[..., :3 * n].sigmoid_()
+                nonlinearity.apply_(act[..., 3 * n:])
+                torch.mul(act[..., n:2 * n], cell[t], out=cell[t + 1])
+                cell[t + 1].addcmul_(act[..., :n], act[..., 3 * n:])
+                torch.mul(act[..., 2 * n:3 * n], nonlinearity(cell[t + 1]), out=hidden[t + 1])
         ctx.save_for_backward(hidden, cell, gates, weight)
         ctx.nonlinearity = nonlinearity
         final = torch.cat([hidden[-1], cell[-1]], dim=-1)
@@ -56,26 +63,35 @@ class LSTMRecurrence(torch.autograd.Function):
         hidden, cell, gates, weight = ctx.saved_tensors
         phi = ctx.nonlinearity
         steps, m, b, n = grad_hidden.shape
-        forget = gates[..., n:2 * n]
-        grad_pre = torch.empty_like(gates)
-        carry_h = torch.zeros_like(grad_hidden[0])
-        carry_c = torch.zeros_like(grad_hidden[0])
-        for stop in range(steps, 0, -BACKWARD_CHUNK):
-            start = max(0, stop - BACKWARD_CHUNK)
-            coeff, carry_coeff = _backward_coefficients(gates[start:stop], cell[start:stop + 1], phi)
-            for t in range(stop - 1, start - 1, -1):
-                k = t - start
-                d_h = grad_hidden[t] + carry_h
-                d_c = torch.addcmul(carry_c, d_h, carry_coeff[k])  # dL/dc_t
-                slot = grad_pre[t].view(m, b, 4, n)
-                torch.mul(coeff[k], d_c.unsqueeze(-2), out=slot)
-                torch.mul(coeff[k, :, :, 2], d_h, out=slot[:, :, 2])  # the output gate is driven by dL/dh_t
-                torch.mul(d_c, forget[t], out=carry_c)
-                carry_h = torch.bmm(grad_pre[t], weight)
+        if ctx.kernel is not None:
+            grad_pre = ctx.kernel.backward(grad_hidden, cell, gates, weight, phi.name)
+        else:
+            grad_pre = _loop_backward(grad_hidden, cell, gates, weight, phi)
         grad_weight = torch.bmm(grad_pre.transpose(0, 1).reshape(m, steps * b, 4 * n).transpose(1, 2),
                                 hidden[:-1].transpose(0, 1).reshape(m, steps * b, n))
         return grad_pre, None, grad_weight, None
 
+
+def _loop_backward(grad_hidden, cell, gates, weight, phi: Nonlinearity) -> torch.Tensor:
+    """dL/da_t (T, M, B, 4N) walked back step by step (the path where no scan kernel runs)."""
+    steps, m, b, n = grad_hidden.shape
+    forget = gates[..., n:2 * n]
+    grad_pre = torch.empty_like(gates)
+    carry_h = torch.zeros_like(grad_hidden[0])
+    carry_c = torch.zeros_like(grad_hidden[0])
+    for stop in range(steps, 0, -BACKWARD_CHUNK):
+        start = max(0, stop - BACKWARD_CHUNK)
+        coeff, carry_coeff = _backward_coefficients(gates[start:stop], cell[start:stop + 1], phi)
+        for t in range(stop - 1, start - 1, -1):
+            k = t - start
+            d_h = grad_hidden[t] + carry_h
+            d_c = torch.addcmul(carry_c, d_h, carry_coeff[k])  # dL/dc_t
+            slot = grad_pre[t].view(m, b, 4, n)
+            torch.mul(coeff[k], d_c.unsqueeze(-2), out=slot)
+            torch.mul(coeff[k, :, :, 2], d_h, out=slot[:, :, 2])  # the output gate is driven by dL/dh_t
+            torch.mul(d_c, forget[t], out=carry_c)
+            carry_h = torch.bmm(grad_pre[t], weight)
+    return grad_pre
 
 
 def _backward_coefficients(gates: torch.Tensor, cell: torch.Tensor, phi: Nonlinearity):
