@@ -5,9 +5,11 @@
 
 Needs a CUDA GPU; without one it says so on one line and exits with code 2. Prints, at the pixel-MNIST
 shape (T = 784, N = 100, Adam, per-cell clipping, --probe-every 0; same batches for both sides):
+  0. whether the fused scan kernels (rnn_dynamics.kernels) run here, or the per-step loop and why;
   1. per batch size (16, 256) and stack size M (1, 6, 32, 128): ms per update of a stack of M Elman
      cells against M sequential torch.nn.RNN runs (cuDNN), and the ratio
-     (targets: M = 1 at most 2x cuDNN's time; M = 6 faster; M = 32 at least 10x faster);
+     (targets: M = 1 at most 2x cuDNN's time; M = 6 faster; M = 32 at least 10x faster), and the
+     same stack with the kernels off (RNN_DYNAMICS_KERNELS=off: the per-step loop);
   2. the LSTM at M = 1 and 4 against torch.nn.LSTM (cuDNN);
   3. the default study (python -m analyses.spectra) on cuda and on the CPU, whole commands;
   4. one call of each default probe and of the Lyapunov probe on a stack of 6, on cuda and on the CPU.
@@ -29,6 +31,7 @@ from bench_spine import BASELINES, INITS, plain_training, stack_training
 
 from rnn_dynamics.config import StudyConfig
 from rnn_dynamics.jacobians import default_lags
+from rnn_dynamics.kernels import scan_kernel, scan_kernels
 from rnn_dynamics.models import get_cell
 from rnn_dynamics.probes import PROBES, ProbeContext, ProbeSettings
 from rnn_dynamics.tasks import make_task
@@ -59,15 +62,19 @@ def stack_against_cudnn(cell: str, sizes, batch: int, steps: int, repeats: int, 
     stack_training(cell, nonlinearity, task, inits_for(1), 2, 100, device)  # warm-up: kernels, allocator
     plain_training(module_cls, nonlinearity, task, 2, 100, device)
     for m in sizes:
-        ours, theirs = [], []
+        ours, theirs, loop = [], [], []
         for _ in range(repeats):  # alternate, so that drifts hit both sides alike
             ours.append(synced(lambda: stack_training(cell, nonlinearity, task, inits_for(m), steps, 100, device),
                                device))
             theirs.append(m * synced(lambda: plain_training(module_cls, nonlinearity, task, steps, 100, device),
                                      device))
-        t_ours, t_theirs = statistics.median(ours) / steps, statistics.median(theirs) / steps
+            with scan_kernels("off"):
+                loop.append(synced(lambda: stack_training(cell, nonlinearity, task, inits_for(m), steps, 100, device),
+                                   device))
+        t_ours, t_theirs, t_loop = (statistics.median(times) / steps for times in (ours, theirs, loop))
         print(f"  batch {batch:3d}, M = {m:3d}: this project {t_ours * 1e3:7.1f} ms/update, {m} sequential cuDNN "
-              f"torch.nn.{module_cls.__name__} {t_theirs * 1e3:7.1f} ms/update: {t_theirs / t_ours:.2f}x faster")
+              f"torch.nn.{module_cls.__name__} {t_theirs * 1e3:7.1f} ms/update: {t_theirs / t_ours:.2f}x faster; "
+              f"per-step loop {t_loop * 1e3:7.1f} ms/update")
 
 
 def study_time(device: str) -> float:
@@ -109,6 +116,10 @@ def main() -> int:
     sizes, steps, repeats = ((1, 6, 32), 5, 2) if args.quick else ((1, 6, 32, 128), 10, 3)
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}; T = 784, N = 100, "
           f"Adam, per-cell clipping; {steps} updates per timing, median of {repeats}")
+    for cell, (_, _, nonlinearity) in BASELINES.items():
+        kernel = scan_kernel(cell, torch.zeros(1, device="cuda"), 100, nonlinearity)  # warns where it falls back
+        print(f"0. {cell} ({nonlinearity}, float32, N = 100): "
+              f"{'fused scan kernels' if kernel is not None else 'per-step loop'}")
     print("1. Elman stacks against M sequential cuDNN torch.nn.RNN runs")
     for batch in (16, 256):
         stack_against_cudnn("elman", sizes, batch, steps, repeats)

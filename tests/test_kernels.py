@@ -148,9 +148,9 @@ def test_a_users_nonlinearity_runs_the_loop_until_it_registers_a_kernel_activati
 def test_a_kernel_that_disagrees_with_the_loop_is_not_used(softsign):
     """The first-use check of ``auto`` mode can fail: a wrong derivative is caught, reported once, and skipped."""
     register_kernel_activation(softsign, softsign_forward, softsign_wrong_derivative)
-    with pytest.warns(RuntimeWarning, match=r"fused scan kernel \(elman, cpu, float64, N = 8, softsign_test\) "
+    with pytest.warns(RuntimeWarning, match=rf"fused scan kernel \(elman, {DEVICE}, float64, N = 8, softsign_test\) "
                                             r"disagrees with the loop by"):
-        assert not _agrees("elman", "cpu", torch.float64, 8, softsign)
+        assert not _agrees("elman", DEVICE, torch.float64, 8, softsign)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
