@@ -43,8 +43,9 @@ def relu_derivative(out):
 
 @triton.jit
 def tanh(a):
-    # 1 - 2 / (e^{2a} + 1): saturates to +-1 without overflow trouble (e^{2a} = inf gives 1).
-    return 1.0 - 2.0 / (tl.exp(2.0 * a) + 1.0)
+    # sign(a) (1 - e^{-2|a|}) / (1 + e^{-2|a|}): the exponential never overflows.
+    e = tl.exp(-2.0 * tl.abs(a))
+    return tl.where(a < 0.0, -1.0, 1.0) * (1.0 - e) / (1.0 + e)
 
 
 @triton.jit
@@ -54,7 +55,9 @@ def tanh_derivative(out):
 
 @triton.jit
 def sigmoid(a):
-    return 1.0 / (1.0 + tl.exp(-a))
+    # e^{-|a|} never overflows; a < 0 gives e / (1 + e) = 1 / (1 + e^{-a}).
+    e = tl.exp(-tl.abs(a))
+    return tl.where(a < 0.0, e, 1.0) / (1.0 + e)
 
 
 @triton.jit
