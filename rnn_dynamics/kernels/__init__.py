@@ -1,6 +1,6 @@
 """Fused scan kernels (Triton) for the recurrences, and where they run instead of the per-step loop.
 
-A cell type with a module here (``elman``, ``lstm``) gets ``forward``/``backward`` launchers that
+A cell type with a module here (``elman``, ``lstm``, ``gru``) gets ``forward``/``backward`` launchers that
 its autograd Function calls in place of its time loop: one launch per layer and direction instead
 of a few per time step, which on a GPU is what a step costs (launch overhead, not arithmetic).
 :func:`scan_kernel` decides, by the mode (environment variable ``RNN_DYNAMICS_KERNELS`` or

@@ -1,8 +1,10 @@
-"""Launch geometry shared by the scan kernels: one program per (cell, tile of BLOCK_B sequences)."""
+"""What the scan kernels share: launch geometry (one program per cell and tile of BLOCK_B sequences),
+buffer checks, and the product of a state tile with one gate block of a cell's recurrent weight."""
 
 from __future__ import annotations
 
 import triton
+import triton.language as tl
 
 #: Sequences per program: tl.dot needs at least 16 rows; smaller batches are masked.
 BLOCK_B = 16
@@ -29,3 +31,13 @@ def check_buffers(**buffers) -> None:
 
 def grid_for(n_cells: int, batch: int) -> tuple[int, int]:
     return n_cells, triton.cdiv(batch, BLOCK_B)
+
+
+@triton.jit
+def times_block(x, weight_at, gate: tl.constexpr, n, units, block_ok, TRANSPOSED: tl.constexpr):
+    """x @ W_gate^T (TRANSPOSED) or x @ W_gate, W_gate the N x N rows gate * N.. of a cell's (G * N, N) weight."""
+    if TRANSPOSED:
+        w = tl.load(weight_at + (gate * n + units[None, :]) * n + units[:, None], mask=block_ok, other=0.0)
+    else:
+        w = tl.load(weight_at + (gate * n + units[:, None]) * n + units[None, :], mask=block_ok, other=0.0)
+    return tl.dot(x, w, input_precision="ieee")

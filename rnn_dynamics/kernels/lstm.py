@@ -14,17 +14,7 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import BLOCK_B, block_size, check_buffers, grid_for, warps_for
-
-
-@triton.jit
-def _times_block(x, weight_at, gate: tl.constexpr, n, units, block_ok, TRANSPOSED: tl.constexpr):
-    """x @ W_gate^T (TRANSPOSED) or x @ W_gate, W_gate the (N, N) rows gate * N.. of the cell's (4N, N) weight."""
-    if TRANSPOSED:
-        w = tl.load(weight_at + (gate * n + units[None, :]) * n + units[:, None], mask=block_ok, other=0.0)
-    else:
-        w = tl.load(weight_at + (gate * n + units[:, None]) * n + units[None, :], mask=block_ok, other=0.0)
-    return tl.dot(x, w, input_precision="ieee")
+from .launch import BLOCK_B, block_size, check_buffers, grid_for, times_block, warps_for
 
 
 @triton.jit
@@ -45,13 +35,13 @@ def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, steps, n_ce
     h = tl.load(hidden_at, mask=tile_ok, other=0.0)
     c = tl.load(cell_at, mask=tile_ok, other=0.0)
     for _ in range(steps):
-        i = sigmoid(_times_block(h, weight_at, 0, n, units, block_ok, True)
+        i = sigmoid(times_block(h, weight_at, 0, n, units, block_ok, True)
                     + tl.load(drive_at, mask=tile_ok, other=0.0)).to(h.dtype)
-        f = sigmoid(_times_block(h, weight_at, 1, n, units, block_ok, True)
+        f = sigmoid(times_block(h, weight_at, 1, n, units, block_ok, True)
                     + tl.load(drive_at + n, mask=tile_ok, other=0.0)).to(h.dtype)
-        o = sigmoid(_times_block(h, weight_at, 2, n, units, block_ok, True)
+        o = sigmoid(times_block(h, weight_at, 2, n, units, block_ok, True)
                     + tl.load(drive_at + 2 * n, mask=tile_ok, other=0.0)).to(h.dtype)
-        g = PHI(_times_block(h, weight_at, 3, n, units, block_ok, True)
+        g = PHI(times_block(h, weight_at, 3, n, units, block_ok, True)
                 + tl.load(drive_at + 3 * n, mask=tile_ok, other=0.0)).to(h.dtype)
         c = f * c + i * g
         h = (o * PHI(c)).to(h.dtype)
@@ -107,10 +97,10 @@ def _backward(grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weight_ptr, steps, n_
         tl.store(grad_pre_at + 2 * n, d_o, mask=tile_ok)
         tl.store(grad_pre_at + 3 * n, d_g, mask=tile_ok)
         carry_c = d_c * f
-        carry_h = (_times_block(d_i, weight_at, 0, n, units, block_ok, False)
-                   + _times_block(d_f, weight_at, 1, n, units, block_ok, False)
-                   + _times_block(d_o, weight_at, 2, n, units, block_ok, False)
-                   + _times_block(d_g, weight_at, 3, n, units, block_ok, False)).to(c.dtype)
+        carry_h = (times_block(d_i, weight_at, 0, n, units, block_ok, False)
+                   + times_block(d_f, weight_at, 1, n, units, block_ok, False)
+                   + times_block(d_o, weight_at, 2, n, units, block_ok, False)
+                   + times_block(d_g, weight_at, 3, n, units, block_ok, False)).to(c.dtype)
         grad_at -= n_cells * batch * n
         cell_at -= n_cells * batch * n
         gates_at -= n_cells * batch * 4 * n

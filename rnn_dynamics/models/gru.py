@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..jacobians import GatedJacobians
+from ..kernels import scan_kernel
 from ..nonlinearities import Nonlinearity
 from .base import BACKWARD_CHUNK, RecurrentStack, Trace, register_cell
 
@@ -25,7 +26,8 @@ class GRURecurrence(torch.autograd.Function):
     Inputs: drive (T, M, B, 3N), initial h_0 (M, B, N), weight (M, 3N, N), b_hn (M, 1, N);
     returns h_1..h_T as (T, M, B, N) and h_T (no gradient). The backward computes the per-step
     coefficients in bulk first: dL/d(drive_t) and dL/d(W h_{t-1}) are then one multiplication each
-    by dL/dh_t.
+    by dL/dh_t. Where :func:`~rnn_dynamics.kernels.scan_kernel` says so (on a GPU), each time walk is
+    one Triton kernel launch instead.
     """
 
     @staticmethod
@@ -34,17 +36,22 @@ class GRURecurrence(torch.autograd.Function):
         n = three_n // 3
         hidden = drive.new_empty((steps + 1, m, b, n))
         hidden[0] = initial
-        gates = torch.empty_like(drive)
-        from_h = torch.empty_like(drive)
-        recurrent_bias = torch.cat([b_hn.new_zeros(m, 1, 2 * n), b_hn], dim=-1)
-        w_t = weight.transpose(1, 2)
-        for t, drive_t in enumerate(drive.unbind(0)):
-            gh = torch.baddbmm(recurrent_bias, hidden[t], w_t, out=from_h[t])
-            act = gates[t]
-            torch.add(drive_t[..., :2 * n], gh[..., :2 * n], out=act[..., :2 * n]).sigmoid_()
-            candidate = torch.addcmul(drive_t[..., 2 * n:], act[..., :n], gh[..., 2 * n:], out=act[..., 2 * n:])
-            nonlinearity.apply_(candidate)
-            torch.sub(hidden[t], candidate, out=hidden[t + 1]).mul_(act[..., n:2 * n]).add_(candidate)
+        gates = torch.empty_like(drive, memory_format=torch.contiguous_format)  # drive may be a permuted einsum
+        from_h = torch.empty_like(gates)
+        ctx.kernel = scan_kernel("gru", drive, n, nonlinearity.name)
+        if ctx.kernel is not None:
+            ctx.kernel.forward(drive, b_hn, hidden, gates, from_h, weight, nonlinearity.name)
+        else:
+            recurrent_bias = torch.cat([b_hn.new_zeros(m, 1, 2 * n), b_hn], dim=-1)
+            w_t = weight.transpose(1, 2)
+            for t, drive_t in enumerate(drive.unbind(0)):
+                gh = torch.baddbmm(recurrent_bias, hidden[t], w_t, out=from_h[t])
+                act = gates[t]
+                torch.add(drive_t[..., :2 * n], gh[..., :2 * n], out=act[..., :2 * n]).sigmoid_()
+                candidate = torch.addcmul(drive_t[..., 2 * n:], act[..., :n], gh[..., 2 * n:],
+                                          out=act[..., 2 * n:])
+                nonlinearity.apply_(candidate)
+                torch.sub(hidden[t], candidate, out=hidden[t + 1]).mul_(act[..., n:2 * n]).add_(candidate)
         ctx.save_for_backward(hidden, gates, from_h, weight)
         ctx.nonlinearity = nonlinearity
         final = hidden[-1].clone()
@@ -55,25 +62,35 @@ class GRURecurrence(torch.autograd.Function):
     def backward(ctx, grad_hidden, grad_final):
         hidden, gates, from_h, weight = ctx.saved_tensors
         steps, m, b, n = grad_hidden.shape
-        update = gates[..., n:2 * n]
-        grad_drive = torch.empty_like(gates)
-        grad_from_h = torch.empty_like(gates)
-        carry = torch.zeros_like(grad_hidden[0])
-        for stop in range(steps, 0, -BACKWARD_CHUNK):
-            start = max(0, stop - BACKWARD_CHUNK)
-            drive_coeff, from_h_coeff = _backward_coefficients(gates[start:stop], from_h[start:stop],
-                                                               hidden[start:stop], ctx.nonlinearity)
-            for t in range(stop - 1, start - 1, -1):
-                k = t - start
-                d_h = (grad_hidden[t] + carry).unsqueeze(-2)
-                torch.mul(drive_coeff[k], d_h, out=grad_drive[t].view(m, b, 3, n))
-                torch.mul(from_h_coeff[k], d_h, out=grad_from_h[t].view(m, b, 3, n))
-                carry = torch.baddbmm(d_h.squeeze(-2) * update[t], grad_from_h[t], weight)
+        if ctx.kernel is not None:
+            grad_drive, grad_from_h = ctx.kernel.backward(grad_hidden, hidden, gates, from_h, weight,
+                                                          ctx.nonlinearity.name)
+        else:
+            grad_drive, grad_from_h = _loop_backward(grad_hidden, hidden, gates, from_h, weight, ctx.nonlinearity)
         grad_weight = torch.bmm(grad_from_h.transpose(0, 1).reshape(m, steps * b, 3 * n).transpose(1, 2),
                                 hidden[:-1].transpose(0, 1).reshape(m, steps * b, n))
         grad_b_hn = grad_from_h[..., 2 * n:].sum(dim=(0, 2)).unsqueeze(1)
         return grad_drive, None, grad_weight, grad_b_hn, None
 
+
+def _loop_backward(grad_hidden, hidden, gates, from_h, weight, phi: Nonlinearity):
+    """dL/d(drive_t) and dL/d(W h_{t-1} + b), (T, M, B, 3N) each, walked back step by step (no scan kernel)."""
+    steps, m, b, n = grad_hidden.shape
+    update = gates[..., n:2 * n]
+    grad_drive = torch.empty_like(gates)
+    grad_from_h = torch.empty_like(gates)
+    carry = torch.zeros_like(grad_hidden[0])
+    for stop in range(steps, 0, -BACKWARD_CHUNK):
+        start = max(0, stop - BACKWARD_CHUNK)
+        drive_coeff, from_h_coeff = _backward_coefficients(gates[start:stop], from_h[start:stop],
+                                                           hidden[start:stop], phi)
+        for t in range(stop - 1, start - 1, -1):
+            k = t - start
+            d_h = (grad_hidden[t] + carry).unsqueeze(-2)
+            torch.mul(drive_coeff[k], d_h, out=grad_drive[t].view(m, b, 3, n))
+            torch.mul(from_h_coeff[k], d_h, out=grad_from_h[t].view(m, b, 3, n))
+            carry = torch.baddbmm(d_h.squeeze(-2) * update[t], grad_from_h[t], weight)
+    return grad_drive, grad_from_h
 
 
 def _backward_coefficients(gates, from_h, hidden_prev, phi: Nonlinearity):

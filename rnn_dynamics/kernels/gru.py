@@ -1,0 +1,130 @@
+"""The GRU recurrence as two persistent Triton kernels: one launch walks all T steps forward, one back.
+
+The layout follows :mod:`rnn_dynamics.kernels.lstm` (one program per cell and tile of sequences,
+the three N x N gate blocks reset, update, candidate read from cache each step). The buffers are
+those of :class:`GRURecurrence`'s loop: h (T + 1, M, B, N), the gate activations r, z, n and the
+recurrent parts W h_{t-1} (+ b_hn for the candidate), both (T, M, B, 3N); dL/dW_hh and dL/db_hn stay
+in torch.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .activations import KERNEL_ACTIVATIONS, sigmoid
+from .launch import BLOCK_B, block_size, check_buffers, grid_for, times_block, warps_for
+
+
+@triton.jit
+def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr, steps, n_cells, batch, n,
+             PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr):
+    """r, z = sigmoid(drive + h W^T), n = phi(drive_n + r (h W_n^T + b_hn)), h' = n + z (h - n), t = 0..T-1."""
+    cell = tl.program_id(0).to(tl.int64)
+    rows = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
+    units = tl.arange(0, BLOCK_N)
+    unit_ok = units < n
+    block_ok = unit_ok[:, None] & unit_ok[None, :]
+    tile_ok = (rows < batch)[:, None] & unit_ok[None, :]
+    weight_at = weight_ptr + cell * 3 * n * n
+    b_hn = tl.load(b_hn_ptr + cell * n + units, mask=unit_ok, other=0.0)[None, :]
+    state_slot = (cell * batch + rows[:, None]) * n + units[None, :]
+    gate_slot = (cell * batch + rows[:, None]) * 3 * n + units[None, :]
+    hidden_at = hidden_ptr + state_slot
+    drive_at, gates_at, from_h_at = drive_ptr + gate_slot, gates_ptr + gate_slot, from_h_ptr + gate_slot
+    h = tl.load(hidden_at, mask=tile_ok, other=0.0)
+    for _ in range(steps):
+        h_r = times_block(h, weight_at, 0, n, units, block_ok, True).to(h.dtype)
+        h_z = times_block(h, weight_at, 1, n, units, block_ok, True).to(h.dtype)
+        h_n = (times_block(h, weight_at, 2, n, units, block_ok, True) + b_hn).to(h.dtype)
+        r = sigmoid(tl.load(drive_at, mask=tile_ok, other=0.0) + h_r).to(h.dtype)
+        z = sigmoid(tl.load(drive_at + n, mask=tile_ok, other=0.0) + h_z).to(h.dtype)
+        candidate = PHI(tl.load(drive_at + 2 * n, mask=tile_ok, other=0.0) + r * h_n).to(h.dtype)
+        h = candidate + z * (h - candidate)
+        tl.store(gates_at, r, mask=tile_ok)
+        tl.store(gates_at + n, z, mask=tile_ok)
+        tl.store(gates_at + 2 * n, candidate, mask=tile_ok)
+        tl.store(from_h_at, h_r, mask=tile_ok)
+        tl.store(from_h_at + n, h_z, mask=tile_ok)
+        tl.store(from_h_at + 2 * n, h_n, mask=tile_ok)
+        hidden_at += n_cells * batch * n
+        tl.store(hidden_at, h, mask=tile_ok)
+        drive_at += n_cells * batch * 3 * n
+        gates_at += n_cells * batch * 3 * n
+        from_h_at += n_cells * batch * 3 * n
+
+
+@triton.jit
+def _backward(grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_drive_ptr, grad_from_h_ptr, weight_ptr, steps,
+              n_cells, batch, n, DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr):
+    """dL/d(drive_t) and dL/d(W h_{t-1} + b) for t = T - 1..0 from dL/dh_t, carrying dL/dh back a step at a time.
+
+    Every pointer arrives at its tensor's last step: grad[T - 1] (T, M, B, N), hidden[T - 1] (h_{T-1}, of
+    (T + 1, M, B, N)), and gates, from_h, grad_drive, grad_from_h at [T - 1] (T, M, B, 3N).
+    """
+    cell = tl.program_id(0).to(tl.int64)
+    rows = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
+    units = tl.arange(0, BLOCK_N)
+    unit_ok = units < n
+    block_ok = unit_ok[:, None] & unit_ok[None, :]
+    tile_ok = (rows < batch)[:, None] & unit_ok[None, :]
+    weight_at = weight_ptr + cell * 3 * n * n
+    state_slot = (cell * batch + rows[:, None]) * n + units[None, :]
+    gate_slot = (cell * batch + rows[:, None]) * 3 * n + units[None, :]
+    grad_at, hidden_at = grad_ptr + state_slot, hidden_ptr + state_slot
+    gates_at, from_h_at = gates_ptr + gate_slot, from_h_ptr + gate_slot
+    grad_drive_at, grad_from_h_at = grad_drive_ptr + gate_slot, grad_from_h_ptr + gate_slot
+    carry = tl.zeros((BLOCK_B, BLOCK_N), dtype=grad_drive_ptr.dtype.element_ty)
+    for _ in range(steps):
+        r = tl.load(gates_at, mask=tile_ok, other=0.0)
+        z = tl.load(gates_at + n, mask=tile_ok, other=0.0)
+        candidate = tl.load(gates_at + 2 * n, mask=tile_ok, other=0.0)
+        h_n = tl.load(from_h_at + 2 * n, mask=tile_ok, other=0.0)
+        before = tl.load(hidden_at, mask=tile_ok, other=0.0)
+        d_h = tl.load(grad_at, mask=tile_ok, other=0.0) + carry
+        c_n = (d_h * (1.0 - z) * DERIVATIVE(candidate)).to(r.dtype)
+        c_r = (c_n * h_n * r * (1.0 - r)).to(r.dtype)
+        c_z = (d_h * (before - candidate) * z * (1.0 - z)).to(r.dtype)
+        c_nr = (c_n * r).to(r.dtype)
+        tl.store(grad_drive_at, c_r, mask=tile_ok)
+        tl.store(grad_drive_at + n, c_z, mask=tile_ok)
+        tl.store(grad_drive_at + 2 * n, c_n, mask=tile_ok)
+        tl.store(grad_from_h_at, c_r, mask=tile_ok)
+        tl.store(grad_from_h_at + n, c_z, mask=tile_ok)
+        tl.store(grad_from_h_at + 2 * n, c_nr, mask=tile_ok)
+        carry = (d_h * z + times_block(c_r, weight_at, 0, n, units, block_ok, False)
+                 + times_block(c_z, weight_at, 1, n, units, block_ok, False)
+                 + times_block(c_nr, weight_at, 2, n, units, block_ok, False)).to(r.dtype)
+        grad_at -= n_cells * batch * n
+        hidden_at -= n_cells * batch * n
+        gates_at -= n_cells * batch * 3 * n
+        from_h_at -= n_cells * batch * 3 * n
+        grad_drive_at -= n_cells * batch * 3 * n
+        grad_from_h_at -= n_cells * batch * 3 * n
+
+
+def forward(drive: torch.Tensor, b_hn: torch.Tensor, hidden: torch.Tensor, gates: torch.Tensor,
+            from_h: torch.Tensor, weight: torch.Tensor, nonlinearity: str) -> None:
+    """Fill hidden[1:] (T + 1, M, B, N) from hidden[0], and gates and from_h (T, M, B, 3N)."""
+    steps, m, b, three_n = drive.shape
+    check_buffers(hidden=hidden, gates=gates, from_h=from_h)
+    block_n = block_size(three_n // 3)
+    _forward[grid_for(m, b)](drive.contiguous(), b_hn.contiguous(), hidden, gates, from_h, weight.contiguous(),
+                             steps, m, b, three_n // 3, PHI=KERNEL_ACTIVATIONS.get(nonlinearity).forward,
+                             BLOCK_B=BLOCK_B, BLOCK_N=block_n, num_warps=warps_for(block_n))
+
+
+def backward(grad_hidden: torch.Tensor, hidden: torch.Tensor, gates: torch.Tensor, from_h: torch.Tensor,
+             weight: torch.Tensor, nonlinearity: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """dL/d(drive_t) and dL/d(W h_{t-1} + b) (both (T, M, B, 3N)) from dL/dh_t (T, M, B, N)."""
+    steps, m, b, n = grad_hidden.shape
+    check_buffers(hidden=hidden, gates=gates, from_h=from_h)
+    grad_drive, grad_from_h = torch.empty_like(gates), torch.empty_like(gates)
+    grad_hidden = grad_hidden.contiguous()
+    block_n = block_size(n)
+    _backward[grid_for(m, b)](grad_hidden[-1], hidden[-2], gates[-1], from_h[-1], grad_drive[-1], grad_from_h[-1],
+                              weight.contiguous(), steps, m, b, n,
+                              DERIVATIVE=KERNEL_ACTIVATIONS.get(nonlinearity).derivative, BLOCK_B=BLOCK_B,
+                              BLOCK_N=block_n, num_warps=warps_for(block_n))
+    return grad_drive, grad_from_h
