@@ -14,21 +14,17 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS
-from .launch import BLOCK_B, block_size, check_buffers, grid_for, warps_for
+from .launch import BLOCK_B, block_size, check_buffers, grid_for, program_tile, warps_for
 
 
 @triton.jit
 def _forward(drive_ptr, states_ptr, weight_ptr, steps, n_cells, batch, n,
              ACTIVATION: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr):
     """states[t + 1] = f(states[t] W^T + drive[t]); drive (T, M, B, N), states (T + 1, M, B, N), weight (M, N, N)."""
-    cell = tl.program_id(0).to(tl.int64)
-    rows = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = tl.arange(0, BLOCK_N)
-    unit_ok = units < n
-    tile_ok = (rows < batch)[:, None] & unit_ok[None, :]
+    cell, rows, units, block_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     # w_t[k, j] = W[j, k], zero outside N x N: padded units never reach real ones.
     w_t = tl.load(weight_ptr + cell * n * n + units[None, :] * n + units[:, None],
-                  mask=unit_ok[:, None] & unit_ok[None, :], other=0.0)
+                  mask=block_ok, other=0.0)
     slot = (cell * batch + rows[:, None]) * n + units[None, :]
     step = n_cells * batch * n
     drive_at = drive_ptr + slot
@@ -50,13 +46,9 @@ def _backward(grad_ptr, states_ptr, grad_pre_ptr, weight_ptr, steps, n_cells, ba
     grad (T, M, B, N) time-major; states (M, T + 1, B, N) and grad_pre (M, T, B, N) cell-major; each
     pointer is that of its tensor's last step (grad[T - 1], states[:, T], grad_pre[:, T - 1]).
     """
-    cell = tl.program_id(0).to(tl.int64)
-    rows = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = tl.arange(0, BLOCK_N)
-    unit_ok = units < n
-    tile_ok = (rows < batch)[:, None] & unit_ok[None, :]
+    cell, rows, units, block_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     w = tl.load(weight_ptr + cell * n * n + units[:, None] * n + units[None, :],
-                mask=unit_ok[:, None] & unit_ok[None, :], other=0.0)
+                mask=block_ok, other=0.0)
     within = rows[:, None] * n + units[None, :]
     grad_step = n_cells * batch * n
     cell_step = batch * n

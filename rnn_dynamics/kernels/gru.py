@@ -14,21 +14,16 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import BLOCK_B, block_size, check_buffers, grid_for, times_block, warps_for
+from .launch import BLOCK_B, block_size, check_buffers, grid_for, program_tile, times_block, warps_for
 
 
 @triton.jit
 def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr, steps, n_cells, batch, n,
              PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr):
     """r, z = sigmoid(drive + h W^T), n = phi(drive_n + r (h W_n^T + b_hn)), h' = n + z (h - n), t = 0..T-1."""
-    cell = tl.program_id(0).to(tl.int64)
-    rows = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = tl.arange(0, BLOCK_N)
-    unit_ok = units < n
-    block_ok = unit_ok[:, None] & unit_ok[None, :]
-    tile_ok = (rows < batch)[:, None] & unit_ok[None, :]
+    cell, rows, units, block_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * 3 * n * n
-    b_hn = tl.load(b_hn_ptr + cell * n + units, mask=unit_ok, other=0.0)[None, :]
+    b_hn = tl.load(b_hn_ptr + cell * n + units, mask=units < n, other=0.0)[None, :]
     state_slot = (cell * batch + rows[:, None]) * n + units[None, :]
     gate_slot = (cell * batch + rows[:, None]) * 3 * n + units[None, :]
     hidden_at = hidden_ptr + state_slot
@@ -63,12 +58,7 @@ def _backward(grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_drive_ptr, grad_
     Every pointer arrives at its tensor's last step: grad[T - 1] (T, M, B, N), hidden[T - 1] (h_{T-1}, of
     (T + 1, M, B, N)), and gates, from_h, grad_drive, grad_from_h at [T - 1] (T, M, B, 3N).
     """
-    cell = tl.program_id(0).to(tl.int64)
-    rows = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = tl.arange(0, BLOCK_N)
-    unit_ok = units < n
-    block_ok = unit_ok[:, None] & unit_ok[None, :]
-    tile_ok = (rows < batch)[:, None] & unit_ok[None, :]
+    cell, rows, units, block_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * 3 * n * n
     state_slot = (cell * batch + rows[:, None]) * n + units[None, :]
     gate_slot = (cell * batch + rows[:, None]) * 3 * n + units[None, :]

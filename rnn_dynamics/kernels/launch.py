@@ -34,6 +34,17 @@ def grid_for(n_cells: int, batch: int) -> tuple[int, int]:
 
 
 @triton.jit
+def program_tile(batch, n, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr):
+    """This program's cell (int64, so that offsets past 2^31 stay exact), its BLOCK_B sequence rows, its
+    BLOCK_N units, and the masks of real entries in an N x N block and in a (BLOCK_B, BLOCK_N) state tile."""
+    cell = tl.program_id(0).to(tl.int64)
+    rows = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
+    units = tl.arange(0, BLOCK_N)
+    unit_ok = units < n
+    return cell, rows, units, unit_ok[:, None] & unit_ok[None, :], (rows < batch)[:, None] & unit_ok[None, :]
+
+
+@triton.jit
 def times_block(x, weight_at, gate: tl.constexpr, n, units, block_ok, TRANSPOSED: tl.constexpr):
     """x @ W_gate^T (TRANSPOSED) or x @ W_gate, W_gate the N x N rows gate * N.. of a cell's (G * N, N) weight."""
     if TRANSPOSED:

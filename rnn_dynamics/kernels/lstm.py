@@ -14,19 +14,14 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import BLOCK_B, block_size, check_buffers, grid_for, times_block, warps_for
+from .launch import BLOCK_B, block_size, check_buffers, grid_for, program_tile, times_block, warps_for
 
 
 @triton.jit
 def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, steps, n_cells, batch, n,
              PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr):
     """i, f, o = sigmoid(a), g = phi(a), a = h W^T + drive; c' = f c + i g; h' = o phi(c'), for t = 0..T-1."""
-    cell = tl.program_id(0).to(tl.int64)
-    rows = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = tl.arange(0, BLOCK_N)
-    unit_ok = units < n
-    block_ok = unit_ok[:, None] & unit_ok[None, :]
-    tile_ok = (rows < batch)[:, None] & unit_ok[None, :]
+    cell, rows, units, block_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * 4 * n * n
     state_slot = (cell * batch + rows[:, None]) * n + units[None, :]
     gate_slot = (cell * batch + rows[:, None]) * 4 * n + units[None, :]
@@ -65,12 +60,7 @@ def _backward(grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weight_ptr, steps, n_
     Every pointer arrives at its tensor's last step: grad[T - 1] (T, M, B, N), cell[T] (T + 1, M, B, N),
     gates[T - 1] and grad_pre[T - 1] (T, M, B, 4N).
     """
-    cell = tl.program_id(0).to(tl.int64)
-    rows = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = tl.arange(0, BLOCK_N)
-    unit_ok = units < n
-    block_ok = unit_ok[:, None] & unit_ok[None, :]
-    tile_ok = (rows < batch)[:, None] & unit_ok[None, :]
+    cell, rows, units, block_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * 4 * n * n
     state_slot = (cell * batch + rows[:, None]) * n + units[None, :]
     gate_slot = (cell * batch + rows[:, None]) * 4 * n + units[None, :]
