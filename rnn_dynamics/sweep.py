@@ -28,6 +28,10 @@ from .records import (RECORD_DIMS, SWEEP_DIMS, canonical_order, mask_after_diver
 from .train import train_stack
 
 
+#: Attrs each stack records about how it ran (they move the last bits), with the type their values compare as.
+STACK_ATTRS = {"torch_threads": int, "recurrence": str}
+
+
 @dataclass(frozen=True)
 class StackSpec:
     """One unit of work: the cells (inits) that share everything else."""
@@ -118,6 +122,8 @@ def run_stack(config: StudyConfig, spec: StackSpec, on_step=None) -> xr.Dataset:
     """Build, train and probe one stack; its dataset (every sweep dim, ``init`` as long as the stack)."""
     import torch
 
+    from .kernels import describe_recurrence
+
     device, dtype = torch.device(config.device), get_dtype(config.dtype)
     task = config.build_task(spec.seq_len, spec.seed).to(dtype)
     model = get_cell(spec.cell).from_inits(
@@ -149,7 +155,9 @@ def run_stack(config: StudyConfig, spec: StackSpec, on_step=None) -> xr.Dataset:
                                                         coords={"init": inits})
     ds = xr.Dataset(data).expand_dims(cell=[spec.cell], nonlinearity=[spec.nonlinearity], seq_len=[spec.seq_len],
                                       seed=[spec.seed])
-    ds.attrs["torch_threads"] = torch.get_num_threads()  # the count changes the last bits: kept with the stack
+    # Both move the last bits of the numbers, so each stack keeps them (run_study lists what the parts had).
+    ds.attrs["torch_threads"] = torch.get_num_threads()
+    ds.attrs["recurrence"] = describe_recurrence(spec.cell, model.w_out, config.hidden, spec.nonlinearity)
     return canonical_order(ds)
 
 
@@ -186,9 +194,10 @@ def run_study(config: StudyConfig, progress: bool = True, checkpoints: StackChec
     ds = build_dataset(config, [parts[spec.key()] for spec in stacks])
     if todo:
         ds.attrs["executor"] = executor.describe()
-    counts = sorted({int(part.attrs["torch_threads"]) for part in parts.values() if "torch_threads" in part.attrs})
-    if counts:  # more than one where a study was resumed with another thread count
-        ds.attrs["torch_threads"] = counts[0] if len(counts) == 1 else ", ".join(map(str, counts))
+    for name, kind in STACK_ATTRS.items():  # more than one value where a study was resumed elsewhere
+        values = sorted({kind(part.attrs[name]) for part in parts.values() if name in part.attrs})
+        if values:
+            ds.attrs[name] = values[0] if len(values) == 1 else ", ".join(map(str, values))
     return ds
 
 

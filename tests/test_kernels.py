@@ -117,6 +117,19 @@ def softsign_wrong_derivative(out):
     return 1.0 - tl.abs(out)
 
 
+def test_a_study_records_what_ran_its_recurrences():
+    from rnn_dynamics import StudyConfig, run_study
+
+    config = StudyConfig(seq_len=[6], inits=["identity", "orthogonal"], nonlinearities=["relu"], seeds=[0], hidden=4,
+                         preset="tiny", train=TrainConfig(steps=2, probe_every=0), cells=["elman", "gru"],
+                         device=DEVICE)
+    kernels = f"Triton scan kernels (triton {triton.__version__})"
+    for mode, expected in (("auto", "per-step loop" if DEVICE == "cpu" else kernels), ("on", kernels),
+                           ("off", "per-step loop")):
+        with scan_kernels(mode):
+            assert run_study(config, progress=False).attrs["recurrence"] == expected, mode
+
+
 class Softsign(Nonlinearity):
     """a / (1 + |a|): a user's nonlinearity, for the plug-in tests."""
 

@@ -82,6 +82,15 @@ def scan_kernel(cell_type: str, like: torch.Tensor, hidden_size: int, nonlineari
     return module
 
 
+def describe_recurrence(cell_type: str, like: torch.Tensor, hidden_size: int, nonlinearity: str) -> str:
+    """What runs the recurrence of such a stack here, for the dataset: kernel and loop differ in last bits."""
+    if scan_kernel(cell_type, like, hidden_size, nonlinearity) is None:
+        return "per-step loop"
+    import triton
+
+    return f"Triton scan kernels (triton {triton.__version__})"
+
+
 @functools.lru_cache(maxsize=None)
 def _agrees(cell_type: str, device: str, dtype: torch.dtype, hidden_size: int, nonlinearity: str) -> bool:
     """Whether the kernel builds here and gives the loop's outputs and gradients on a small random problem."""
