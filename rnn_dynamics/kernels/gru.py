@@ -1,7 +1,7 @@
 """The GRU recurrence as two persistent Triton kernels: one launch walks all T steps forward, one back.
 
-The layout follows :mod:`rnn_dynamics.kernels.lstm` (one program per cell and tile of sequences,
-the three N x N gate blocks reset, update, candidate read from cache each step). The buffers are
+The layout follows :mod:`rnn_dynamics.kernels.lstm` (one program per cell and tile of sequences;
+products through the three N x N gate blocks reset, update, candidate, read from cache). The buffers are
 those of :class:`GRURecurrence`'s loop: h (T + 1, M, B, N), the gate activations r, z, n and the
 recurrent parts W h_{t-1} (+ b_hn for the candidate), both (T, M, B, 3N); dL/dW_hh and dL/db_hn stay
 in torch.
@@ -14,25 +14,26 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import BLOCK_B, block_size, check_buffers, grid_for, program_tile, times_block, warps_for
+from .launch import check_buffers, geometry, grid_for, program_tile, rows_times_block
 
 
 @triton.jit
 def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr, steps, n_cells, batch, n,
-             PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr):
+             PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """r, z = sigmoid(drive + h W^T), n = phi(drive_n + r (h W_n^T + b_hn)), h' = n + z (h - n), t = 0..T-1."""
-    cell, rows, units, block_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
+    cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * 3 * n * n
-    b_hn = tl.load(b_hn_ptr + cell * n + units, mask=units < n, other=0.0)[None, :]
-    state_slot = (cell * batch + rows[:, None]) * n + units[None, :]
-    gate_slot = (cell * batch + rows[:, None]) * 3 * n + units[None, :]
-    hidden_at = hidden_ptr + state_slot
+    b_hn = tl.load(b_hn_ptr + cell * n + units, mask=units < n, other=0.0)
+    step, gate_step = n_cells * batch * n, n_cells * batch * 3 * n
+    rows_at = hidden_ptr + sequence * n  # h_t, as rows for the products
+    gate_slot = sequence * 3 * n + units
     drive_at, gates_at, from_h_at = drive_ptr + gate_slot, gates_ptr + gate_slot, from_h_ptr + gate_slot
-    h = tl.load(hidden_at, mask=tile_ok, other=0.0)
+    h = tl.load(rows_at + units, mask=tile_ok, other=0.0)
     for _ in range(steps):
-        h_r = times_block(h, weight_at, 0, n, units, block_ok, True).to(h.dtype)
-        h_z = times_block(h, weight_at, 1, n, units, block_ok, True).to(h.dtype)
-        h_n = (times_block(h, weight_at, 2, n, units, block_ok, True) + b_hn).to(h.dtype)
+        h_r = rows_times_block(rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, True)
+        h_z = rows_times_block(rows_at, row_ok, weight_at, 1, n, BLOCK_B, BLOCK_N, BLOCK_K, True)
+        h_n = (rows_times_block(rows_at, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, BLOCK_K, True)
+               + b_hn).to(h.dtype)
         r = sigmoid(tl.load(drive_at, mask=tile_ok, other=0.0) + h_r).to(h.dtype)
         z = sigmoid(tl.load(drive_at + n, mask=tile_ok, other=0.0) + h_z).to(h.dtype)
         candidate = PHI(tl.load(drive_at + 2 * n, mask=tile_ok, other=0.0) + r * h_n).to(h.dtype)
@@ -43,28 +44,30 @@ def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr,
         tl.store(from_h_at, h_r, mask=tile_ok)
         tl.store(from_h_at + n, h_z, mask=tile_ok)
         tl.store(from_h_at + 2 * n, h_n, mask=tile_ok)
-        hidden_at += n_cells * batch * n
-        tl.store(hidden_at, h, mask=tile_ok)
-        drive_at += n_cells * batch * 3 * n
-        gates_at += n_cells * batch * 3 * n
-        from_h_at += n_cells * batch * 3 * n
+        rows_at += step
+        tl.store(rows_at + units, h, mask=tile_ok)
+        tl.debug_barrier()  # h_{t+1} complete before any thread reads it for the next products
+        drive_at += gate_step
+        gates_at += gate_step
+        from_h_at += gate_step
 
 
 @triton.jit
 def _backward(grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_drive_ptr, grad_from_h_ptr, weight_ptr, steps,
-              n_cells, batch, n, DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr):
+              n_cells, batch, n, DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
+              BLOCK_K: tl.constexpr):
     """dL/d(drive_t) and dL/d(W h_{t-1} + b) for t = T - 1..0 from dL/dh_t, carrying dL/dh back a step at a time.
 
     Every pointer arrives at its tensor's last step: grad[T - 1] (T, M, B, N), hidden[T - 1] (h_{T-1}, of
     (T + 1, M, B, N)), and gates, from_h, grad_drive, grad_from_h at [T - 1] (T, M, B, 3N).
     """
-    cell, rows, units, block_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
+    cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * 3 * n * n
-    state_slot = (cell * batch + rows[:, None]) * n + units[None, :]
-    gate_slot = (cell * batch + rows[:, None]) * 3 * n + units[None, :]
-    grad_at, hidden_at = grad_ptr + state_slot, hidden_ptr + state_slot
-    gates_at, from_h_at = gates_ptr + gate_slot, from_h_ptr + gate_slot
-    grad_drive_at, grad_from_h_at = grad_drive_ptr + gate_slot, grad_from_h_ptr + gate_slot
+    step, gate_step = n_cells * batch * n, n_cells * batch * 3 * n
+    grad_at, hidden_at = grad_ptr + sequence * n + units, hidden_ptr + sequence * n + units
+    gate_slot = sequence * 3 * n + units
+    gates_at, from_h_at, grad_drive_at = gates_ptr + gate_slot, from_h_ptr + gate_slot, grad_drive_ptr + gate_slot
+    pre_rows_at = grad_from_h_ptr + sequence * 3 * n  # dL/d(W h_{t-1} + b), as rows for the products
     carry = tl.zeros((BLOCK_B, BLOCK_N), dtype=grad_drive_ptr.dtype.element_ty)
     for _ in range(steps):
         r = tl.load(gates_at, mask=tile_ok, other=0.0)
@@ -76,22 +79,25 @@ def _backward(grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_drive_ptr, grad_
         c_n = (d_h * (1.0 - z) * DERIVATIVE(candidate)).to(r.dtype)
         c_r = (c_n * h_n * r * (1.0 - r)).to(r.dtype)
         c_z = (d_h * (before - candidate) * z * (1.0 - z)).to(r.dtype)
-        c_nr = (c_n * r).to(r.dtype)
         tl.store(grad_drive_at, c_r, mask=tile_ok)
         tl.store(grad_drive_at + n, c_z, mask=tile_ok)
         tl.store(grad_drive_at + 2 * n, c_n, mask=tile_ok)
-        tl.store(grad_from_h_at, c_r, mask=tile_ok)
-        tl.store(grad_from_h_at + n, c_z, mask=tile_ok)
-        tl.store(grad_from_h_at + 2 * n, c_nr, mask=tile_ok)
-        carry = (d_h * z + times_block(c_r, weight_at, 0, n, units, block_ok, False)
-                 + times_block(c_z, weight_at, 1, n, units, block_ok, False)
-                 + times_block(c_nr, weight_at, 2, n, units, block_ok, False)).to(r.dtype)
-        grad_at -= n_cells * batch * n
-        hidden_at -= n_cells * batch * n
-        gates_at -= n_cells * batch * 3 * n
-        from_h_at -= n_cells * batch * 3 * n
-        grad_drive_at -= n_cells * batch * 3 * n
-        grad_from_h_at -= n_cells * batch * 3 * n
+        pre_at = pre_rows_at + units
+        tl.store(pre_at, c_r, mask=tile_ok)
+        tl.store(pre_at + n, c_z, mask=tile_ok)
+        tl.store(pre_at + 2 * n, (c_n * r).to(r.dtype), mask=tile_ok)
+        tl.debug_barrier()  # dL/d(W h_{t-1} + b) complete before any thread reads it for the products
+        carry = (d_h * z
+                 + rows_times_block(pre_rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, False)
+                 + rows_times_block(pre_rows_at + n, row_ok, weight_at, 1, n, BLOCK_B, BLOCK_N, BLOCK_K, False)
+                 + rows_times_block(pre_rows_at + 2 * n, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, BLOCK_K,
+                                    False)).to(r.dtype)
+        grad_at -= step
+        hidden_at -= step
+        gates_at -= gate_step
+        from_h_at -= gate_step
+        grad_drive_at -= gate_step
+        pre_rows_at -= gate_step
 
 
 def forward(drive: torch.Tensor, b_hn: torch.Tensor, hidden: torch.Tensor, gates: torch.Tensor,
@@ -99,10 +105,9 @@ def forward(drive: torch.Tensor, b_hn: torch.Tensor, hidden: torch.Tensor, gates
     """Fill hidden[1:] (T + 1, M, B, N) from hidden[0], and gates and from_h (T, M, B, 3N)."""
     steps, m, b, three_n = drive.shape
     check_buffers(hidden=hidden, gates=gates, from_h=from_h)
-    block_n = block_size(three_n // 3)
     _forward[grid_for(m, b)](drive.contiguous(), b_hn.contiguous(), hidden, gates, from_h, weight.contiguous(),
                              steps, m, b, three_n // 3, PHI=KERNEL_ACTIVATIONS.get(nonlinearity).forward,
-                             BLOCK_B=BLOCK_B, BLOCK_N=block_n, num_warps=warps_for(block_n))
+                             **geometry(three_n // 3))
 
 
 def backward(grad_hidden: torch.Tensor, hidden: torch.Tensor, gates: torch.Tensor, from_h: torch.Tensor,
@@ -112,9 +117,7 @@ def backward(grad_hidden: torch.Tensor, hidden: torch.Tensor, gates: torch.Tenso
     check_buffers(hidden=hidden, gates=gates, from_h=from_h)
     grad_drive, grad_from_h = torch.empty_like(gates), torch.empty_like(gates)
     grad_hidden = grad_hidden.contiguous()
-    block_n = block_size(n)
     _backward[grid_for(m, b)](grad_hidden[-1], hidden[-2], gates[-1], from_h[-1], grad_drive[-1], grad_from_h[-1],
                               weight.contiguous(), steps, m, b, n,
-                              DERIVATIVE=KERNEL_ACTIVATIONS.get(nonlinearity).derivative, BLOCK_B=BLOCK_B,
-                              BLOCK_N=block_n, num_warps=warps_for(block_n))
+                              DERIVATIVE=KERNEL_ACTIVATIONS.get(nonlinearity).derivative, **geometry(n))
     return grad_drive, grad_from_h

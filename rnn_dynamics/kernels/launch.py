@@ -8,8 +8,10 @@ import triton.language as tl
 
 #: Sequences per program: tl.dot needs at least 16 rows; smaller batches are masked.
 BLOCK_B = 16
-#: The largest hidden size whose recurrent matrix a program keeps in registers (128 x 128 floats).
+#: The largest hidden size a program serves (its state tile, BLOCK_B x N, stays in registers).
 MAX_HIDDEN = 128
+#: Units per chunk of a recurrent product: one tl.dot of (BLOCK_B, BLOCK_K) by (BLOCK_K, BLOCK_N) each.
+BLOCK_K = 16
 
 
 def block_size(hidden: int) -> int:
@@ -17,9 +19,15 @@ def block_size(hidden: int) -> int:
     return max(16, triton.next_power_of_2(hidden))
 
 
-def warps_for(block_n: int) -> int:
-    """Warps per program: enough threads that a BLOCK_N x BLOCK_N matrix fits their registers."""
-    return 2 if block_n <= 32 else 4 if block_n <= 64 else 8
+def geometry(hidden: int) -> dict:
+    """The launch settings of a scan kernel for hidden size N: tile sizes and warps, one pipeline stage.
+
+    A stage is enough: the time loop is one dependent chain, and the loads a deeper software pipeline
+    prefetches into registers made the LSTM and GRU kernels spill when compiled for sm_90.
+    """
+    block_n = block_size(hidden)
+    return dict(BLOCK_B=BLOCK_B, BLOCK_N=block_n, BLOCK_K=min(BLOCK_K, block_n),
+                num_warps=2 if block_n <= 32 else 4 if block_n <= 64 else 8, num_stages=1)
 
 
 def check_buffers(**buffers) -> None:
@@ -35,20 +43,38 @@ def grid_for(n_cells: int, batch: int) -> tuple[int, int]:
 
 @triton.jit
 def program_tile(batch, n, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr):
-    """This program's cell (int64, so that offsets past 2^31 stay exact), its BLOCK_B sequence rows, its
-    BLOCK_N units, and the masks of real entries in an N x N block and in a (BLOCK_B, BLOCK_N) state tile."""
+    """This program's cell (int64, so that offsets past 2^31 stay exact), its BLOCK_B sequences (the
+    index cell * batch + row of each, as a column), its BLOCK_N units, and the masks of real rows and of
+    real entries of a (BLOCK_B, BLOCK_N) state tile."""
     cell = tl.program_id(0).to(tl.int64)
     rows = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
     units = tl.arange(0, BLOCK_N)
-    unit_ok = units < n
-    return cell, rows, units, unit_ok[:, None] & unit_ok[None, :], (rows < batch)[:, None] & unit_ok[None, :]
+    row_ok = (rows < batch)[:, None]
+    return cell, (cell * batch + rows)[:, None], units[None, :], row_ok, row_ok & (units < n)[None, :]
 
 
 @triton.jit
-def times_block(x, weight_at, gate: tl.constexpr, n, units, block_ok, TRANSPOSED: tl.constexpr):
-    """x @ W_gate^T (TRANSPOSED) or x @ W_gate, W_gate the N x N rows gate * N.. of a cell's (G * N, N) weight."""
-    if TRANSPOSED:
-        w = tl.load(weight_at + (gate * n + units[None, :]) * n + units[:, None], mask=block_ok, other=0.0)
-    else:
-        w = tl.load(weight_at + (gate * n + units[:, None]) * n + units[None, :], mask=block_ok, other=0.0)
-    return tl.dot(x, w, input_precision="ieee")
+def rows_times_block(x_rows, row_ok, weight_at, gate: tl.constexpr, n, BLOCK_B: tl.constexpr,
+                     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, TRANSPOSED: tl.constexpr):
+    """x @ W_gate^T (TRANSPOSED) or x @ W_gate: x the (BLOCK_B, N) tile in memory whose rows start at
+    ``x_rows`` (BLOCK_B, 1), W_gate the N x N rows gate * N.. of a cell's (G * N, N) weight at ``weight_at``.
+
+    Both are read from memory (cache) BLOCK_K units at a time, one small dot per chunk: holding a whole
+    block in registers spilled when compiled for sm_90. The caller stores x and then calls
+    ``tl.debug_barrier()`` so that every thread of the program sees the whole tile.
+    """
+    cols = tl.arange(0, BLOCK_N)
+    col_ok = (cols < n)[None, :]
+    product = tl.zeros((BLOCK_B, BLOCK_N), dtype=x_rows.dtype.element_ty)
+    for start in range(0, BLOCK_N, BLOCK_K):
+        ks = start + tl.arange(0, BLOCK_K)
+        k_ok = ks < n
+        x = tl.load(x_rows + ks[None, :], mask=row_ok & k_ok[None, :], other=0.0)
+        if TRANSPOSED:  # [k, j] = W[gate * n + j, k]
+            w = tl.load(weight_at + (gate * n + cols[None, :]) * n + ks[:, None], mask=k_ok[:, None] & col_ok,
+                        other=0.0)
+        else:  # [k, j] = W[gate * n + k, j]
+            w = tl.load(weight_at + (gate * n + ks[:, None]) * n + cols[None, :], mask=k_ok[:, None] & col_ok,
+                        other=0.0)
+        product += tl.dot(x, w, input_precision="ieee").to(product.dtype)
+    return product
