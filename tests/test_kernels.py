@@ -5,7 +5,7 @@ checks their arithmetic and indexing, not their speed; with one, the CUDA tests 
 compiled. Tests skip where Triton is not installed.
 """
 
-import importlib.util
+import re
 
 import numpy as np
 import pytest
@@ -13,8 +13,8 @@ import torch
 
 from conftest import make_stack, perturbed
 from rnn_dynamics.config import TrainConfig
-from rnn_dynamics.kernels import kernel_mode, scan_kernel, scan_kernels
-from rnn_dynamics.models import get_cell, list_cells
+from rnn_dynamics.kernels import kernel_cells, kernel_mode, scan_kernel, scan_kernels
+from rnn_dynamics.models import get_cell
 from rnn_dynamics.nonlinearities import NONLINEARITIES, Nonlinearity, register_nonlinearity
 from rnn_dynamics.tasks import make_task
 from rnn_dynamics.train import train_stack
@@ -26,7 +26,7 @@ from rnn_dynamics.kernels.activations import KERNEL_ACTIVATIONS, register_kernel
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 INITS = ["identity", "orthogonal", "he"]
-KERNEL_CELLS = [cell for cell in list_cells() if importlib.util.find_spec(f"rnn_dynamics.kernels.{cell}")]
+KERNEL_CELLS = kernel_cells()
 CASES = [(cell, nl) for cell in KERNEL_CELLS for nl in KERNEL_ACTIVATIONS.names()
          if get_cell(cell).nonlinearities is None or nl in get_cell(cell).nonlinearities]
 #: Largest |kernel - loop| allowed, relative to the largest |loop| value of the same tensor.
@@ -188,3 +188,21 @@ def test_the_compiled_kernel_at_the_pixel_mnist_shape(cell, batch, gen):
     fused, loop = (outputs_and_gradients(stack, x, None, mode) for mode in ("on", "off"))
     for name, a, b in zip(["outputs", "final", *(n for n, _ in stack.named_parameters())], fused, loop):
         assert_close_to_scale(a, b, 1e-4, name)
+
+
+def test_every_kernel_compiles_for_hopper_and_ampere():
+    """Triton's own compiler and ptxas, no GPU: each kernel builds for sm_90 and sm_80 as a first launch would,
+    and the Elman kernels (the paper's IRNN) hold their state without spilling registers at N = 100."""
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    proc = subprocess.run([sys.executable, "-m", "rnn_dynamics.kernels.compile_report", "--arch", "90", "80",
+                           "--dtype", "float32", "--hidden", "100"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in proc.stdout.splitlines() if " registers, " in line]
+    assert len(lines) == 2 * 2 * len(KERNEL_CELLS), proc.stdout
+    for line in lines:
+        registers, stack = (int(word) for word in re.findall(r"(\d+) (?:registers|bytes stack)", line))
+        assert registers <= 255 and (stack == 0 or " elman " not in line), line

@@ -58,6 +58,13 @@ def scan_kernels(mode: str):
         _modes_set.pop()
 
 
+def kernel_cells() -> list[str]:
+    """The registered cell types that have a kernel module here."""
+    from ..models import list_cells
+
+    return [cell for cell in list_cells() if importlib.util.find_spec(f"{__name__}.{cell}") is not None]
+
+
 def scan_kernel(cell_type: str, like: torch.Tensor, hidden_size: int, nonlinearity: str) -> ModuleType | None:
     """The kernel module of ``cell_type`` if it should run on tensors like ``like``; None: run the loop."""
     mode = kernel_mode()

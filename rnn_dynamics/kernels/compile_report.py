@@ -1,0 +1,103 @@
+"""Compile every scan kernel for an NVIDIA architecture without a GPU, and report registers and spills.
+
+    python -m rnn_dynamics.kernels.compile_report               # sm_90 (H100, H200) and sm_80 (A100)
+    python -m rnn_dynamics.kernels.compile_report --arch 90 --dtype float32 --hidden 100
+
+Triton lowers each kernel to PTX and ptxas (shipped with Triton) to a cubin, exactly as a first launch
+on such a GPU would; ``cuobjdump --dump-resource-usage`` (also shipped) reads the registers per thread
+and the stack, which holds the spills. A kernel that does not build fails here, before any GPU time.
+Must run without ``TRITON_INTERPRET`` (the interpreter replaces the compiler).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from typing import NamedTuple
+
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+from . import kernel_cells
+from .activations import KERNEL_ACTIVATIONS
+from .launch import geometry
+
+TRITON_TYPES = {"float32": "fp32", "float64": "fp64"}
+
+
+class Usage(NamedTuple):
+    registers: int
+    stack_bytes: int
+
+
+def compile_kernel(kernel, arch: int, dtype: str, hidden: int, nonlinearity: str = "tanh"):
+    """``kernel`` built for sm_<arch> with the arguments its launcher passes (by the kernels' naming:
+    ``*_ptr`` pointers, UPPER-CASE compile-time constants, the rest 32-bit integers)."""
+    settings = geometry(hidden)
+    activation = KERNEL_ACTIVATIONS.get(nonlinearity)
+    functions = {"ACTIVATION": activation.forward, "PHI": activation.forward, "DERIVATIVE": activation.derivative}
+    signature, constants = {}, {}
+    for name in kernel.arg_names:
+        if name.endswith("_ptr"):
+            signature[name] = "*" + TRITON_TYPES[dtype]
+        elif name.isupper():
+            signature[name] = "constexpr"
+            constants[name] = functions[name] if name in functions else settings[name]
+        else:
+            signature[name] = "i32"
+    options = {"num_warps": settings["num_warps"], "num_stages": settings["num_stages"]}
+    return triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=constants),
+                          target=GPUTarget("cuda", arch, 32), options=options)
+
+
+def resource_usage(compiled) -> Usage:
+    """Registers per thread and stack bytes per thread of a compiled kernel's cubin."""
+    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
+        cubin.write(compiled.asm["cubin"])
+        cubin.flush()
+        text = subprocess.run([tool, "--dump-resource-usage", cubin.name], capture_output=True, text=True,
+                              check=True).stdout
+    found = re.search(r"REG:(\d+) STACK:(\d+)", text)
+    return Usage(int(found.group(1)), int(found.group(2)))
+
+
+def report(archs, dtypes, hiddens) -> list[tuple]:
+    """(arch, cell, direction, dtype, hidden, Usage) for every kernel of every cell type that has them."""
+    import importlib
+
+    rows = []
+    for cell in kernel_cells():
+        module = importlib.import_module(f"{__package__}.{cell}")
+        for direction, kernel in (("forward", module._forward), ("backward", module._backward)):
+            for arch in archs:
+                for dtype in dtypes:
+                    for hidden in hiddens:
+                        usage = resource_usage(compile_kernel(kernel, arch, dtype, hidden))
+                        rows.append((arch, cell, direction, dtype, hidden, usage))
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rnn_dynamics.kernels.compile_report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", type=int, nargs="+", default=[90, 80], help="compute capabilities (default 90 80)")
+    parser.add_argument("--dtype", nargs="+", default=list(TRITON_TYPES), choices=list(TRITON_TYPES))
+    parser.add_argument("--hidden", type=int, nargs="+", default=[16, 100], help="hidden sizes (default 16 100)")
+    args = parser.parse_args(argv)
+    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        parser.error("TRITON_INTERPRET is set: the interpreter replaces the compiler; unset it")
+    print(f"triton {triton.__version__}: registers per thread, stack (spills) bytes per thread")
+    for arch, cell, direction, dtype, hidden, usage in report(args.arch, args.dtype, args.hidden):
+        print(f"  sm_{arch} {cell:6s} {direction:8s} {dtype} N = {hidden:3d}: {usage.registers:3d} registers, "
+              f"{usage.stack_bytes:4d} bytes stack")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
