@@ -1,10 +1,11 @@
 """The Elman recurrence as two persistent Triton kernels: one launch walks all T steps forward, one back.
 
 Each program owns one cell and a tile of BLOCK_B sequences and loops over time inside the kernel,
-so a step costs no launch: the state tile it writes is read back from cache for the next step's
-product with the cell's N x N matrix (also read from cache), the way cuDNN's persistent RNN kernels
-run. Everything that is not sequential in time (the input drive W_ih x_t + b of every step,
-dL/dW_hh as one matmul over the saved states) stays in torch, in :class:`ElmanRecurrence`.
+so a step costs no launch (as in cuDNN's persistent RNN kernels): the state tile it writes is read
+back from cache for the next step's product with the cell's N x N matrix (also read from cache, 16
+units at a time, see :func:`~rnn_dynamics.kernels.launch.rows_times_block`). Everything that is not
+sequential in time (the input drive W_ih x_t + b of every step, dL/dW_hh as one matmul over the saved
+states) stays in torch, in :class:`ElmanRecurrence`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ import triton.language as tl
 
 #: Sequences per program: tl.dot needs at least 16 rows; smaller batches are masked.
 BLOCK_B = 16
-#: The largest hidden size a program serves (its state tile, BLOCK_B x N, stays in registers).
+#: The largest hidden size the kernels serve: the one they are built and checked for (compile_report);
+#: a program keeps a few BLOCK_B x N state tiles in registers.
 MAX_HIDDEN = 128
 #: Units per chunk of a recurrent product: one tl.dot of (BLOCK_B, BLOCK_K) by (BLOCK_K, BLOCK_N) each.
 BLOCK_K = 16
