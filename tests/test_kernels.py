@@ -160,6 +160,15 @@ def test_a_users_nonlinearity_runs_the_loop_until_it_registers_a_kernel_activati
     assert _agrees("elman", DEVICE, torch.float64, 8, softsign)
 
 
+def test_the_first_use_check_runs_whatever_mode_its_caller_is_in():
+    """It trains nothing, but it takes gradients: under no_grad or inference_mode it must still pass."""
+    _agrees.cache_clear()
+    with torch.inference_mode():
+        assert _agrees("elman", DEVICE, torch.float64, 9, "tanh")
+    with torch.no_grad():
+        assert _agrees("lstm", DEVICE, torch.float32, 9, "tanh")
+
+
 def test_a_kernel_that_disagrees_with_the_loop_is_not_used(softsign):
     """The first-use check of ``auto`` mode can fail: a wrong derivative is caught, reported once, and skipped."""
     register_kernel_activation(softsign, softsign_forward, softsign_wrong_derivative)

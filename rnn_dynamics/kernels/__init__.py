@@ -101,6 +101,11 @@ def describe_recurrence(cell_type: str, like: torch.Tensor, hidden_size: int, no
 @functools.lru_cache(maxsize=None)
 def _agrees(cell_type: str, device: str, dtype: torch.dtype, hidden_size: int, nonlinearity: str) -> bool:
     """Whether the kernel builds here and gives the loop's outputs and gradients on a small random problem."""
+    with torch.inference_mode(False), torch.enable_grad():  # whatever mode the first caller is in
+        return _check_agreement(cell_type, device, dtype, hidden_size, nonlinearity)
+
+
+def _check_agreement(cell_type: str, device: str, dtype: torch.dtype, hidden_size: int, nonlinearity: str) -> bool:
     from ..models import get_cell
 
     gen = torch.Generator().manual_seed(0)
@@ -112,7 +117,7 @@ def _agrees(cell_type: str, device: str, dtype: torch.dtype, hidden_size: int, n
     x = torch.randn(7, 5, 3, generator=gen).to(device, dtype)  # 5 sequences: a partly masked tile
 
     def run(mode: str) -> list[torch.Tensor]:
-        with torch.enable_grad(), scan_kernels(mode):
+        with scan_kernels(mode):
             out = stack.forward_with_state(x)[0]
             return [out, *torch.autograd.grad(out.square().sum(), list(stack.parameters()))]
 
