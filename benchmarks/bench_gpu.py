@@ -10,7 +10,7 @@ shape (T = 784, N = 100, Adam, per-cell clipping, --probe-every 0; same batches 
      cells against M sequential torch.nn.RNN runs (cuDNN), and the ratio
      (targets: M = 1 at most 2x cuDNN's time; M = 6 faster; M = 32 at least 10x faster), and the
      same stack with the kernels off (RNN_DYNAMICS_KERNELS=off: the per-step loop);
-  2. the LSTM at M = 1 and 4 against torch.nn.LSTM (cuDNN);
+  2. the LSTM and the GRU at M = 1 and 4 against torch.nn.LSTM / torch.nn.GRU (cuDNN);
   3. the default study (python -m analyses.spectra) on cuda and on the CPU, whole commands;
   4. one call of each default probe and of the Lyapunov probe on a stack of 6, on cuda and on the CPU.
 Every GPU timing synchronises before reading the clock; medians of alternating repeats.
@@ -123,8 +123,9 @@ def main() -> int:
     print("1. Elman stacks against M sequential cuDNN torch.nn.RNN runs")
     for batch in (16, 256):
         stack_against_cudnn("elman", sizes, batch, steps, repeats)
-    print("2. LSTM stacks against M sequential cuDNN torch.nn.LSTM runs")
-    stack_against_cudnn("lstm", (1, 4), 16, steps, repeats)
+    print("2. LSTM and GRU stacks against M sequential cuDNN torch.nn.LSTM / torch.nn.GRU runs")
+    for cell in ("lstm", "gru"):
+        stack_against_cudnn(cell, (1, 4), 16, steps, repeats)
     cuda, cpu = study_time("cuda"), study_time("cpu")
     print(f"3. default study: cuda {cuda:.1f} s, cpu {cpu:.1f} s: cuda takes {cuda / cpu:.2f}x the CPU's time")
     print("4. one probe call on a stack of 6 (T = 784, default probe settings)")
