@@ -29,19 +29,21 @@ def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, steps, n_ce
     drive_at, gates_at = drive_ptr + sequence * 4 * n + units, gates_ptr + sequence * 4 * n + units
     c = tl.load(cell_at, mask=tile_ok, other=0.0)
     for _ in range(steps):
-        i = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, True)
-                    + tl.load(drive_at, mask=tile_ok, other=0.0)).to(c.dtype)
+        # One gate at a time, each stored as soon as it is made: fewer tiles live at once (fewer spills).
         f = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 1, n, BLOCK_B, BLOCK_N, BLOCK_K, True)
                     + tl.load(drive_at + n, mask=tile_ok, other=0.0)).to(c.dtype)
-        o = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, BLOCK_K, True)
-                    + tl.load(drive_at + 2 * n, mask=tile_ok, other=0.0)).to(c.dtype)
+        tl.store(gates_at + n, f, mask=tile_ok)
+        c = f * c
+        i = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, True)
+                    + tl.load(drive_at, mask=tile_ok, other=0.0)).to(c.dtype)
+        tl.store(gates_at, i, mask=tile_ok)
         g = PHI(rows_times_block(rows_at, row_ok, weight_at, 3, n, BLOCK_B, BLOCK_N, BLOCK_K, True)
                 + tl.load(drive_at + 3 * n, mask=tile_ok, other=0.0)).to(c.dtype)
-        c = f * c + i * g
-        tl.store(gates_at, i, mask=tile_ok)
-        tl.store(gates_at + n, f, mask=tile_ok)
-        tl.store(gates_at + 2 * n, o, mask=tile_ok)
         tl.store(gates_at + 3 * n, g, mask=tile_ok)
+        c += i * g
+        o = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, BLOCK_K, True)
+                    + tl.load(drive_at + 2 * n, mask=tile_ok, other=0.0)).to(c.dtype)
+        tl.store(gates_at + 2 * n, o, mask=tile_ok)
         rows_at += step
         cell_at += step
         tl.store(rows_at + units, (o * PHI(c)).to(c.dtype), mask=tile_ok)
