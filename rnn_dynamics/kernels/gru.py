@@ -30,20 +30,21 @@ def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr,
     drive_at, gates_at, from_h_at = drive_ptr + gate_slot, gates_ptr + gate_slot, from_h_ptr + gate_slot
     h = tl.load(rows_at + units, mask=tile_ok, other=0.0)
     for _ in range(steps):
+        # One gate at a time, each stored as soon as it is made: fewer tiles live at once (fewer spills).
         h_r = rows_times_block(rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, True)
-        h_z = rows_times_block(rows_at, row_ok, weight_at, 1, n, BLOCK_B, BLOCK_N, BLOCK_K, True)
+        tl.store(from_h_at, h_r, mask=tile_ok)
+        r = sigmoid(tl.load(drive_at, mask=tile_ok, other=0.0) + h_r).to(h.dtype)
+        tl.store(gates_at, r, mask=tile_ok)
         h_n = (rows_times_block(rows_at, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, BLOCK_K, True)
                + b_hn).to(h.dtype)
-        r = sigmoid(tl.load(drive_at, mask=tile_ok, other=0.0) + h_r).to(h.dtype)
-        z = sigmoid(tl.load(drive_at + n, mask=tile_ok, other=0.0) + h_z).to(h.dtype)
-        candidate = PHI(tl.load(drive_at + 2 * n, mask=tile_ok, other=0.0) + r * h_n).to(h.dtype)
-        h = candidate + z * (h - candidate)
-        tl.store(gates_at, r, mask=tile_ok)
-        tl.store(gates_at + n, z, mask=tile_ok)
-        tl.store(gates_at + 2 * n, candidate, mask=tile_ok)
-        tl.store(from_h_at, h_r, mask=tile_ok)
-        tl.store(from_h_at + n, h_z, mask=tile_ok)
         tl.store(from_h_at + 2 * n, h_n, mask=tile_ok)
+        candidate = PHI(tl.load(drive_at + 2 * n, mask=tile_ok, other=0.0) + r * h_n).to(h.dtype)
+        tl.store(gates_at + 2 * n, candidate, mask=tile_ok)
+        h_z = rows_times_block(rows_at, row_ok, weight_at, 1, n, BLOCK_B, BLOCK_N, BLOCK_K, True)
+        tl.store(from_h_at + n, h_z, mask=tile_ok)
+        z = sigmoid(tl.load(drive_at + n, mask=tile_ok, other=0.0) + h_z).to(h.dtype)
+        tl.store(gates_at + n, z, mask=tile_ok)
+        h = candidate + z * (h - candidate)
         rows_at += step
         tl.store(rows_at + units, h, mask=tile_ok)
         tl.debug_barrier()  # h_{t+1} complete before any thread reads it for the next products
