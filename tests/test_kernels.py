@@ -73,8 +73,7 @@ def test_training_with_the_kernel_equals_training_with_the_loop(cell):
     for mode in ("on", "off"):
         stack = make_stack(INITS, "relu", hidden=8, cell=cell, input_size=2).to(DEVICE)
         with scan_kernels(mode):
-            runs.append((train_stack(stack, task.to(DEVICE) if DEVICE == "cuda" else task, config).train_loss,
-                         [p.detach().cpu() for p in stack.parameters()]))
+            runs.append((train_stack(stack, task, config).train_loss, [p.detach().cpu() for p in stack.parameters()]))
     (loss_on, params_on), (loss_off, params_off) = runs
     np.testing.assert_allclose(loss_on, loss_off, rtol=1e-10)
     for a, b in zip(params_on, params_off):
