@@ -58,11 +58,15 @@ def scan_kernels(mode: str):
         _modes_set.pop()
 
 
+def _has_kernel_module(cell_type: str) -> bool:
+    return importlib.util.find_spec(f"{__name__}.{cell_type}") is not None
+
+
 def kernel_cells() -> list[str]:
     """The registered cell types that have a kernel module here."""
     from ..models import list_cells
 
-    return [cell for cell in list_cells() if importlib.util.find_spec(f"{__name__}.{cell}") is not None]
+    return [cell for cell in list_cells() if _has_kernel_module(cell)]
 
 
 def scan_kernel(cell_type: str, like: torch.Tensor, hidden_size: int, nonlinearity: str) -> ModuleType | None:
@@ -70,7 +74,7 @@ def scan_kernel(cell_type: str, like: torch.Tensor, hidden_size: int, nonlineari
     mode = kernel_mode()
     if mode == "off" or (mode == "auto" and like.device.type != "cuda") or like.dtype not in KERNEL_DTYPES:
         return None
-    if importlib.util.find_spec(f"{__name__}.{cell_type}") is None:
+    if not _has_kernel_module(cell_type):
         return None
     try:
         module = importlib.import_module(f"{__name__}.{cell_type}")
