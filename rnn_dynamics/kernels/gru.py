@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import check_buffers, geometry, grid_for, program_tile, rows_times_block
+from .launch import check_buffers, geometry, grid_for, program_tile, rows_times_block, rows_times_weight
 
 
 @triton.jit
@@ -88,11 +88,8 @@ def _backward(grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_drive_ptr, grad_
         tl.store(pre_at + n, c_z, mask=tile_ok)
         tl.store(pre_at + 2 * n, (c_n * r).to(r.dtype), mask=tile_ok)
         tl.debug_barrier()  # dL/d(W h_{t-1} + b) complete before any thread reads it for the products
-        carry = (d_h * z
-                 + rows_times_block(pre_rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, False)
-                 + rows_times_block(pre_rows_at + n, row_ok, weight_at, 1, n, BLOCK_B, BLOCK_N, BLOCK_K, False)
-                 + rows_times_block(pre_rows_at + 2 * n, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, BLOCK_K,
-                                    False)).to(r.dtype)
+        carry = (d_h * z + rows_times_weight(pre_rows_at, row_ok, weight_at, n, 3, BLOCK_B, BLOCK_N, BLOCK_K)
+                 ).to(r.dtype)
         grad_at -= step
         hidden_at -= step
         gates_at -= gate_step

@@ -79,3 +79,15 @@ def rows_times_block(x_rows, row_ok, weight_at, gate: tl.constexpr, n, BLOCK_B: 
                         other=0.0)
         product += tl.dot(x, w, input_precision="ieee").to(product.dtype)
     return product
+
+
+@triton.jit
+def rows_times_weight(x_rows, row_ok, weight_at, n, GATES: tl.constexpr, BLOCK_B: tl.constexpr,
+                      BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """x @ W for x the (BLOCK_B, GATES * N) tile whose rows start at ``x_rows`` and W a cell's whole
+    (GATES * N, N) weight: the sum over gates of :func:`rows_times_block` (the backward's carry)."""
+    product = rows_times_block(x_rows, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, False)
+    for gate in tl.static_range(1, GATES):
+        product += rows_times_block(x_rows + gate * n, row_ok, weight_at, gate, n, BLOCK_B, BLOCK_N, BLOCK_K,
+                                    False)
+    return product

@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import check_buffers, geometry, grid_for, program_tile, rows_times_block
+from .launch import check_buffers, geometry, grid_for, program_tile, rows_times_block, rows_times_weight
 
 
 @triton.jit
@@ -87,12 +87,7 @@ def _backward(grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weight_ptr, steps, n_
         tl.store(pre_at + 3 * n, (d_c * i * DERIVATIVE(g)).to(c.dtype), mask=tile_ok)
         tl.debug_barrier()  # dL/da_t complete before any thread reads it for the products
         carry_c = d_c * f
-        carry_h = (rows_times_block(pre_rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, False)
-                   + rows_times_block(pre_rows_at + n, row_ok, weight_at, 1, n, BLOCK_B, BLOCK_N, BLOCK_K, False)
-                   + rows_times_block(pre_rows_at + 2 * n, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, BLOCK_K,
-                                      False)
-                   + rows_times_block(pre_rows_at + 3 * n, row_ok, weight_at, 3, n, BLOCK_B, BLOCK_N, BLOCK_K,
-                                      False))
+        carry_h = rows_times_weight(pre_rows_at, row_ok, weight_at, n, 4, BLOCK_B, BLOCK_N, BLOCK_K)
         grad_at -= step
         cell_at -= step
         gates_at -= gate_step
