@@ -97,7 +97,9 @@ def check_out(out: Path, config: dict, overwrite: bool) -> bool:
 def executor_for(args):
     """The executor the flags ask for, as a context manager (a dask cluster is shut down afterwards)."""
     from rnn_dynamics import executors
+    from rnn_dynamics.kernels import kernel_mode
 
+    kernel_mode()  # a bad RNN_DYNAMICS_KERNELS stops here, before anything runs (it is read in every forward)
     if args.workers < 0:
         raise ValueError(f"--workers must be >= 0 (0: in this process), got {args.workers}")
     if args.threads == executors.AUTO and (args.workers or args.scheduler):

@@ -214,3 +214,13 @@ def test_every_kernel_compiles_for_hopper_and_ampere():
     for line in lines:
         registers, stack = (int(word) for word in re.findall(r"(\d+) (?:registers|bytes stack)", line))
         assert registers <= 255 and (stack == 0 or " elman " not in line), line
+
+
+def test_the_compile_report_refuses_sizes_the_kernels_do_not_serve():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "rnn_dynamics.kernels.compile_report", "--hidden", "129"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].endswith(
+        "error: --hidden must lie in 1..128 (the sizes the kernels serve), got [129]")

@@ -280,6 +280,18 @@ def test_cli_bad_input(args, message, tmp_path, monkeypatch, capsys):
     assert set(Path(ROOT).rglob("*.nc")) | set(tmp_path.rglob("*")) == before
 
 
+def test_a_bad_kernel_mode_stops_the_command_in_one_line(tmp_path, monkeypatch, capsys):
+    from analyses import spectra
+
+    monkeypatch.setenv("RNN_DYNAMICS_KERNELS", "fast")
+    with pytest.raises(SystemExit) as exit_info:
+        spectra.main(["--out", str(tmp_path / "study.nc"), "--quiet"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == ("error: RNN_DYNAMICS_KERNELS= 'fast' is not a kernel mode; valid modes: "
+                                               "auto, on, off")
+    assert not list(tmp_path.iterdir())
+
+
 def test_cli_bad_input_from_a_shell(tmp_path):
     proc = _cli("--cells", "lstm", "--forget-bias", "abc", cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [

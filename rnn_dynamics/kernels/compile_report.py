@@ -25,7 +25,7 @@ from triton.compiler import ASTSource
 
 from . import kernel_cells
 from .activations import KERNEL_ACTIVATIONS
-from .launch import geometry
+from .launch import MAX_HIDDEN, geometry
 
 TRITON_TYPES = {"float32": "fp32", "float64": "fp64"}
 
@@ -90,6 +90,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dtype", nargs="+", default=list(TRITON_TYPES), choices=list(TRITON_TYPES))
     parser.add_argument("--hidden", type=int, nargs="+", default=[16, 100], help="hidden sizes (default 16 100)")
     args = parser.parse_args(argv)
+    if not all(1 <= hidden <= MAX_HIDDEN for hidden in args.hidden):
+        parser.error(f"--hidden must lie in 1..{MAX_HIDDEN} (the sizes the kernels serve), got {args.hidden}")
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         parser.error("TRITON_INTERPRET is set: the interpreter replaces the compiler; unset it")
     print(f"triton {triton.__version__}: registers per thread, stack (spills) bytes per thread")
