@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The GPU issue's device check in one run (a few minutes): the CUDA tests, then bench_gpu.py --quick.
+# The GPU issue's device check in one run (under 9 minutes): bench_gpu.py --quick, the kernels' launch
+# settings (tune_kernels.py), then the CUDA and kernel tests; each part time-boxed so that one call
+# brings back all three.
 #
 # Run from the repository root on a machine with a CUDA GPU whose python3 has torch, Triton, xarray,
-# scipy, tqdm and pytest. Missing packages (netCDF4 and cftime, for the default study's file) travel as
-# wheels in .whl/ (made elsewhere with `pip download --no-deps --only-binary=:all: --python-version 3.12
-# ... -d .whl netCDF4 cftime`): they are installed to /tmp/site first. The log goes to $OUT/gpu_check.log
-# (or /tmp) as well as to the terminal.
+# scipy, tqdm, pytest and pytest-xdist. Missing packages (netCDF4 and cftime, for the default study's
+# file) travel as wheels in .whl/ (made elsewhere with `pip download --no-deps --only-binary=:all:
+# --python-version 3.12 ... -d .whl netCDF4 cftime`): they are installed to /tmp/site first. The log goes
+# to $OUT/gpu_check.log (or /tmp) as well as to the terminal.
 set -uo pipefail
 if compgen -G ".whl/*.whl" >/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -13,11 +15,18 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
 log="${OUT:-/tmp}/gpu_check.log"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$log"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv 2>&1 | tee "$log"
 python3 -c "import torch, triton; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'triton', triton.__version__)" \
     2>&1 | tee -a "$log"
-python3 -m pytest -q -p no:cacheprovider -rs tests/test_kernels.py tests/test_models.py -k "cuda or compiled or kernel" \
-    2>&1 | tee -a "$log"
-tests=$?
-python3 benchmarks/bench_gpu.py --quick 2>&1 | tee -a "$log"
-exit $(( tests || $? ))
+part() {  # part SECONDS NAME COMMAND...: run one part with a time limit, log it, note its time and status
+    local limit=$1 name=$2 start=$SECONDS; shift 2
+    timeout "$limit" "$@" 2>&1 | tee -a "$log"
+    local status=${PIPESTATUS[0]}
+    echo "== $name: exit $status after $(( SECONDS - start )) s (limit $limit s)" | tee -a "$log"
+    return "$status"
+}
+part 250 bench_gpu python3 benchmarks/bench_gpu.py --quick; bench=$?
+part 80 tune_kernels python3 benchmarks/tune_kernels.py; tune=$?
+OMP_NUM_THREADS=2 part 150 tests python3 -m pytest -q -p no:cacheprovider -n 8 -rs \
+    tests/test_kernels.py tests/test_models.py -k "cuda or compiled or kernel"; tests=$?
+exit $(( bench || tune || tests ))
