@@ -1,95 +1,151 @@
-"""On a GPU: the Elman scan kernels alone under other launch settings, against cuDNN at the same shape.
+"""On a GPU: variants of the scan kernels, timed alone and checked against float64, beside cuDNN.
 
     python benchmarks/tune_kernels.py
 
-Times one forward and one backward launch of rnn_dynamics.kernels.elman (T = 784, N = 100, float32,
-relu) for each setting of (sequences per program, warps, units per chunk) at batch 16 and 256 and
-stacks of 1 and 32 cells, beside M sequential cuDNN torch.nn.RNN forward + backward passes of the same
-shape (input size 1, as in pixel MNIST): the data for choosing ``launch.geometry``. Each setting's
-states and gradients are first checked against the default setting's. Medians of triton.testing.do_bench.
+1. The Elman scan (one forward and one backward launch, T = 784, N = 100, relu) at batch 16 and 256
+   and stacks of 1 and 32 cells, for each variant: the chunked kernels of rnn_dynamics.kernels.elman
+   (state and matrix re-read from cache each step) with each tl.dot precision, and the candidates of
+   benchmarks/resident_elman.py (matrix and state held in registers). Each float32 variant's largest
+   error against the float64 kernel on the same inputs (relative to each tensor's largest value) comes
+   first, then its median time (triton.testing.do_bench), then M sequential cuDNN torch.nn.RNN forward
+   + backward passes of the same shape (input size 1, as in pixel MNIST) with and without TF32.
+2. The LSTM and GRU stacks (forward + backward through the model, kernels on) per dot precision,
+   against cuDNN torch.nn.LSTM / torch.nn.GRU.
 """
 
 from __future__ import annotations
 
-import itertools
 import sys
 
+import resident_elman
 import torch
 import triton
 
-from rnn_dynamics.kernels import elman, launch
+from rnn_dynamics.kernels import elman, launch, scan_kernels
+from rnn_dynamics.models import get_cell
 
 STEPS, HIDDEN = 784, 100
+DEVICE = "cuda"
 SHAPES = ((16, 1), (16, 32), (256, 1), (256, 32))  # (batch, cells)
-SETTINGS = list(itertools.product((16, 32), (2, 4, 8), (16, 32)))  # (BLOCK_B, num_warps, BLOCK_K)
+INITS = ["identity", "orthogonal", "he", "xavier", "random_walk", "scaled_identity"]
 
 
-def problem(batch: int, cells: int, gen: torch.Generator):
+def with_precision(precision: str, fn):
+    """Run ``fn`` with every scan kernel's dot in ``precision``, then restore the module's choice."""
+    saved = launch.dot_precision
+    launch.dot_precision = lambda dtype: precision
+    try:
+        return fn()
+    finally:
+        launch.dot_precision = saved
+
+
+def chunked(precision: str):
+    def scan(drive, states, weight, grad):
+        def run():
+            elman.forward(drive, states, weight, "relu")
+            return elman.backward(grad, states.transpose(0, 1).contiguous(), weight, "relu")
+        return with_precision(precision, run)
+    return scan
+
+
+def resident(precision: str, warps: int):
+    return lambda drive, states, weight, grad: resident_elman.scan(drive, states, weight, grad, precision, warps)
+
+
+FLOAT32_VARIANTS = {"chunked ieee": chunked("ieee"), "chunked tf32x3": chunked("tf32x3"),
+                    "chunked tf32": chunked("tf32"), "resident tf32x3 8w": resident("tf32x3", 8),
+                    "resident tf32 8w": resident("tf32", 8), "resident tf32 4w": resident("tf32", 4)}
+FLOAT64_VARIANTS = {"chunked ieee fp64": chunked("ieee"), "resident ieee fp64 8w": resident("ieee", 8)}
+
+
+def problem(batch: int, cells: int, gen: torch.Generator, dtype):
     def rand(*shape, scale=1.0):
-        return (scale * torch.randn(*shape, generator=gen)).cuda()
+        return (scale * torch.randn(*shape, generator=gen, dtype=torch.float64)).to(DEVICE, dtype)
     drive = rand(STEPS, cells, batch, HIDDEN, scale=0.1)
-    states = torch.zeros(STEPS + 1, cells, batch, HIDDEN, device="cuda")
+    states = torch.zeros(STEPS + 1, cells, batch, HIDDEN, device=DEVICE, dtype=dtype)
     states[0] = rand(cells, batch, HIDDEN)
     weight = rand(cells, HIDDEN, HIDDEN, scale=0.9 / HIDDEN ** 0.5)
     return drive, states, weight, rand(STEPS, cells, batch, HIDDEN)
 
 
-def scan(drive, states, weight, grad):
-    """Forward, then backward from the cell-major states (as ElmanRecurrence hands them over)."""
-    elman.forward(drive, states, weight, "relu")
-    return elman.backward(grad, states.transpose(0, 1).contiguous(), weight, "relu")
+def relative_error(values, reference) -> float:
+    return float((values.detach().double() - reference.detach()).abs().max() / reference.abs().max())
 
 
-def with_setting(block_b: int, warps: int, block_k: int, fn):
-    """Run ``fn`` with the kernels launched under one setting, then restore the module's own."""
-    saved_block_b, saved_geometry = launch.BLOCK_B, elman.geometry
-    launch.BLOCK_B = block_b
-    elman.geometry = lambda n: dict(BLOCK_B=block_b, BLOCK_N=launch.block_size(n), BLOCK_K=block_k,
-                                    num_warps=warps, num_stages=1)
-    try:
-        return fn()
-    finally:
-        launch.BLOCK_B, elman.geometry = saved_block_b, saved_geometry
-
-
-def cudnn_time(batch: int) -> float:
-    rnn = torch.nn.RNN(1, HIDDEN, nonlinearity="relu").cuda()
-    x = torch.randn(STEPS, batch, 1, device="cuda")
+def cudnn_time(module_cls, batch: int, tf32: bool, **options) -> float:
+    rnn = module_cls(1, HIDDEN, **options).to(DEVICE)
+    x = torch.randn(STEPS, batch, 1, device=DEVICE)
 
     def step():
         outputs, _ = rnn(x)
         outputs.sum().backward()
-    return triton.testing.do_bench(step, return_mode="median")
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    try:
+        return triton.testing.do_bench(step, return_mode="median")
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+
+
+def elman_variants(gen) -> None:
+    print(f"1. Elman scan forward + backward, T = {STEPS}, N = {HIDDEN}: error vs float64, ms (x cuDNN's time)")
+    for batch, cells in SHAPES:
+        cudnn = {tf32: cells * cudnn_time(torch.nn.RNN, batch, tf32, nonlinearity="relu") for tf32 in (True, False)}
+        print(f" batch {batch:3d}, M = {cells:2d}: cuDNN {cudnn[True]:6.2f} ms (TF32 allowed, torch's default), "
+              f"{cudnn[False]:6.2f} ms (TF32 off)")
+        args64 = problem(batch, cells, gen, torch.float64)
+        reference_grad = chunked("ieee")(*args64)
+        reference_states = args64[1]
+        for variants, dtype in ((FLOAT32_VARIANTS, torch.float32), (FLOAT64_VARIANTS, torch.float64)):
+            args = [t.to(dtype) for t in args64]
+            args[1] = args[1].clone()
+            for name, scan in variants.items():
+                try:
+                    grad = scan(*args)
+                    error = max(relative_error(grad, reference_grad), relative_error(args[1], reference_states))
+                    ms = triton.testing.do_bench(lambda: scan(*args), return_mode="median")
+                except Exception as failure:  # a variant that does not build is a result too
+                    print(f"   {name:22s} FAILED: {str(failure).splitlines()[0][:150]}")
+                    continue
+                print(f"   {name:22s} error {error:8.1e}  {ms:7.2f} ms ({ms / cudnn[True]:5.2f}x cuDNN)")
+
+
+def gated_precisions(gen) -> None:
+    print("2. LSTM / GRU stacks, forward + backward through the model (kernels on), batch 16: error vs float64, ms")
+    for cell, module_cls in (("lstm", torch.nn.LSTM), ("gru", torch.nn.GRU)):
+        for cells in (1, 4):
+            stack64 = get_cell(cell).from_inits(INITS[:cells], 1, HIDDEN, 1, "tanh").to(DEVICE, torch.float64)
+            stack = get_cell(cell).from_inits(INITS[:cells], 1, HIDDEN, 1, "tanh").to(DEVICE)
+            stack.load_state_dict({k: v.float() for k, v in stack64.state_dict().items()})
+            x64 = torch.rand(STEPS, 16, 1, generator=gen, dtype=torch.float64).to(DEVICE)
+
+            def step(model, x):
+                out, _ = model.forward_with_state(x, None)
+                return out, torch.autograd.grad(out.square().sum(), list(model.parameters()))
+            with scan_kernels("on"):
+                out64, grads64 = step(stack64, x64)
+            cudnn = cells * cudnn_time(module_cls, 16, True)
+            line = []
+            for precision in ("ieee", "tf32x3", "tf32"):
+                def run():
+                    with scan_kernels("on"):
+                        return step(stack, x64.float())
+                out, grads = with_precision(precision, run)
+                error = max(relative_error(a, b) for a, b in zip([out, *grads], [out64, *grads64]))
+                ms = with_precision(precision, lambda: triton.testing.do_bench(run, return_mode="median"))
+                line.append(f"{precision} {error:.1e} {ms:6.2f} ms ({ms / cudnn:4.1f}x)")
+            print(f"   {cell} M = {cells}: cuDNN {cudnn:5.2f} ms; " + "; ".join(line))
 
 
 def main() -> int:
     if not torch.cuda.is_available():
         print("tune_kernels: no CUDA GPU is visible to torch; run it on a machine with one", file=sys.stderr)
         return 2
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}")
     gen = torch.Generator().manual_seed(0)
-    default = launch.geometry(HIDDEN)
-    print(f"{torch.cuda.get_device_name()}, triton {triton.__version__}; Elman scan forward + backward, T = {STEPS}, "
-          f"N = {HIDDEN}, float32; default BLOCK_B={launch.BLOCK_B}, num_warps={default['num_warps']}, "
-          f"BLOCK_K={default['BLOCK_K']}; ms (x cuDNN's time for M sequential torch.nn.RNN forward + backward)")
-    for batch, cells in SHAPES:
-        args = problem(batch, cells, gen)
-        reference_grad = scan(*args)
-        reference_states = args[1].clone()
-        cudnn = cells * cudnn_time(batch)
-        row = []
-        for block_b, warps, block_k in SETTINGS:
-            grad = with_setting(block_b, warps, block_k, lambda: scan(*args))
-            error = max(float((grad - reference_grad).abs().max() / reference_grad.abs().max()),
-                        float((args[1] - reference_states).abs().max() / reference_states.abs().max()))
-            if not error <= 1e-5:
-                row.append(f"{block_b}/{warps}/{block_k}: WRONG ({error:.1e})")
-                continue
-            ms = with_setting(block_b, warps, block_k,
-                              lambda: triton.testing.do_bench(lambda: scan(*args), return_mode="median"))
-            row.append(f"{block_b}/{warps}/{block_k}: {ms:6.2f} ({ms / cudnn:4.2f}x)")
-        print(f"batch {batch:3d}, M = {cells:2d}, cuDNN {cudnn:6.2f} ms; BLOCK_B/warps/BLOCK_K:")
-        for start in range(0, len(row), 4):
-            print("   " + "   ".join(row[start:start + 4]))
+    elman_variants(gen)
+    gated_precisions(gen)
     return 0
 
 

@@ -19,6 +19,7 @@ import sys
 import tempfile
 from typing import NamedTuple
 
+import torch
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
@@ -38,7 +39,7 @@ class Usage(NamedTuple):
 def compile_kernel(kernel, arch: int, dtype: str, hidden: int, nonlinearity: str = "tanh"):
     """``kernel`` built for sm_<arch> with the arguments its launcher passes (by the kernels' naming:
     ``*_ptr`` pointers, UPPER-CASE compile-time constants, the rest 32-bit integers)."""
-    settings = geometry(hidden)
+    settings = geometry(hidden, getattr(torch, dtype))
     activation = KERNEL_ACTIVATIONS.get(nonlinearity)
     functions = {"ACTIVATION": activation.forward, "PHI": activation.forward, "DERIVATIVE": activation.derivative}
     signature, constants = {}, {}

@@ -18,9 +18,10 @@ from .activations import KERNEL_ACTIVATIONS
 from .launch import check_buffers, geometry, grid_for, program_tile, rows_times_block
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["steps", "n_cells", "batch"])
 def _forward(drive_ptr, states_ptr, weight_ptr, steps, n_cells, batch, n,
-             ACTIVATION: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+             ACTIVATION: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+             PRECISION: tl.constexpr):
     """states[t + 1] = f(states[t] W^T + drive[t]); drive (T, M, B, N), states (T + 1, M, B, N), weight (M, N, N)."""
     cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * n * n
@@ -28,7 +29,7 @@ def _forward(drive_ptr, states_ptr, weight_ptr, steps, n_cells, batch, n,
     rows_at = states_ptr + sequence * n  # h_t, as rows for the product
     drive_at = drive_ptr + sequence * n + units
     for _ in range(steps):
-        pre = rows_times_block(rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, True)
+        pre = rows_times_block(rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, True, PRECISION)
         h = ACTIVATION(pre + tl.load(drive_at, mask=tile_ok, other=0.0)).to(pre.dtype)
         rows_at += step
         tl.store(rows_at + units, h, mask=tile_ok)
@@ -36,9 +37,10 @@ def _forward(drive_ptr, states_ptr, weight_ptr, steps, n_cells, batch, n,
         drive_at += step
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["steps", "n_cells", "batch"])
 def _backward(grad_ptr, states_ptr, grad_pre_ptr, weight_ptr, steps, n_cells, batch, n,
-              DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+              DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+             PRECISION: tl.constexpr):
     """grad_pre[t] = (grad[t] + grad_pre[t + 1] W) * f'(states[t + 1]), t = T - 1 .. 0.
 
     grad (T, M, B, N) time-major; states (M, T + 1, B, N) and grad_pre (M, T, B, N) cell-major; each
@@ -56,7 +58,7 @@ def _backward(grad_ptr, states_ptr, grad_pre_ptr, weight_ptr, steps, n_cells, ba
         delta = ((tl.load(grad_at, mask=tile_ok, other=0.0) + carry) * DERIVATIVE(out)).to(carry.dtype)
         tl.store(pre_rows_at + units, delta, mask=tile_ok)
         tl.debug_barrier()
-        carry = rows_times_block(pre_rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, False)
+        carry = rows_times_block(pre_rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, False, PRECISION)
         grad_at -= n_cells * batch * n
         state_at -= batch * n
         pre_rows_at -= batch * n
@@ -67,7 +69,7 @@ def forward(drive: torch.Tensor, states: torch.Tensor, weight: torch.Tensor, non
     steps, m, b, n = drive.shape
     check_buffers(states=states)
     _forward[grid_for(m, b)](drive.contiguous(), states, weight.contiguous(), steps, m, b, n,
-                             ACTIVATION=KERNEL_ACTIVATIONS.get(nonlinearity).forward, **geometry(n))
+                             ACTIVATION=KERNEL_ACTIVATIONS.get(nonlinearity).forward, **geometry(n, weight.dtype))
 
 
 def backward(grad_states: torch.Tensor, states: torch.Tensor, weight: torch.Tensor, nonlinearity: str) -> torch.Tensor:
@@ -77,5 +79,5 @@ def backward(grad_states: torch.Tensor, states: torch.Tensor, weight: torch.Tens
     grad_pre = grad_states.new_empty((m, steps, b, n))
     grad_states = grad_states.contiguous()
     _backward[grid_for(m, b)](grad_states[-1], states[:, -1], grad_pre[:, -1], weight.contiguous(), steps, m, b, n,
-                              DERIVATIVE=KERNEL_ACTIVATIONS.get(nonlinearity).derivative, **geometry(n))
+                              DERIVATIVE=KERNEL_ACTIVATIONS.get(nonlinearity).derivative, **geometry(n, weight.dtype))
     return grad_pre

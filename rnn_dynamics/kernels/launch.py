@@ -3,6 +3,7 @@ buffer checks, and the product of a state tile with one gate block of a cell's r
 
 from __future__ import annotations
 
+import torch
 import triton
 import triton.language as tl
 
@@ -20,15 +21,26 @@ def block_size(hidden: int) -> int:
     return max(16, triton.next_power_of_2(hidden))
 
 
-def geometry(hidden: int) -> dict:
-    """The launch settings of a scan kernel for hidden size N: tile sizes and warps, one pipeline stage.
+def dot_precision(dtype: torch.dtype) -> str:
+    """tl.dot's arithmetic for a dtype: float64 as is; float32 on tensor cores, as three TF32 products
+    (tf32x3, near float32's accuracy) where torch's own float32 matmuls are exact ("highest", the
+    default) and as one (tf32) where torch allows TF32 too, so that kernels and loop agree."""
+    if dtype == torch.float64:
+        return "ieee"
+    return "tf32x3" if torch.get_float32_matmul_precision() == "highest" else "tf32"
+
+
+def geometry(hidden: int, dtype: torch.dtype) -> dict:
+    """The launch settings of a scan kernel for hidden size N and dtype: tile sizes, warps, one pipeline
+    stage and the dot's precision.
 
     A stage is enough: the time loop is one dependent chain, and the loads a deeper software pipeline
     prefetches into registers made the LSTM and GRU kernels spill when compiled for sm_90.
     """
     block_n = block_size(hidden)
     return dict(BLOCK_B=BLOCK_B, BLOCK_N=block_n, BLOCK_K=min(BLOCK_K, block_n),
-                num_warps=2 if block_n <= 32 else 4 if block_n <= 64 else 8, num_stages=1)
+                num_warps=2 if block_n <= 32 else 4 if block_n <= 64 else 8, num_stages=1,
+                PRECISION=dot_precision(dtype))
 
 
 def check_buffers(**buffers) -> None:
@@ -56,7 +68,7 @@ def program_tile(batch, n, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr):
 
 @triton.jit
 def rows_times_block(x_rows, row_ok, weight_at, gate: tl.constexpr, n, BLOCK_B: tl.constexpr,
-                     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, TRANSPOSED: tl.constexpr):
+                     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, TRANSPOSED: tl.constexpr, PRECISION: tl.constexpr):
     """x @ W_gate^T (TRANSPOSED) or x @ W_gate: x the (BLOCK_B, N) tile in memory whose rows start at
     ``x_rows`` (BLOCK_B, 1), W_gate the N x N rows gate * N.. of a cell's (G * N, N) weight at ``weight_at``.
 
@@ -77,17 +89,17 @@ def rows_times_block(x_rows, row_ok, weight_at, gate: tl.constexpr, n, BLOCK_B: 
         else:  # [k, j] = W[gate * n + k, j]
             w = tl.load(weight_at + (gate * n + ks[:, None]) * n + cols[None, :], mask=k_ok[:, None] & col_ok,
                         other=0.0)
-        product += tl.dot(x, w, input_precision="ieee").to(product.dtype)
+        product += tl.dot(x, w, input_precision=PRECISION).to(product.dtype)
     return product
 
 
 @triton.jit
 def rows_times_weight(x_rows, row_ok, weight_at, n, GATES: tl.constexpr, BLOCK_B: tl.constexpr,
-                      BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+                      BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
     """x @ W for x the (BLOCK_B, GATES * N) tile whose rows start at ``x_rows`` and W a cell's whole
     (GATES * N, N) weight: the sum over gates of :func:`rows_times_block` (the backward's carry)."""
-    product = rows_times_block(x_rows, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, False)
+    product = rows_times_block(x_rows, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, False, PRECISION)
     for gate in tl.static_range(1, GATES):
         product += rows_times_block(x_rows + gate * n, row_ok, weight_at, gate, n, BLOCK_B, BLOCK_N, BLOCK_K,
-                                    False)
+                                    False, PRECISION)
     return product
