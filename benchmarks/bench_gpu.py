@@ -63,6 +63,7 @@ def stack_against_cudnn(cell: str, sizes, batch: int, steps: int, repeats: int, 
     stack_training(cell, nonlinearity, task, inits_for(1), 2, 100, device)  # warm-up: kernels, allocator
     plain_training(module_cls, nonlinearity, task, 2, 100, device)
     for m in sizes:
+        stack_training(cell, nonlinearity, task, inits_for(m), 1, 100, device)  # this M's first-use costs
         ours, theirs, loop = [], [], []
         for _ in range(repeats):  # alternate, so that drifts hit both sides alike
             ours.append(synced(lambda: stack_training(cell, nonlinearity, task, inits_for(m), steps, 100, device),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU issue's device check in one run (under 9 minutes): bench_gpu.py --quick, the kernels' launch
-# settings (tune_kernels.py), then the CUDA and kernel tests; each part time-boxed so that one call
+# The GPU issue's device check in one run (about 6 minutes): the CUDA and kernel tests, bench_gpu.py
+# --quick, then the kernels per dot precision (tune_kernels.py); each part time-boxed so that one call
 # brings back all three.
 #
 # Run from the repository root on a machine with a CUDA GPU whose python3 has torch, Triton, xarray,
@@ -25,8 +25,8 @@ part() {  # part SECONDS NAME COMMAND...: run one part with a time limit, log it
     echo "== $name: exit $status after $(( SECONDS - start )) s (limit $limit s)" | tee -a "$log"
     return "$status"
 }
-part 250 bench_gpu python3 benchmarks/bench_gpu.py --quick; bench=$?
-part 80 tune_kernels python3 benchmarks/tune_kernels.py; tune=$?
-OMP_NUM_THREADS=2 part 150 tests python3 -m pytest -q -p no:cacheprovider -n 8 -rs \
+OMP_NUM_THREADS=2 part 100 tests python3 -m pytest -q -p no:cacheprovider -n 8 -rs \
     tests/test_kernels.py tests/test_models.py -k "cuda or compiled or kernel"; tests=$?
-exit $(( bench || tune || tests ))
+part 200 bench_gpu python3 benchmarks/bench_gpu.py --quick; bench=$?
+part 60 tune_kernels python3 benchmarks/tune_kernels.py; tune=$?
+exit $(( tests || bench || tune ))

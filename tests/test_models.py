@@ -213,7 +213,7 @@ def test_probes_of_a_cuda_stack_match_the_cpu(cell):
     from rnn_dynamics.probes import PROBES, ProbeContext, ProbeSettings
 
     task = make_task("adding", seq_len=20, seed=0, batch_size=8, preset="tiny").to(torch.float64)
-    settings = ProbeSettings((1, 5, 19), probe_batch=2, test_size=16)
+    settings = ProbeSettings((1, 5, 20), probe_batch=2, test_size=16)
     on_cpu, on_gpu = make_stack(INITS, "tanh", cell=cell), make_stack(INITS, "tanh", cell=cell).cuda()
     cpu_ctx, gpu_ctx = (ProbeContext(m, task, 0, settings, INITS) for m in (on_cpu, on_gpu))
     assert gpu_ctx.cpu_context.model.w_out.device.type == "cpu"

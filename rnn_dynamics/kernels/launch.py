@@ -12,8 +12,9 @@ BLOCK_B = 16
 #: The largest hidden size the kernels serve: the one they are built and checked for (compile_report);
 #: a program keeps a few BLOCK_B x N state tiles in registers.
 MAX_HIDDEN = 128
-#: Units per chunk of a recurrent product: one tl.dot of (BLOCK_B, BLOCK_K) by (BLOCK_K, BLOCK_N) each.
-BLOCK_K = 16
+#: Units per chunk of a gated cell's recurrent product: one tl.dot of (BLOCK_B, BLOCK_K) by (BLOCK_K, BLOCK_N)
+#: each (a compile-time constant of the kernels; BLOCK_N is never smaller).
+BLOCK_K = tl.constexpr(16)
 
 
 def block_size(hidden: int) -> int:
@@ -38,7 +39,7 @@ def geometry(hidden: int, dtype: torch.dtype) -> dict:
     prefetches into registers made the LSTM and GRU kernels spill when compiled for sm_90.
     """
     block_n = block_size(hidden)
-    return dict(BLOCK_B=BLOCK_B, BLOCK_N=block_n, BLOCK_K=min(BLOCK_K, block_n),
+    return dict(BLOCK_B=BLOCK_B, BLOCK_N=block_n,
                 num_warps=2 if block_n <= 32 else 4 if block_n <= 64 else 8, num_stages=1,
                 PRECISION=dot_precision(dtype))
 
@@ -68,7 +69,7 @@ def program_tile(batch, n, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr):
 
 @triton.jit
 def rows_times_block(x_rows, row_ok, weight_at, gate: tl.constexpr, n, BLOCK_B: tl.constexpr,
-                     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, TRANSPOSED: tl.constexpr, PRECISION: tl.constexpr):
+                     BLOCK_N: tl.constexpr, TRANSPOSED: tl.constexpr, PRECISION: tl.constexpr):
     """x @ W_gate^T (TRANSPOSED) or x @ W_gate: x the (BLOCK_B, N) tile in memory whose rows start at
     ``x_rows`` (BLOCK_B, 1), W_gate the N x N rows gate * N.. of a cell's (G * N, N) weight at ``weight_at``.
 
@@ -95,11 +96,11 @@ def rows_times_block(x_rows, row_ok, weight_at, gate: tl.constexpr, n, BLOCK_B: 
 
 @triton.jit
 def rows_times_weight(x_rows, row_ok, weight_at, n, GATES: tl.constexpr, BLOCK_B: tl.constexpr,
-                      BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+                      BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
     """x @ W for x the (BLOCK_B, GATES * N) tile whose rows start at ``x_rows`` and W a cell's whole
     (GATES * N, N) weight: the sum over gates of :func:`rows_times_block` (the backward's carry)."""
-    product = rows_times_block(x_rows, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, False, PRECISION)
+    product = rows_times_block(x_rows, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, False, PRECISION)
     for gate in tl.static_range(1, GATES):
-        product += rows_times_block(x_rows + gate * n, row_ok, weight_at, gate, n, BLOCK_B, BLOCK_N, BLOCK_K,
-                                    False, PRECISION)
+        product += rows_times_block(x_rows + gate * n, row_ok, weight_at, gate, n, BLOCK_B, BLOCK_N, False,
+                                    PRECISION)
     return product
