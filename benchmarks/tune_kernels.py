@@ -1,15 +1,15 @@
-"""On a GPU: the scan kernels under each tl.dot precision, timed alone and checked against float64,
-beside cuDNN: the data for ``launch.dot_precision`` and ``launch.geometry``.
+"""On a GPU: the scan kernels under each dot arithmetic, timed alone and checked against float64,
+beside cuDNN: the data for ``launch.dot_arithmetic`` and ``launch.geometry``.
 
     python benchmarks/tune_kernels.py
 
 1. The Elman scan (one forward and one backward launch, T = 784, N = 100, relu) at batch 16 and 256
-   and stacks of 1 and 32 cells, in float32 with each precision and in float64. Each run's largest
+   and stacks of 1 and 32 cells, in float32 with each dot arithmetic and in float64. Each run's largest
    error against the float64 kernel on the same inputs (relative to each tensor's largest value; the
    recurrent matrices contract, so that rounding is not amplified over the 784 steps) comes first,
    then its median time (triton.testing.do_bench), then M sequential cuDNN torch.nn.RNN forward +
    backward passes of the same shape (input size 1, as in pixel MNIST) with and without TF32.
-2. The LSTM and GRU stacks (forward + backward through the model, kernels on) per precision, against
+2. The LSTM and GRU stacks (forward + backward through the model, kernels on) per arithmetic, against
    cuDNN torch.nn.LSTM / torch.nn.GRU.
 """
 
@@ -29,27 +29,27 @@ SHAPES = ((16, 1), (16, 32), (256, 1), (256, 32))  # (batch, cells)
 INITS = ["identity", "orthogonal", "he", "xavier", "random_walk", "scaled_identity"]
 
 
-def with_precision(precision: str, fn):
-    """Run ``fn`` with every scan kernel's dot in ``precision``, then restore the module's choice."""
-    saved = launch.dot_precision
-    launch.dot_precision = lambda dtype: precision
+def with_arithmetic(arithmetic: str, fn):
+    """Run ``fn`` with every scan kernel's dot in ``arithmetic``, then restore the module's choice."""
+    saved = launch.dot_arithmetic
+    launch.dot_arithmetic = lambda dtype, gpu: arithmetic
     try:
         return fn()
     finally:
-        launch.dot_precision = saved
+        launch.dot_arithmetic = saved
 
 
-def elman_scan(precision: str):
+def elman_scan(arithmetic: str):
     def scan(drive, states, weight, grad):
         def run():
             elman.forward(drive, states, weight, "relu")
             return elman.backward(grad, states.transpose(0, 1).contiguous(), weight, "relu")
-        return with_precision(precision, run)
+        return with_arithmetic(arithmetic, run)
     return scan
 
 
-VARIANTS = {"float32 tf32x3": (torch.float32, "tf32x3"), "float32 tf32": (torch.float32, "tf32"),
-            "float64": (torch.float64, "ieee")}
+VARIANTS = {"float32, float64 dots": (torch.float32, "float64"), "float32 tf32x3": (torch.float32, "tf32x3"),
+            "float32 tf32": (torch.float32, "tf32"), "float64": (torch.float64, "float64")}
 
 
 def problem(batch: int, cells: int, gen: torch.Generator, dtype):
@@ -89,19 +89,19 @@ def elman_variants(gen) -> None:
         print(f" batch {batch:3d}, M = {cells:2d}: cuDNN {cudnn[True]:6.2f} ms (TF32 allowed, torch's default), "
               f"{cudnn[False]:6.2f} ms (TF32 off)")
         args64 = problem(batch, cells, gen, torch.float64)
-        reference_grad = elman_scan("ieee")(*args64)
+        reference_grad = elman_scan("float64")(*args64)
         reference_states = args64[1].clone()
-        for name, (dtype, precision) in VARIANTS.items():
+        for name, (dtype, arithmetic) in VARIANTS.items():
             args = [t.to(dtype) for t in args64]
             args[1] = args[1].clone()
-            scan = elman_scan(precision)
+            scan = elman_scan(arithmetic)
             grad = scan(*args)
             error = max(relative_error(grad, reference_grad), relative_error(args[1], reference_states))
             ms = triton.testing.do_bench(lambda: scan(*args), return_mode="median")
-            print(f"   {name:15s} error {error:8.1e}  {ms:7.2f} ms ({ms / cudnn[True]:5.2f}x cuDNN)")
+            print(f"   {name:21s} error {error:8.1e}  {ms:7.2f} ms ({ms / cudnn[True]:5.2f}x cuDNN)")
 
 
-def gated_precisions(gen) -> None:
+def gated_arithmetics(gen) -> None:
     print("2. LSTM / GRU stacks, forward + backward through the model (kernels on), batch 16: error vs float64, ms")
     for cell, module_cls in (("lstm", torch.nn.LSTM), ("gru", torch.nn.GRU)):
         for cells in (1, 4):
@@ -117,14 +117,14 @@ def gated_precisions(gen) -> None:
                 out64, grads64 = step(stack64, x64)
             cudnn = cells * cudnn_time(module_cls, 16, True)
             line = []
-            for precision in ("tf32x3", "tf32"):
+            for arithmetic in ("float64", "tf32x3", "tf32"):
                 def run():
                     with scan_kernels("on"):
                         return step(stack, x64.float())
-                out, grads = with_precision(precision, run)
+                out, grads = with_arithmetic(arithmetic, run)
                 error = max(relative_error(a, b) for a, b in zip([out, *grads], [out64, *grads64]))
-                ms = with_precision(precision, lambda: triton.testing.do_bench(run, return_mode="median"))
-                line.append(f"{precision} {error:.1e} {ms:6.2f} ms ({ms / cudnn:4.1f}x)")
+                ms = with_arithmetic(arithmetic, lambda: triton.testing.do_bench(run, return_mode="median"))
+                line.append(f"{arithmetic} {error:.1e} {ms:6.2f} ms ({ms / cudnn:4.1f}x)")
             print(f"   {cell} M = {cells}: cuDNN {cudnn:5.2f} ms; " + "; ".join(line))
 
 
@@ -135,7 +135,7 @@ def main() -> int:
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}")
     gen = torch.Generator().manual_seed(0)
     elman_variants(gen)
-    gated_precisions(gen)
+    gated_arithmetics(gen)
     return 0
 
 

@@ -39,7 +39,7 @@ class Usage(NamedTuple):
 def compile_kernel(kernel, arch: int, dtype: str, hidden: int, nonlinearity: str = "tanh"):
     """``kernel`` built for sm_<arch> with the arguments its launcher passes (by the kernels' naming:
     ``*_ptr`` pointers, UPPER-CASE compile-time constants, the rest 32-bit integers)."""
-    settings = geometry(hidden, getattr(torch, dtype))
+    settings = geometry(hidden, getattr(torch, dtype), divmod(arch, 10))
     activation = KERNEL_ACTIVATIONS.get(nonlinearity)
     functions = {"ACTIVATION": activation.forward, "PHI": activation.forward, "DERIVATIVE": activation.derivative}
     signature, constants = {}, {}
@@ -69,7 +69,8 @@ def resource_usage(compiled) -> Usage:
 
 
 def report(archs, dtypes, hiddens) -> list[tuple]:
-    """(arch, cell, direction, dtype, hidden, Usage) for every kernel of every cell type that has them."""
+    """(arch, cell, direction, dtype, hidden, dot arithmetic, Usage) for every kernel of every cell type
+    that has them."""
     import importlib
 
     rows = []
@@ -80,7 +81,8 @@ def report(archs, dtypes, hiddens) -> list[tuple]:
                 for dtype in dtypes:
                     for hidden in hiddens:
                         usage = resource_usage(compile_kernel(kernel, arch, dtype, hidden))
-                        rows.append((arch, cell, direction, dtype, hidden, usage))
+                        arithmetic = geometry(hidden, getattr(torch, dtype), divmod(arch, 10))["DOT"]
+                        rows.append((arch, cell, direction, dtype, hidden, arithmetic, usage))
     return rows
 
 
@@ -96,9 +98,9 @@ def main(argv=None) -> int:
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         parser.error("TRITON_INTERPRET is set: the interpreter replaces the compiler; unset it")
     print(f"triton {triton.__version__}: registers per thread, stack (spills) bytes per thread")
-    for arch, cell, direction, dtype, hidden, usage in report(args.arch, args.dtype, args.hidden):
-        print(f"  sm_{arch} {cell:6s} {direction:8s} {dtype} N = {hidden:3d}: {usage.registers:3d} registers, "
-              f"{usage.stack_bytes:4d} bytes stack")
+    for arch, cell, direction, dtype, hidden, arithmetic, usage in report(args.arch, args.dtype, args.hidden):
+        print(f"  sm_{arch} {cell:6s} {direction:8s} {dtype} N = {hidden:3d} ({arithmetic:7s} dots): "
+              f"{usage.registers:3d} registers, {usage.stack_bytes:4d} bytes stack")
     return 0
 
 

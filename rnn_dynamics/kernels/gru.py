@@ -14,12 +14,12 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import check_buffers, geometry, grid_for, program_tile, rows_times_block, rows_times_weight
+from .launch import check_buffers, grid_for, program_tile, rows_times_block, rows_times_weight, settings_for
 
 
 @triton.jit(do_not_specialize=["steps", "n_cells", "batch"])
 def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr, steps, n_cells, batch, n,
-             PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
+             PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, DOT: tl.constexpr):
     """r, z = sigmoid(drive + h W^T), n = phi(drive_n + r (h W_n^T + b_hn)), h' = n + z (h - n), t = 0..T-1."""
     cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * 3 * n * n
@@ -31,16 +31,16 @@ def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr,
     h = tl.load(rows_at + units, mask=tile_ok, other=0.0)
     for _ in range(steps):
         # One gate at a time, each stored as soon as it is made: fewer tiles live at once (fewer spills).
-        h_r = rows_times_block(rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, True, PRECISION)
+        h_r = rows_times_block(rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, True, DOT)
         tl.store(from_h_at, h_r, mask=tile_ok)
         r = sigmoid(tl.load(drive_at, mask=tile_ok, other=0.0) + h_r).to(h.dtype)
         tl.store(gates_at, r, mask=tile_ok)
-        h_n = (rows_times_block(rows_at, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, True, PRECISION)
+        h_n = (rows_times_block(rows_at, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, True, DOT)
                + b_hn).to(h.dtype)
         tl.store(from_h_at + 2 * n, h_n, mask=tile_ok)
         candidate = PHI(tl.load(drive_at + 2 * n, mask=tile_ok, other=0.0) + r * h_n).to(h.dtype)
         tl.store(gates_at + 2 * n, candidate, mask=tile_ok)
-        h_z = rows_times_block(rows_at, row_ok, weight_at, 1, n, BLOCK_B, BLOCK_N, True, PRECISION)
+        h_z = rows_times_block(rows_at, row_ok, weight_at, 1, n, BLOCK_B, BLOCK_N, True, DOT)
         tl.store(from_h_at + n, h_z, mask=tile_ok)
         z = sigmoid(tl.load(drive_at + n, mask=tile_ok, other=0.0) + h_z).to(h.dtype)
         tl.store(gates_at + n, z, mask=tile_ok)
@@ -56,7 +56,7 @@ def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr,
 @triton.jit(do_not_specialize=["steps", "n_cells", "batch"])
 def _backward(grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_drive_ptr, grad_from_h_ptr, weight_ptr, steps,
               n_cells, batch, n, DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
-              PRECISION: tl.constexpr):
+              DOT: tl.constexpr):
     """dL/d(drive_t) and dL/d(W h_{t-1} + b) for t = T - 1..0 from dL/dh_t, carrying dL/dh back a step at a time.
 
     Every pointer arrives at its tensor's last step: grad[T - 1] (T, M, B, N), hidden[T - 1] (h_{T-1}, of
@@ -88,7 +88,7 @@ def _backward(grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_drive_ptr, grad_
         tl.store(pre_at + n, c_z, mask=tile_ok)
         tl.store(pre_at + 2 * n, (c_n * r).to(r.dtype), mask=tile_ok)
         tl.debug_barrier()  # dL/d(W h_{t-1} + b) complete before any thread reads it for the products
-        carry = (d_h * z + rows_times_weight(pre_rows_at, row_ok, weight_at, n, 3, BLOCK_B, BLOCK_N, PRECISION)
+        carry = (d_h * z + rows_times_weight(pre_rows_at, row_ok, weight_at, n, 3, BLOCK_B, BLOCK_N, DOT)
                  ).to(r.dtype)
         grad_at -= step
         hidden_at -= step
@@ -105,7 +105,7 @@ def forward(drive: torch.Tensor, b_hn: torch.Tensor, hidden: torch.Tensor, gates
     check_buffers(hidden=hidden, gates=gates, from_h=from_h)
     _forward[grid_for(m, b)](drive.contiguous(), b_hn.contiguous(), hidden, gates, from_h, weight.contiguous(),
                              steps, m, b, three_n // 3, PHI=KERNEL_ACTIVATIONS.get(nonlinearity).forward,
-                             **geometry(three_n // 3, weight.dtype))
+                             **settings_for(three_n // 3, weight))
 
 
 def backward(grad_hidden: torch.Tensor, hidden: torch.Tensor, gates: torch.Tensor, from_h: torch.Tensor,
@@ -117,5 +117,5 @@ def backward(grad_hidden: torch.Tensor, hidden: torch.Tensor, gates: torch.Tenso
     grad_hidden = grad_hidden.contiguous()
     _backward[grid_for(m, b)](grad_hidden[-1], hidden[-2], gates[-1], from_h[-1], grad_drive[-1], grad_from_h[-1],
                               weight.contiguous(), steps, m, b, n,
-                              DERIVATIVE=KERNEL_ACTIVATIONS.get(nonlinearity).derivative, **geometry(n, weight.dtype))
+                              DERIVATIVE=KERNEL_ACTIVATIONS.get(nonlinearity).derivative, **settings_for(n, weight))
     return grad_drive, grad_from_h

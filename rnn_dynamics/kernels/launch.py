@@ -22,18 +22,36 @@ def block_size(hidden: int) -> int:
     return max(16, triton.next_power_of_2(hidden))
 
 
-def dot_precision(dtype: torch.dtype) -> str:
-    """tl.dot's arithmetic for a dtype: float64 as is; float32 on tensor cores, as three TF32 products
-    (tf32x3, near float32's accuracy) where torch's own float32 matmuls are exact ("highest", the
-    default) and as one (tf32) where torch allows TF32 too, so that kernels and loop agree."""
+#: GPUs whose float64 tensor cores run at float32's FMA rate (A100, H100 and H200, B200): there a dot in
+#: float64 costs what a TF32x3 one does (H200, T = 784, N = 100, batch 16: Elman forward + backward
+#: 4.64 ms in float64 and 4.80 ms in TF32x3, benchmarks/tune_kernels.py).
+FAST_FLOAT64 = {(8, 0), (9, 0), (10, 0)}
+
+
+def capability(tensor: torch.Tensor) -> tuple[int, int] | None:
+    """The compute capability of the GPU a tensor lives on; None off CUDA (Triton's CPU interpreter)."""
+    return torch.cuda.get_device_capability(tensor.device) if tensor.is_cuda else None
+
+
+def dot_arithmetic(dtype: torch.dtype, gpu: tuple[int, int] | None) -> str:
+    """How the kernels multiply a state tile by a recurrent matrix (the ``DOT`` of :func:`dot`).
+
+    "float64": operands widened, products and sums in float64, the result rounded to the state's dtype:
+    at least as exact as the loop's float32 matmul, and used wherever float64 is fast (and in the CPU
+    interpreter). Elsewhere float32 states multiply as three TF32 products ("tf32x3"), whose error
+    measured 10-40x float32's where the dynamics amplify rounding (tanh stacks at T = 784), or as one
+    ("tf32") where torch's own float32 matmuls may use TF32 as well, so kernels and loop stay alike.
+    """
     if dtype == torch.float64:
-        return "ieee"
-    return "tf32x3" if torch.get_float32_matmul_precision() == "highest" else "tf32"
+        return "float64"
+    if torch.get_float32_matmul_precision() != "highest":
+        return "tf32"
+    return "float64" if gpu is None or gpu in FAST_FLOAT64 else "tf32x3"
 
 
-def geometry(hidden: int, dtype: torch.dtype) -> dict:
-    """The launch settings of a scan kernel for hidden size N and dtype: tile sizes, warps, one pipeline
-    stage and the dot's precision.
+def geometry(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None) -> dict:
+    """The launch settings of a scan kernel for hidden size N, the states' dtype and the GPU's compute
+    capability: tile sizes, warps, one pipeline stage and the dot's arithmetic.
 
     A stage is enough: the time loop is one dependent chain, and the loads a deeper software pipeline
     prefetches into registers made the LSTM and GRU kernels spill when compiled for sm_90.
@@ -41,7 +59,12 @@ def geometry(hidden: int, dtype: torch.dtype) -> dict:
     block_n = block_size(hidden)
     return dict(BLOCK_B=BLOCK_B, BLOCK_N=block_n,
                 num_warps=2 if block_n <= 32 else 4 if block_n <= 64 else 8, num_stages=1,
-                PRECISION=dot_precision(dtype))
+                DOT=dot_arithmetic(dtype, gpu))
+
+
+def settings_for(hidden: int, weight: torch.Tensor) -> dict:
+    """:func:`geometry` for the dtype and GPU of the recurrent weight a kernel is launched on."""
+    return geometry(hidden, weight.dtype, capability(weight))
 
 
 def check_buffers(**buffers) -> None:
@@ -68,8 +91,26 @@ def program_tile(batch, n, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr):
 
 
 @triton.jit
+def dot_operand(x, DOT: tl.constexpr):
+    """x in the dtype the arithmetic DOT multiplies in (see :func:`dot_arithmetic`)."""
+    if DOT == "float64":
+        x = x.to(tl.float64)
+    return x
+
+
+@triton.jit
+def dot(a, b, DOT: tl.constexpr):
+    """a @ b in the arithmetic DOT names (:func:`dot_arithmetic`), in its dtype: callers round once."""
+    if DOT == "float64":
+        product = tl.dot(dot_operand(a, DOT), dot_operand(b, DOT))
+    else:
+        product = tl.dot(a, b, input_precision=DOT)
+    return product
+
+
+@triton.jit
 def rows_times_block(x_rows, row_ok, weight_at, gate: tl.constexpr, n, BLOCK_B: tl.constexpr,
-                     BLOCK_N: tl.constexpr, TRANSPOSED: tl.constexpr, PRECISION: tl.constexpr):
+                     BLOCK_N: tl.constexpr, TRANSPOSED: tl.constexpr, DOT: tl.constexpr):
     """x @ W_gate^T (TRANSPOSED) or x @ W_gate: x the (BLOCK_B, N) tile in memory whose rows start at
     ``x_rows`` (BLOCK_B, 1), W_gate the N x N rows gate * N.. of a cell's (G * N, N) weight at ``weight_at``.
 
@@ -79,7 +120,7 @@ def rows_times_block(x_rows, row_ok, weight_at, gate: tl.constexpr, n, BLOCK_B: 
     """
     cols = tl.arange(0, BLOCK_N)
     col_ok = (cols < n)[None, :]
-    product = tl.zeros((BLOCK_B, BLOCK_N), dtype=x_rows.dtype.element_ty)
+    product = dot_operand(tl.zeros((BLOCK_B, BLOCK_N), dtype=x_rows.dtype.element_ty), DOT)
     for start in range(0, BLOCK_N, BLOCK_K):
         ks = start + tl.arange(0, BLOCK_K)
         k_ok = ks < n
@@ -90,17 +131,17 @@ def rows_times_block(x_rows, row_ok, weight_at, gate: tl.constexpr, n, BLOCK_B: 
         else:  # [k, j] = W[gate * n + k, j]
             w = tl.load(weight_at + (gate * n + ks[:, None]) * n + cols[None, :], mask=k_ok[:, None] & col_ok,
                         other=0.0)
-        product += tl.dot(x, w, input_precision=PRECISION).to(product.dtype)
-    return product
+        product += dot(x, w, DOT)
+    return product.to(x_rows.dtype.element_ty)
 
 
 @triton.jit
 def rows_times_weight(x_rows, row_ok, weight_at, n, GATES: tl.constexpr, BLOCK_B: tl.constexpr,
-                      BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
+                      BLOCK_N: tl.constexpr, DOT: tl.constexpr):
     """x @ W for x the (BLOCK_B, GATES * N) tile whose rows start at ``x_rows`` and W a cell's whole
     (GATES * N, N) weight: the sum over gates of :func:`rows_times_block` (the backward's carry)."""
-    product = rows_times_block(x_rows, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, False, PRECISION)
+    product = rows_times_block(x_rows, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, False, DOT)
     for gate in tl.static_range(1, GATES):
         product += rows_times_block(x_rows + gate * n, row_ok, weight_at, gate, n, BLOCK_B, BLOCK_N, False,
-                                    PRECISION)
+                                    DOT)
     return product

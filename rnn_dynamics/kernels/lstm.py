@@ -14,12 +14,12 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import check_buffers, geometry, grid_for, program_tile, rows_times_block, rows_times_weight
+from .launch import check_buffers, grid_for, program_tile, rows_times_block, rows_times_weight, settings_for
 
 
 @triton.jit(do_not_specialize=["steps", "n_cells", "batch"])
 def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, steps, n_cells, batch, n,
-             PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
+             PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, DOT: tl.constexpr):
     """i, f, o = sigmoid(a), g = phi(a), a = h W^T + drive; c' = f c + i g; h' = o phi(c'), for t = 0..T-1."""
     cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * 4 * n * n
@@ -30,18 +30,18 @@ def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, steps, n_ce
     c = tl.load(cell_at, mask=tile_ok, other=0.0)
     for _ in range(steps):
         # One gate at a time, each stored as soon as it is made: fewer tiles live at once (fewer spills).
-        f = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 1, n, BLOCK_B, BLOCK_N, True, PRECISION)
+        f = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 1, n, BLOCK_B, BLOCK_N, True, DOT)
                     + tl.load(drive_at + n, mask=tile_ok, other=0.0)).to(c.dtype)
         tl.store(gates_at + n, f, mask=tile_ok)
         c = f * c
-        i = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, True, PRECISION)
+        i = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, True, DOT)
                     + tl.load(drive_at, mask=tile_ok, other=0.0)).to(c.dtype)
         tl.store(gates_at, i, mask=tile_ok)
-        g = PHI(rows_times_block(rows_at, row_ok, weight_at, 3, n, BLOCK_B, BLOCK_N, True, PRECISION)
+        g = PHI(rows_times_block(rows_at, row_ok, weight_at, 3, n, BLOCK_B, BLOCK_N, True, DOT)
                 + tl.load(drive_at + 3 * n, mask=tile_ok, other=0.0)).to(c.dtype)
         tl.store(gates_at + 3 * n, g, mask=tile_ok)
         c += i * g
-        o = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, True, PRECISION)
+        o = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, True, DOT)
                     + tl.load(drive_at + 2 * n, mask=tile_ok, other=0.0)).to(c.dtype)
         tl.store(gates_at + 2 * n, o, mask=tile_ok)
         rows_at += step
@@ -56,7 +56,7 @@ def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, steps, n_ce
 @triton.jit(do_not_specialize=["steps", "n_cells", "batch"])
 def _backward(grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weight_ptr, steps, n_cells, batch, n,
               PHI: tl.constexpr, DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
-              PRECISION: tl.constexpr):
+              DOT: tl.constexpr):
     """dL/da_t for t = T - 1..0 from dL/dh_t, carrying dL/dh and dL/dc back a step at a time.
 
     Every pointer arrives at its tensor's last step: grad[T - 1] (T, M, B, N), cell[T] (T + 1, M, B, N),
@@ -87,7 +87,7 @@ def _backward(grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weight_ptr, steps, n_
         tl.store(pre_at + 3 * n, (d_c * i * DERIVATIVE(g)).to(c.dtype), mask=tile_ok)
         tl.debug_barrier()  # dL/da_t complete before any thread reads it for the products
         carry_c = d_c * f
-        carry_h = rows_times_weight(pre_rows_at, row_ok, weight_at, n, 4, BLOCK_B, BLOCK_N, PRECISION)
+        carry_h = rows_times_weight(pre_rows_at, row_ok, weight_at, n, 4, BLOCK_B, BLOCK_N, DOT)
         grad_at -= step
         cell_at -= step
         gates_at -= gate_step
@@ -100,7 +100,7 @@ def forward(drive: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor, gates
     steps, m, b, four_n = drive.shape
     check_buffers(hidden=hidden, cell=cell, gates=gates)
     _forward[grid_for(m, b)](drive.contiguous(), hidden, cell, gates, weight.contiguous(), steps, m, b, four_n // 4,
-                             PHI=KERNEL_ACTIVATIONS.get(nonlinearity).forward, **geometry(four_n // 4, weight.dtype))
+                             PHI=KERNEL_ACTIVATIONS.get(nonlinearity).forward, **settings_for(four_n // 4, weight))
 
 
 def backward(grad_hidden: torch.Tensor, cell: torch.Tensor, gates: torch.Tensor, weight: torch.Tensor,
@@ -112,5 +112,5 @@ def backward(grad_hidden: torch.Tensor, cell: torch.Tensor, gates: torch.Tensor,
     grad_hidden = grad_hidden.contiguous()
     activation = KERNEL_ACTIVATIONS.get(nonlinearity)
     _backward[grid_for(m, b)](grad_hidden[-1], cell[-1], gates[-1], grad_pre[-1], weight.contiguous(), steps, m, b,
-                              n, PHI=activation.forward, DERIVATIVE=activation.derivative, **geometry(n, weight.dtype))
+                              n, PHI=activation.forward, DERIVATIVE=activation.derivative, **settings_for(n, weight))
     return grad_pre
