@@ -99,7 +99,9 @@ def describe_recurrence(cell_type: str, like: torch.Tensor, hidden_size: int, no
         return "per-step loop"
     import triton
 
-    return f"Triton scan kernels (triton {triton.__version__})"
+    from .launch import capability, dot_arithmetic
+
+    return f"Triton scan kernels (triton {triton.__version__}, {dot_arithmetic(like.dtype, capability(like))} dots)"
 
 
 @functools.lru_cache(maxsize=None)
