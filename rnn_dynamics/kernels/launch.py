@@ -38,9 +38,9 @@ def dot_arithmetic(dtype: torch.dtype, gpu: tuple[int, int] | None) -> str:
 
     "float64": operands widened, products and sums in float64, the result rounded to the state's dtype:
     at least as exact as the loop's float32 matmul, and used wherever float64 is fast (and in the CPU
-    interpreter). Elsewhere float32 states multiply as three TF32 products ("tf32x3"), whose error
-    measured 10-40x float32's where the dynamics amplify rounding (tanh stacks at T = 784), or as one
-    ("tf32") where torch's own float32 matmuls may use TF32 as well, so kernels and loop stay alike.
+    interpreter). Elsewhere float32 states multiply as three TF32 products ("tf32x3", float32-class:
+    benchmarks/dot_accuracy.py), or as one ("tf32") where torch's own float32 matmuls may use TF32 as
+    well, so kernels and loop stay alike.
     """
     if dtype == torch.float64:
         return "float64"
