@@ -6,9 +6,9 @@ into registers once and the state tile stays in registers from step to step: a s
 dot (in float64 where that is fast, see :func:`~rnn_dynamics.kernels.launch.dot_arithmetic`), the
 nonlinearity and the store of h_t. On an H200 this took the batch-16 forward and backward at T = 784,
 N = 100 from 13.5 ms (state and matrix re-read from cache in 16-unit chunks each step, float32 FMA
-dots) to 4.6 ms in float64 and 4.8 ms in TF32x3 (benchmarks/tune_kernels.py). Everything that is not sequential in
-time (the input drive W_ih x_t + b of every step, dL/dW_hh as one matmul over the saved states) stays
-in torch, in :class:`ElmanRecurrence`.
+dots) to 4.8 ms in TF32x3 and 4.6 ms for float64 states (benchmarks/tune_kernels.py). Everything that
+is not sequential in time (the input drive W_ih x_t + b of every step, dL/dW_hh as one matmul over the
+saved states) stays in torch, in :class:`ElmanRecurrence`.
 """
 
 from __future__ import annotations
