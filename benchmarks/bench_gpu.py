@@ -12,6 +12,7 @@ shape (T = 784, N = 100, Adam, per-cell clipping, --probe-every 0; same batches 
      same stack with the kernels off (RNN_DYNAMICS_KERNELS=off: the per-step loop);
   2. the LSTM and the GRU at M = 1 and 4 against torch.nn.LSTM / torch.nn.GRU (cuDNN);
   3. one call of each default probe and of the Lyapunov probe on a stack of 6, on cuda and on the CPU;
+     and one probe step (the default probes sharing one context, as in a study);
   4. the default study (python -m analyses.spectra) on cuda and on the CPU, whole commands (last: the
      longest section where the kernels do not run).
 Every GPU timing synchronises before reading the clock; medians of alternating repeats.
@@ -101,7 +102,16 @@ def probe_costs(repeats: int, devices=("cuda", "cpu")) -> None:
                 times[device, name] = statistics.median(
                     synced(lambda: probe(ProbeContext(model, task, 0, settings, INITS)), device)
                     for _ in range(1 if name == "lyapunov" else repeats))
-    for name in names:
+
+        def probe_step():
+            """A study's probe step: the default probes share one context (one CPU copy of a GPU stack, one
+            trace on each device), which the timings of single probes above each pay for alone."""
+            shared = ProbeContext(model, task, 0, settings, INITS)
+            for name in config.probes:
+                PROBES.get(name)(shared)
+        with flushed_denormals():
+            times[device, "one probe step"] = statistics.median(synced(probe_step, device) for _ in range(repeats))
+    for name in [*names, "one probe step"]:
         cuda, cpu = times[devices[0], name], times[devices[-1], name]
         print(f"  {name:18s} cuda {cuda * 1e3:8.1f} ms, cpu {cpu * 1e3:8.1f} ms: cuda takes {cuda / cpu:.2f}x "
               f"the CPU's time (target <= 1)")
