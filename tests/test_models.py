@@ -268,14 +268,15 @@ def test_token_inputs_are_one_hot_inputs(cell, gen):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where no GPU exists")
-def test_the_gpu_benchmark_says_it_needs_a_gpu():
+@pytest.mark.parametrize("script", ["bench_gpu.py", "tune_kernels.py"])
+def test_the_gpu_benchmarks_say_they_need_a_gpu(script):
     import os
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_gpu.py")], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / script)], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(root)})
     assert proc.returncode == 2 and proc.stdout == "", proc.stdout
     assert len(proc.stderr.strip().splitlines()) == 1 and "no CUDA GPU" in proc.stderr
