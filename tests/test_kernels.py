@@ -122,8 +122,10 @@ def test_a_study_records_what_ran_its_recurrences():
     config = StudyConfig(seq_len=[6], inits=["identity", "orthogonal"], nonlinearities=["relu"], seeds=[0], hidden=4,
                          preset="tiny", train=TrainConfig(steps=2, probe_every=0), cells=["elman", "gru"],
                          device=DEVICE)
-    # float32 states: float64 dots in the interpreter and on A100/H100/H200/B200, TF32x3 on other GPUs
-    fast = DEVICE == "cpu" or torch.cuda.get_device_capability() in {(8, 0), (9, 0), (10, 0)}
+    from rnn_dynamics.kernels.launch import FAST_FLOAT64
+
+    # float32 states: float64 dots in the interpreter and on A100/H100/H200, TF32x3 on other GPUs
+    fast = DEVICE == "cpu" or torch.cuda.get_device_capability() in FAST_FLOAT64
     kernels = f"Triton scan kernels (triton {triton.__version__}, {'float64' if fast else 'tf32x3'} dots)"
     for mode, expected in (("auto", "per-step loop" if DEVICE == "cpu" else kernels), ("on", kernels),
                            ("off", "per-step loop")):

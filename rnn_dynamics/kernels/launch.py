@@ -22,10 +22,10 @@ def block_size(hidden: int) -> int:
     return max(16, triton.next_power_of_2(hidden))
 
 
-#: GPUs whose float64 tensor cores run at float32's FMA rate (A100, H100 and H200, B200): there a dot in
-#: float64 costs what a TF32x3 one does (H200, T = 784, N = 100, batch 16: Elman forward + backward
-#: 4.64 ms in float64 and 4.80 ms in TF32x3, benchmarks/tune_kernels.py).
-FAST_FLOAT64 = {(8, 0), (9, 0), (10, 0)}
+#: GPUs whose float64 tensor cores run at float32's FMA rate by their datasheets (A100; H100 and H200):
+#: there a dot in float64 costs what a TF32x3 one does (H200, T = 784, N = 100, batch 16: Elman forward
+#: + backward 4.64 ms in float64 and 4.80 ms in TF32x3, benchmarks/tune_kernels.py).
+FAST_FLOAT64 = {(8, 0), (9, 0)}
 
 
 def capability(tensor: torch.Tensor) -> tuple[int, int] | None:
