@@ -176,6 +176,23 @@ def test_a_synthesised_corpus_has_a_label_per_frame(tmp_path):
     assert len(arrays["train_labels"]) > (len(TRAIN_VOICES) - 1) * len(arrays["test_labels"])
 
 
+def test_the_synthesised_corpus_is_cached_on_disk_and_in_memory(tmp_path, monkeypatch):
+    """Synthesis runs once: load_speech writes its result to the corpus file (atomically, no .tmp left) and
+    answers a second call from memory; a later process reads the file."""
+    from rnn_dynamics.data import speech
+
+    corpus = {"train_features": np.ones((4, 40)), "train_labels": np.arange(4), "test_features": np.zeros((2, 40)),
+              "test_labels": np.arange(2), "classes": np.asarray(["sil", "aa", "b", "d"])}
+    calls = []
+    monkeypatch.setattr(speech, "synthesise_corpus", lambda root: calls.append(root) or corpus)
+    arrays, source = speech.load_speech(tmp_path)
+    assert speech.load_speech(tmp_path)[0] is arrays and calls == [tmp_path] and source.startswith("espeak-ng")
+    files = list((tmp_path / "espeak-speech").iterdir())
+    assert [f.name for f in files] == [f"corpus-v{speech.CORPUS_VERSION}.npz"]
+    with np.load(files[0], allow_pickle=False) as saved:
+        assert all(np.array_equal(saved[key], value) for key, value in corpus.items()) and set(saved) == set(corpus)
+
+
 # ---------------------------------------------------------------- fetching
 
 

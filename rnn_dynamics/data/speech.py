@@ -106,12 +106,12 @@ def _from_timit(root: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-@lru_cache(maxsize=2)
 def _save_npz(path: str, arrays: dict) -> None:
     with open(path, "wb") as handle:  # np.savez given a name would add ".npz" to it
         np.savez(handle, **arrays)
 
 
+@lru_cache(maxsize=2)
 def load_speech(root: Path) -> tuple[dict[str, np.ndarray], str]:
     """({'train_features': (frames, 40), 'train_labels', 'test_features', 'test_labels', 'classes'}, source)."""
     if (root / "TIMIT").is_dir():
