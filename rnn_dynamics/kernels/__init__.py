@@ -58,7 +58,9 @@ def scan_kernels(mode: str):
         _modes_set.pop()
 
 
+@functools.lru_cache(maxsize=None)
 def _has_kernel_module(cell_type: str) -> bool:
+    """Whether this package has a module for the cell type (asked in every forward on a GPU: cached)."""
     return importlib.util.find_spec(f"{__name__}.{cell_type}") is not None
 
 
