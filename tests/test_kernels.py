@@ -269,11 +269,17 @@ def test_every_kernel_compiles_for_hopper_and_ampere():
         assert registers <= 255 and (stack == 0 or " elman " not in line), line
 
 
-def test_the_compile_report_refuses_sizes_the_kernels_do_not_serve():
+@pytest.mark.parametrize("args, message", [
+    (["--hidden", "129"], "error: --hidden must lie in 1..128 (the sizes the kernels serve), got [129]"),
+    (["--arch", "90", "12"], "error: --arch 12: not a compute capability this ptxas builds for; valid: "),
+])
+def test_the_compile_report_refuses_what_it_cannot_build(args, message):
+    """One line and exit code 2 before anything is compiled (a bad --arch once dumped Triton's PTX)."""
+    import os
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "rnn_dynamics.kernels.compile_report", "--hidden", "129"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].endswith(
-        "error: --hidden must lie in 1..128 (the sizes the kernels serve), got [129]")
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    proc = subprocess.run([sys.executable, "-m", "rnn_dynamics.kernels.compile_report", *args],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and proc.stdout == "" and message in proc.stderr.strip().splitlines()[-1], proc.stderr

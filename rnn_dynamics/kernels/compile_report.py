@@ -56,9 +56,20 @@ def compile_kernel(kernel, arch: int, dtype: str, hidden: int, nonlinearity: str
                           target=GPUTarget("cuda", arch, 32), options=options)
 
 
+def _tool(name: str) -> str:
+    """A CUDA tool shipped with Triton's NVIDIA backend (ptxas, cuobjdump)."""
+    return os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", name)
+
+
+def ptxas_architectures() -> set[int]:
+    """The compute capabilities Triton's ptxas builds for, read from its help; empty if it lists none."""
+    text = subprocess.run([_tool("ptxas"), "--help"], capture_output=True, text=True).stdout
+    return {int(number) for number in re.findall(r"'sm_(\d+)'", text)}
+
+
 def resource_usage(compiled) -> Usage:
     """Registers per thread and stack bytes per thread of a compiled kernel's cubin."""
-    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+    tool = _tool("cuobjdump")
     with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
         cubin.write(compiled.asm["cubin"])
         cubin.flush()
@@ -97,6 +108,11 @@ def main(argv=None) -> int:
         parser.error(f"--hidden must lie in 1..{MAX_HIDDEN} (the sizes the kernels serve), got {args.hidden}")
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         parser.error("TRITON_INTERPRET is set: the interpreter replaces the compiler; unset it")
+    known = ptxas_architectures()
+    unknown = [arch for arch in args.arch if known and arch not in known]
+    if unknown:
+        parser.error(f"--arch {' '.join(map(str, unknown))}: not a compute capability this ptxas builds for; "
+                     f"valid: {' '.join(map(str, sorted(known)))}")
     print(f"triton {triton.__version__}: registers per thread, stack (spills) bytes per thread")
     for arch, cell, direction, dtype, hidden, arithmetic, usage in report(args.arch, args.dtype, args.hidden):
         print(f"  sm_{arch} {cell:6s} {direction:8s} {dtype} N = {hidden:3d} ({arithmetic:7s} dots): "
