@@ -43,7 +43,7 @@ def elman_scan(arithmetic: str):
     def scan(drive, states, weight, grad):
         def run():
             elman.forward(drive, states, weight, "relu")
-            return elman.backward(grad, states.transpose(0, 1).contiguous(), weight, "relu")
+            return elman.backward(grad, states, weight, "relu")
         return with_arithmetic(arithmetic, run)
     return scan
 
@@ -55,9 +55,9 @@ VARIANTS = {"float32, float64 dots": (torch.float32, "float64"), "float32 tf32x3
 def problem(batch: int, cells: int, gen: torch.Generator, dtype):
     def rand(*shape, scale=1.0):
         return (scale * torch.randn(*shape, generator=gen, dtype=torch.float64)).to(DEVICE, dtype)
-    drive = rand(STEPS, cells, batch, HIDDEN, scale=0.1)
-    states = torch.zeros(STEPS + 1, cells, batch, HIDDEN, device=DEVICE, dtype=dtype)
-    states[0] = rand(cells, batch, HIDDEN)
+    drive = rand(cells, STEPS, batch, HIDDEN, scale=0.1).transpose(0, 1)  # cell-major, as layer_drive makes it
+    states = torch.zeros(cells, STEPS + 1, batch, HIDDEN, device=DEVICE, dtype=dtype)  # cell-major
+    states[:, 0] = rand(cells, batch, HIDDEN)
     weight = rand(cells, HIDDEN, HIDDEN, scale=0.5 / HIDDEN ** 0.5)
     return drive, states, weight, rand(STEPS, cells, batch, HIDDEN)
 

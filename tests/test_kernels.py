@@ -23,6 +23,7 @@ triton = pytest.importorskip("triton")
 tl = triton.language
 from rnn_dynamics.kernels import _agrees  # noqa: E402
 from rnn_dynamics.kernels.activations import KERNEL_ACTIVATIONS, register_kernel_activation  # noqa: E402
+from rnn_dynamics.kernels.launch import blocks  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 INITS = ["identity", "orthogonal", "he"]
@@ -78,6 +79,38 @@ def test_training_with_the_kernel_equals_training_with_the_loop(cell):
     np.testing.assert_allclose(loss_on, loss_off, rtol=1e-10)
     for a, b in zip(params_on, params_off):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", KERNEL_CELLS)
+def test_the_kernels_read_cell_major_and_time_major_inputs_alike(cell, gen):
+    """``layer_drive`` hands the kernels a cell-major drive and autograd hands back gradients in whatever
+    layout: the kernels read them where they lie, with the same results as from time-major copies."""
+    stack = perturbed(make_stack(INITS, "tanh", hidden=16, cell=cell)).to(DEVICE, torch.float32)
+    x = torch.randn(9, 5, 2, generator=gen).to(DEVICE)
+    cell_major = stack.layer_drive(0, x).detach()
+    assert cell_major.transpose(0, 1).is_contiguous()
+    grad_cell_major = torch.randn(cell_major.shape[:-1] + (16,), generator=gen).transpose(0, 1).contiguous().to(
+        DEVICE).transpose(0, 1)
+    initial = stack.initial_state(5, x)[0]
+    params = [p.detach().requires_grad_() for p in stack.recurrent_params(0)]
+    results = []
+    for drive, grad in ((cell_major, grad_cell_major), (cell_major.contiguous(), grad_cell_major.contiguous())):
+        drive = drive.clone().requires_grad_() if drive.is_contiguous() else drive.requires_grad_()
+        with scan_kernels("on"):
+            out, final = stack.fused.apply(drive, initial, *params, stack.activation)
+            grads = torch.autograd.grad(out, [drive, *params], grad)
+        results.append([out, final, *grads])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_the_kernels_take_blocks_where_they_lie_and_copy_only_what_they_cannot_index():
+    by_cell = torch.randn(3, 7, 5, 4)  # (M, T, B, X)
+    read, step, cell = blocks(by_cell.transpose(0, 1))
+    assert read.data_ptr() == by_cell.data_ptr() and (step, cell) == (20, 140)
+    read, step, cell = blocks(by_cell.permute(1, 0, 3, 2))  # units not contiguous: a time-major copy
+    assert read.is_contiguous() and (step, cell) == (60, 20)
+    torch.testing.assert_close(read, by_cell.permute(1, 0, 3, 2), rtol=0, atol=0)
 
 
 def test_where_the_kernels_run(monkeypatch):

@@ -18,7 +18,7 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS
-from .launch import check_buffers, dot, dot_operand, grid_for, program_tile, settings_for
+from .launch import blocks, check_buffers, dot, dot_operand, grid_for, program_tile, settings_for
 
 
 @triton.jit
@@ -29,54 +29,60 @@ def _weight_tile(weight_ptr, cell, n, BLOCK_N: tl.constexpr):
     return tl.load(weight_ptr + cell * n * n + ks * n + js, mask=(ks < n) & (js < n), other=0.0)
 
 
-@triton.jit(do_not_specialize=["steps", "n_cells", "batch"])
-def _forward(drive_ptr, states_ptr, weight_ptr, steps, n_cells, batch, n,
+@triton.jit(do_not_specialize=["steps", "batch", "drive_step", "drive_cell"])
+def _forward(drive_ptr, states_ptr, weight_ptr, steps, batch, n, drive_step, drive_cell,
              ACTIVATION: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, DOT: tl.constexpr):
-    """states[t + 1] = f(states[t] W^T + drive[t]); drive (T, M, B, N), states (T + 1, M, B, N), weight (M, N, N).
+    """states[:, t + 1] = f(states[:, t] W^T + drive[t]); drive (T, M, B, N) with the given strides of its steps
+    and cells, states cell-major (M, T + 1, B, N), weight (M, N, N).
 
     Padded units (N..BLOCK_N) meet zero rows of W^T, so whatever f(0) is they add nothing."""
     cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     w_t = dot_operand(tl.trans(_weight_tile(weight_ptr, cell, n, BLOCK_N)), DOT)
-    step = n_cells * batch * n
-    at = sequence * n + units
-    h = tl.load(states_ptr + at, mask=tile_ok, other=0.0)
+    within = (sequence - cell * batch) * n + units  # the tile's offsets inside one cell's (B, N) block
+    drive_at = drive_ptr + cell * drive_cell + within
+    state_at = states_ptr + cell * (steps + 1) * batch * n + within
+    h = tl.load(state_at, mask=tile_ok, other=0.0)
     for _ in range(steps):
         pre = dot(h, w_t, DOT).to(h.dtype)
-        h = ACTIVATION(pre + tl.load(drive_ptr + at, mask=tile_ok, other=0.0)).to(h.dtype)
-        tl.store(states_ptr + at + step, h, mask=tile_ok)
-        at += step
+        h = ACTIVATION(pre + tl.load(drive_at, mask=tile_ok, other=0.0)).to(h.dtype)
+        state_at += batch * n
+        tl.store(state_at, h, mask=tile_ok)
+        drive_at += drive_step
 
 
-@triton.jit(do_not_specialize=["steps", "n_cells", "batch"])
-def _backward(grad_ptr, states_ptr, grad_pre_ptr, weight_ptr, steps, n_cells, batch, n,
+@triton.jit(do_not_specialize=["steps", "batch", "grad_step", "grad_cell"])
+def _backward(grad_ptr, states_ptr, grad_pre_ptr, weight_ptr, steps, batch, n, grad_step, grad_cell,
               DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, DOT: tl.constexpr):
-    """grad_pre[t] = (grad[t] + grad_pre[t + 1] W) * f'(states[t + 1]), t = T - 1 .. 0.
+    """grad_pre[:, t] = (grad[t] + grad_pre[:, t + 1] W) * f'(states[:, t + 1]), t = T - 1 .. 0.
 
-    grad (T, M, B, N) time-major; states (M, T + 1, B, N) and grad_pre (M, T, B, N) cell-major; each
-    pointer is that of its tensor's last step (grad[T - 1], states[:, T], grad_pre[:, T - 1]).
+    grad (T, M, B, N) with the given strides of its steps and cells; states (M, T + 1, B, N) and grad_pre
+    (M, T, B, N) cell-major; each pointer is that of its tensor's last step (grad[T - 1], states[:, T],
+    grad_pre[:, T - 1]).
     """
     cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     w = dot_operand(_weight_tile(weight_ptr, cell, n, BLOCK_N), DOT)
-    within = (sequence - cell * batch) * n  # row offset inside one cell's (B, N) slice
-    grad_at = grad_ptr + sequence * n + units
-    state_at = states_ptr + cell * (steps + 1) * batch * n + within + units
-    pre_at = grad_pre_ptr + cell * steps * batch * n + within + units
+    within = (sequence - cell * batch) * n + units
+    grad_at = grad_ptr + cell * grad_cell + within
+    state_at = states_ptr + cell * (steps + 1) * batch * n + within
+    pre_at = grad_pre_ptr + cell * steps * batch * n + within
     carry = tl.zeros((BLOCK_B, BLOCK_N), dtype=grad_pre_ptr.dtype.element_ty)
     for _ in range(steps):
         out = tl.load(state_at, mask=tile_ok, other=0.0)
         delta = ((tl.load(grad_at, mask=tile_ok, other=0.0) + carry) * DERIVATIVE(out)).to(carry.dtype)
         tl.store(pre_at, delta, mask=tile_ok)
         carry = dot(delta, w, DOT).to(carry.dtype)
-        grad_at -= n_cells * batch * n
+        grad_at -= grad_step
         state_at -= batch * n
         pre_at -= batch * n
 
 
 def forward(drive: torch.Tensor, states: torch.Tensor, weight: torch.Tensor, nonlinearity: str) -> None:
-    """Fill ``states[1:]`` (T + 1, M, B, N) from ``states[0]``: h_t = f(W h_{t-1} + drive_t)."""
+    """Fill ``states[:, 1:]`` (cell-major, M, T + 1, B, N) from ``states[:, 0]``: h_t = f(W h_{t-1} + drive_t),
+    drive (T, M, B, N) in any layout whose (B, N) blocks are contiguous."""
     steps, m, b, n = drive.shape
     check_buffers(states=states)
-    _forward[grid_for(m, b)](drive.contiguous(), states, weight.contiguous(), steps, m, b, n,
+    drive, drive_step, drive_cell = blocks(drive)
+    _forward[grid_for(m, b)](drive, states, weight.contiguous(), steps, b, n, drive_step, drive_cell,
                              ACTIVATION=KERNEL_ACTIVATIONS.get(nonlinearity).forward, **settings_for(n, weight))
 
 
@@ -85,7 +91,8 @@ def backward(grad_states: torch.Tensor, states: torch.Tensor, weight: torch.Tens
     steps, m, b, n = grad_states.shape
     check_buffers(states=states)
     grad_pre = grad_states.new_empty((m, steps, b, n))
-    grad_states = grad_states.contiguous()
-    _backward[grid_for(m, b)](grad_states[-1], states[:, -1], grad_pre[:, -1], weight.contiguous(), steps, m, b, n,
-                              DERIVATIVE=KERNEL_ACTIVATIONS.get(nonlinearity).derivative, **settings_for(n, weight))
+    grad_states, grad_step, grad_cell = blocks(grad_states)
+    _backward[grid_for(m, b)](grad_states[-1], states[:, -1], grad_pre[:, -1], weight.contiguous(), steps, b, n,
+                              grad_step, grad_cell, DERIVATIVE=KERNEL_ACTIVATIONS.get(nonlinearity).derivative,
+                              **settings_for(n, weight))
     return grad_pre

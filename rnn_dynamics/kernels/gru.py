@@ -14,11 +14,12 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import check_buffers, grid_for, program_tile, rows_times_block, rows_times_weight, settings_for
+from .launch import blocks, check_buffers, grid_for, program_tile, rows_times_block, rows_times_weight, settings_for
 
 
-@triton.jit(do_not_specialize=["steps", "n_cells", "batch"])
-def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr, steps, n_cells, batch, n,
+@triton.jit(do_not_specialize=["steps", "n_cells", "batch", "drive_step", "drive_cell"])
+def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr, steps, n_cells, batch, n, drive_step,
+             drive_cell,
              PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, DOT: tl.constexpr):
     """r, z = sigmoid(drive + h W^T), n = phi(drive_n + r (h W_n^T + b_hn)), h' = n + z (h - n), t = 0..T-1."""
     cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
@@ -27,7 +28,8 @@ def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr,
     step, gate_step = n_cells * batch * n, n_cells * batch * 3 * n
     rows_at = hidden_ptr + sequence * n  # h_t, as rows for the products
     gate_slot = sequence * 3 * n + units
-    drive_at, gates_at, from_h_at = drive_ptr + gate_slot, gates_ptr + gate_slot, from_h_ptr + gate_slot
+    gates_at, from_h_at = gates_ptr + gate_slot, from_h_ptr + gate_slot
+    drive_at = drive_ptr + cell * drive_cell + (sequence - cell * batch) * 3 * n + units  # drive: any (B, 3N) blocks
     h = tl.load(rows_at + units, mask=tile_ok, other=0.0)
     for _ in range(steps):
         # One gate at a time, each stored as soon as it is made: fewer tiles live at once (fewer spills).
@@ -48,24 +50,26 @@ def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr,
         rows_at += step
         tl.store(rows_at + units, h, mask=tile_ok)
         tl.debug_barrier()  # h_{t+1} complete before any thread reads it for the next products
-        drive_at += gate_step
+        drive_at += drive_step
         gates_at += gate_step
         from_h_at += gate_step
 
 
-@triton.jit(do_not_specialize=["steps", "n_cells", "batch"])
+@triton.jit(do_not_specialize=["steps", "n_cells", "batch", "grad_step", "grad_cell"])
 def _backward(grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_drive_ptr, grad_from_h_ptr, weight_ptr, steps,
-              n_cells, batch, n, DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
-              DOT: tl.constexpr):
+              n_cells, batch, n, grad_step, grad_cell, DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr,
+              BLOCK_N: tl.constexpr, DOT: tl.constexpr):
     """dL/d(drive_t) and dL/d(W h_{t-1} + b) for t = T - 1..0 from dL/dh_t, carrying dL/dh back a step at a time.
 
-    Every pointer arrives at its tensor's last step: grad[T - 1] (T, M, B, N), hidden[T - 1] (h_{T-1}, of
+    Every pointer arrives at its tensor's last step: grad[T - 1] (T, M, B, N, with the given strides of its steps
+    and cells), hidden[T - 1] (h_{T-1}, of
     (T + 1, M, B, N)), and gates, from_h, grad_drive, grad_from_h at [T - 1] (T, M, B, 3N).
     """
     cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * 3 * n * n
     step, gate_step = n_cells * batch * n, n_cells * batch * 3 * n
-    grad_at, hidden_at = grad_ptr + sequence * n + units, hidden_ptr + sequence * n + units
+    grad_at = grad_ptr + cell * grad_cell + (sequence - cell * batch) * n + units
+    hidden_at = hidden_ptr + sequence * n + units
     gate_slot = sequence * 3 * n + units
     gates_at, from_h_at, grad_drive_at = gates_ptr + gate_slot, from_h_ptr + gate_slot, grad_drive_ptr + gate_slot
     pre_rows_at = grad_from_h_ptr + sequence * 3 * n  # dL/d(W h_{t-1} + b), as rows for the products
@@ -90,7 +94,7 @@ def _backward(grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_drive_ptr, grad_
         tl.debug_barrier()  # dL/d(W h_{t-1} + b) complete before any thread reads it for the products
         carry = (d_h * z + rows_times_weight(pre_rows_at, row_ok, weight_at, n, 3, BLOCK_B, BLOCK_N, DOT)
                  ).to(r.dtype)
-        grad_at -= step
+        grad_at -= grad_step
         hidden_at -= step
         gates_at -= gate_step
         from_h_at -= gate_step
@@ -103,9 +107,10 @@ def forward(drive: torch.Tensor, b_hn: torch.Tensor, hidden: torch.Tensor, gates
     """Fill hidden[1:] (T + 1, M, B, N) from hidden[0], and gates and from_h (T, M, B, 3N)."""
     steps, m, b, three_n = drive.shape
     check_buffers(hidden=hidden, gates=gates, from_h=from_h)
-    _forward[grid_for(m, b)](drive.contiguous(), b_hn.contiguous(), hidden, gates, from_h, weight.contiguous(),
-                             steps, m, b, three_n // 3, PHI=KERNEL_ACTIVATIONS.get(nonlinearity).forward,
-                             **settings_for(three_n // 3, weight))
+    drive, drive_step, drive_cell = blocks(drive)
+    _forward[grid_for(m, b)](drive, b_hn.contiguous(), hidden, gates, from_h, weight.contiguous(),
+                             steps, m, b, three_n // 3, drive_step, drive_cell,
+                             PHI=KERNEL_ACTIVATIONS.get(nonlinearity).forward, **settings_for(three_n // 3, weight))
 
 
 def backward(grad_hidden: torch.Tensor, hidden: torch.Tensor, gates: torch.Tensor, from_h: torch.Tensor,
@@ -114,8 +119,8 @@ def backward(grad_hidden: torch.Tensor, hidden: torch.Tensor, gates: torch.Tenso
     steps, m, b, n = grad_hidden.shape
     check_buffers(hidden=hidden, gates=gates, from_h=from_h)
     grad_drive, grad_from_h = torch.empty_like(gates), torch.empty_like(gates)
-    grad_hidden = grad_hidden.contiguous()
+    grad_hidden, grad_step, grad_cell = blocks(grad_hidden)
     _backward[grid_for(m, b)](grad_hidden[-1], hidden[-2], gates[-1], from_h[-1], grad_drive[-1], grad_from_h[-1],
-                              weight.contiguous(), steps, m, b, n,
+                              weight.contiguous(), steps, m, b, n, grad_step, grad_cell,
                               DERIVATIVE=KERNEL_ACTIVATIONS.get(nonlinearity).derivative, **settings_for(n, weight))
     return grad_drive, grad_from_h

@@ -74,6 +74,14 @@ def check_buffers(**buffers) -> None:
             raise ValueError(f"scan kernel buffer {name!r} must be contiguous, got strides {tensor.stride()}")
 
 
+def blocks(tensor: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    """A (T, M, B, X) tensor the kernels read, with its step and cell strides: any layout whose (B, X) blocks
+    are contiguous is read as it is (time-major, or the cell-major drive of ``layer_drive``); others are copied."""
+    if tensor.stride(-1) != 1 or tensor.stride(-2) != tensor.shape[-1]:
+        tensor = tensor.contiguous()
+    return tensor, tensor.stride(0), tensor.stride(1)
+
+
 def grid_for(n_cells: int, batch: int) -> tuple[int, int]:
     return n_cells, triton.cdiv(batch, BLOCK_B)
 

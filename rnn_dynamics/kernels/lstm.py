@@ -14,11 +14,11 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import check_buffers, grid_for, program_tile, rows_times_block, rows_times_weight, settings_for
+from .launch import blocks, check_buffers, grid_for, program_tile, rows_times_block, rows_times_weight, settings_for
 
 
-@triton.jit(do_not_specialize=["steps", "n_cells", "batch"])
-def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, steps, n_cells, batch, n,
+@triton.jit(do_not_specialize=["steps", "n_cells", "batch", "drive_step", "drive_cell"])
+def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, steps, n_cells, batch, n, drive_step, drive_cell,
              PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, DOT: tl.constexpr):
     """i, f, o = sigmoid(a), g = phi(a), a = h W^T + drive; c' = f c + i g; h' = o phi(c'), for t = 0..T-1."""
     cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
@@ -26,7 +26,8 @@ def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, steps, n_ce
     step, gate_step = n_cells * batch * n, n_cells * batch * 4 * n
     rows_at = hidden_ptr + sequence * n  # h_t, as rows for the products
     cell_at = cell_ptr + sequence * n + units
-    drive_at, gates_at = drive_ptr + sequence * 4 * n + units, gates_ptr + sequence * 4 * n + units
+    drive_at = drive_ptr + cell * drive_cell + (sequence - cell * batch) * 4 * n + units  # drive: any (B, 4N) blocks
+    gates_at = gates_ptr + sequence * 4 * n + units
     c = tl.load(cell_at, mask=tile_ok, other=0.0)
     for _ in range(steps):
         # One gate at a time, each stored as soon as it is made: fewer tiles live at once (fewer spills).
@@ -49,23 +50,24 @@ def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, steps, n_ce
         tl.store(rows_at + units, (o * PHI(c)).to(c.dtype), mask=tile_ok)
         tl.store(cell_at, c, mask=tile_ok)
         tl.debug_barrier()  # h_{t+1} complete before any thread reads it for the next products
-        drive_at += gate_step
+        drive_at += drive_step
         gates_at += gate_step
 
 
-@triton.jit(do_not_specialize=["steps", "n_cells", "batch"])
-def _backward(grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weight_ptr, steps, n_cells, batch, n,
+@triton.jit(do_not_specialize=["steps", "n_cells", "batch", "grad_step", "grad_cell"])
+def _backward(grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weight_ptr, steps, n_cells, batch, n, grad_step, grad_cell,
               PHI: tl.constexpr, DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
               DOT: tl.constexpr):
     """dL/da_t for t = T - 1..0 from dL/dh_t, carrying dL/dh and dL/dc back a step at a time.
 
-    Every pointer arrives at its tensor's last step: grad[T - 1] (T, M, B, N), cell[T] (T + 1, M, B, N),
-    gates[T - 1] and grad_pre[T - 1] (T, M, B, 4N).
+    Every pointer arrives at its tensor's last step: grad[T - 1] (T, M, B, N, with the given strides of its steps
+    and cells), cell[T] (T + 1, M, B, N), gates[T - 1] and grad_pre[T - 1] (T, M, B, 4N).
     """
     cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * 4 * n * n
     step, gate_step = n_cells * batch * n, n_cells * batch * 4 * n
-    grad_at, cell_at = grad_ptr + sequence * n + units, cell_ptr + sequence * n + units
+    grad_at = grad_ptr + cell * grad_cell + (sequence - cell * batch) * n + units
+    cell_at = cell_ptr + sequence * n + units
     gates_at = gates_ptr + sequence * 4 * n + units
     pre_rows_at = grad_pre_ptr + sequence * 4 * n  # dL/da_t, as rows for the products
     carry_h = tl.zeros((BLOCK_B, BLOCK_N), dtype=grad_pre_ptr.dtype.element_ty)
@@ -88,7 +90,7 @@ def _backward(grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weight_ptr, steps, n_
         tl.debug_barrier()  # dL/da_t complete before any thread reads it for the products
         carry_c = d_c * f
         carry_h = rows_times_weight(pre_rows_at, row_ok, weight_at, n, 4, BLOCK_B, BLOCK_N, DOT)
-        grad_at -= step
+        grad_at -= grad_step
         cell_at -= step
         gates_at -= gate_step
         pre_rows_at -= gate_step
@@ -99,8 +101,10 @@ def forward(drive: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor, gates
     """Fill hidden[1:], cell[1:] (T + 1, M, B, N) from their step 0 and gates (T, M, B, 4N)."""
     steps, m, b, four_n = drive.shape
     check_buffers(hidden=hidden, cell=cell, gates=gates)
-    _forward[grid_for(m, b)](drive.contiguous(), hidden, cell, gates, weight.contiguous(), steps, m, b, four_n // 4,
-                             PHI=KERNEL_ACTIVATIONS.get(nonlinearity).forward, **settings_for(four_n // 4, weight))
+    drive, drive_step, drive_cell = blocks(drive)
+    _forward[grid_for(m, b)](drive, hidden, cell, gates, weight.contiguous(), steps, m, b, four_n // 4, drive_step,
+                             drive_cell, PHI=KERNEL_ACTIVATIONS.get(nonlinearity).forward,
+                             **settings_for(four_n // 4, weight))
 
 
 def backward(grad_hidden: torch.Tensor, cell: torch.Tensor, gates: torch.Tensor, weight: torch.Tensor,
@@ -109,8 +113,9 @@ def backward(grad_hidden: torch.Tensor, cell: torch.Tensor, gates: torch.Tensor,
     steps, m, b, n = grad_hidden.shape
     check_buffers(cell=cell, gates=gates)
     grad_pre = torch.empty_like(gates)
-    grad_hidden = grad_hidden.contiguous()
+    grad_hidden, grad_step, grad_cell = blocks(grad_hidden)
     activation = KERNEL_ACTIVATIONS.get(nonlinearity)
     _backward[grid_for(m, b)](grad_hidden[-1], cell[-1], gates[-1], grad_pre[-1], weight.contiguous(), steps, m, b,
-                              n, PHI=activation.forward, DERIVATIVE=activation.derivative, **settings_for(n, weight))
+                              n, grad_step, grad_cell, PHI=activation.forward, DERIVATIVE=activation.derivative,
+                              **settings_for(n, weight))
     return grad_pre

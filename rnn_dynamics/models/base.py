@@ -189,15 +189,21 @@ class RecurrentStack(nn.Module):
     def layer_drive(self, layer: int, inputs: torch.Tensor) -> torch.Tensor:
         """W_ih x_t + b for every t: (T, M, B, G * N). ``inputs`` is (T, B, I) for layer 0, (T, M, B, N) above,
         or (T, B) integer tokens for layer 0: a column lookup in W_ih (the same as a one-hot input,
-        without an I-wide matmul per step)."""
-        w = self.w_ih[layer]
+        without an I-wide matmul per step).
+
+        The result is a view of cell-major memory (M, T, B, G * N), made in one pass (bias and product
+        in one ``baddbmm``): each cell's steps are contiguous, as the scan kernels and the hand-written
+        backwards walk them, and the gradient reaches W_ih and b without a transposing copy.
+        """
+        w, bias = self.w_ih[layer], self.bias[layer]
+        m, steps, batch = w.shape[0], inputs.shape[0], inputs.shape[-1 if inputs.dim() == 2 else -2]
         if not inputs.is_floating_point():
-            drive = w.transpose(1, 2)[:, inputs].permute(1, 0, 2, 3)
-        elif inputs.dim() == 3:
-            drive = torch.einsum("tbi,mni->tmbn", inputs, w)
+            return (w.transpose(1, 2)[:, inputs] + bias.unsqueeze(1)).transpose(0, 1)
+        if inputs.dim() == 3:  # shared by every cell
+            flat = inputs.reshape(1, steps * batch, -1).expand(m, -1, -1)
         else:
-            drive = torch.einsum("tmbi,mni->tmbn", inputs, w)
-        return drive + self.bias[layer]
+            flat = inputs.transpose(0, 1).reshape(m, steps * batch, -1)
+        return torch.baddbmm(bias, flat, w.transpose(1, 2)).view(m, steps, batch, -1).transpose(0, 1)
 
     def recurrent_params(self, layer: int) -> tuple[torch.Tensor, ...]:
         """The tensors :meth:`step` needs besides the state and drive, batched over cells."""
