@@ -62,8 +62,9 @@ def _backward(grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_drive_ptr, grad_
     """dL/d(drive_t) and dL/d(W h_{t-1} + b) for t = T - 1..0 from dL/dh_t, carrying dL/dh back a step at a time.
 
     Every pointer arrives at its tensor's last step: grad[T - 1] (T, M, B, N, with the given strides of its steps
-    and cells), hidden[T - 1] (h_{T-1}, of
-    (T + 1, M, B, N)), and gates, from_h, grad_drive, grad_from_h at [T - 1] (T, M, B, 3N).
+    and cells), hidden[T - 1] (h_{T-1}, of (T + 1, M, B, N)), gates and from_h at [T - 1] (T, M, B, 3N), and
+    grad_drive and grad_from_h at [:, T - 1] (cell-major, M, T, B, 3N: dL/dW_hh and the drive's gradient read
+    them without a transposing copy).
     """
     cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * 3 * n * n
@@ -71,8 +72,10 @@ def _backward(grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_drive_ptr, grad_
     grad_at = grad_ptr + cell * grad_cell + (sequence - cell * batch) * n + units
     hidden_at = hidden_ptr + sequence * n + units
     gate_slot = sequence * 3 * n + units
-    gates_at, from_h_at, grad_drive_at = gates_ptr + gate_slot, from_h_ptr + gate_slot, grad_drive_ptr + gate_slot
-    pre_rows_at = grad_from_h_ptr + sequence * 3 * n  # dL/d(W h_{t-1} + b), as rows for the products
+    gates_at, from_h_at = gates_ptr + gate_slot, from_h_ptr + gate_slot
+    by_cell = (cell * steps * batch + sequence - cell * batch) * 3 * n  # the cell-major gradients' rows
+    grad_drive_at = grad_drive_ptr + by_cell + units
+    pre_rows_at = grad_from_h_ptr + by_cell  # dL/d(W h_{t-1} + b), as rows for the products
     carry = tl.zeros((BLOCK_B, BLOCK_N), dtype=grad_drive_ptr.dtype.element_ty)
     for _ in range(steps):
         r = tl.load(gates_at, mask=tile_ok, other=0.0)
@@ -98,8 +101,8 @@ def _backward(grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_drive_ptr, grad_
         hidden_at -= step
         gates_at -= gate_step
         from_h_at -= gate_step
-        grad_drive_at -= gate_step
-        pre_rows_at -= gate_step
+        grad_drive_at -= batch * 3 * n
+        pre_rows_at -= batch * 3 * n
 
 
 def forward(drive: torch.Tensor, b_hn: torch.Tensor, hidden: torch.Tensor, gates: torch.Tensor,
@@ -115,12 +118,12 @@ def forward(drive: torch.Tensor, b_hn: torch.Tensor, hidden: torch.Tensor, gates
 
 def backward(grad_hidden: torch.Tensor, hidden: torch.Tensor, gates: torch.Tensor, from_h: torch.Tensor,
              weight: torch.Tensor, nonlinearity: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """dL/d(drive_t) and dL/d(W h_{t-1} + b) (both (T, M, B, 3N)) from dL/dh_t (T, M, B, N)."""
+    """dL/d(drive_t) and dL/d(W h_{t-1} + b), both (T, M, B, 3N) views of cell-major memory, from dL/dh_t."""
     steps, m, b, n = grad_hidden.shape
     check_buffers(hidden=hidden, gates=gates, from_h=from_h)
-    grad_drive, grad_from_h = torch.empty_like(gates), torch.empty_like(gates)
+    grad_drive, grad_from_h = (gates.new_empty((m, steps, b, 3 * n)) for _ in range(2))  # cell-major
     grad_hidden, grad_step, grad_cell = blocks(grad_hidden)
-    _backward[grid_for(m, b)](grad_hidden[-1], hidden[-2], gates[-1], from_h[-1], grad_drive[-1], grad_from_h[-1],
+    _backward[grid_for(m, b)](grad_hidden[-1], hidden[-2], gates[-1], from_h[-1], grad_drive[:, -1], grad_from_h[:, -1],
                               weight.contiguous(), steps, m, b, n, grad_step, grad_cell,
                               DERIVATIVE=KERNEL_ACTIVATIONS.get(nonlinearity).derivative, **settings_for(n, weight))
-    return grad_drive, grad_from_h
+    return grad_drive.transpose(0, 1), grad_from_h.transpose(0, 1)

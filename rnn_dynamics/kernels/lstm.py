@@ -61,7 +61,8 @@ def _backward(grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weight_ptr, steps, n_
     """dL/da_t for t = T - 1..0 from dL/dh_t, carrying dL/dh and dL/dc back a step at a time.
 
     Every pointer arrives at its tensor's last step: grad[T - 1] (T, M, B, N, with the given strides of its steps
-    and cells), cell[T] (T + 1, M, B, N), gates[T - 1] and grad_pre[T - 1] (T, M, B, 4N).
+    and cells), cell[T] (T + 1, M, B, N), gates[T - 1] (T, M, B, 4N) and grad_pre[:, T - 1] (cell-major,
+    M, T, B, 4N: dL/dW_hh and the drive's gradient read it without a transposing copy).
     """
     cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * 4 * n * n
@@ -69,7 +70,7 @@ def _backward(grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weight_ptr, steps, n_
     grad_at = grad_ptr + cell * grad_cell + (sequence - cell * batch) * n + units
     cell_at = cell_ptr + sequence * n + units
     gates_at = gates_ptr + sequence * 4 * n + units
-    pre_rows_at = grad_pre_ptr + sequence * 4 * n  # dL/da_t, as rows for the products
+    pre_rows_at = grad_pre_ptr + (cell * steps * batch + sequence - cell * batch) * 4 * n  # dL/da_t, as rows
     carry_h = tl.zeros((BLOCK_B, BLOCK_N), dtype=grad_pre_ptr.dtype.element_ty)
     carry_c = tl.zeros((BLOCK_B, BLOCK_N), dtype=grad_pre_ptr.dtype.element_ty)
     for _ in range(steps):
@@ -93,7 +94,7 @@ def _backward(grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weight_ptr, steps, n_
         grad_at -= grad_step
         cell_at -= step
         gates_at -= gate_step
-        pre_rows_at -= gate_step
+        pre_rows_at -= batch * 4 * n
 
 
 def forward(drive: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor, gates: torch.Tensor,
@@ -109,13 +110,14 @@ def forward(drive: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor, gates
 
 def backward(grad_hidden: torch.Tensor, cell: torch.Tensor, gates: torch.Tensor, weight: torch.Tensor,
              nonlinearity: str) -> torch.Tensor:
-    """dL/da_t (T, M, B, 4N) from dL/dh_t (T, M, B, N) and the forward's cell states and gate activations."""
+    """dL/da_t (T, M, B, 4N), a view of cell-major memory, from dL/dh_t (T, M, B, N) and the forward's cell states
+    and gate activations."""
     steps, m, b, n = grad_hidden.shape
     check_buffers(cell=cell, gates=gates)
-    grad_pre = torch.empty_like(gates)
+    grad_pre = gates.new_empty((m, steps, b, 4 * n))
     grad_hidden, grad_step, grad_cell = blocks(grad_hidden)
     activation = KERNEL_ACTIVATIONS.get(nonlinearity)
-    _backward[grid_for(m, b)](grad_hidden[-1], cell[-1], gates[-1], grad_pre[-1], weight.contiguous(), steps, m, b,
+    _backward[grid_for(m, b)](grad_hidden[-1], cell[-1], gates[-1], grad_pre[:, -1], weight.contiguous(), steps, m, b,
                               n, grad_step, grad_cell, PHI=activation.forward, DERIVATIVE=activation.derivative,
                               **settings_for(n, weight))
-    return grad_pre
+    return grad_pre.transpose(0, 1)

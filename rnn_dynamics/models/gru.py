@@ -74,11 +74,11 @@ class GRURecurrence(torch.autograd.Function):
 
 
 def _loop_backward(grad_hidden, hidden, gates, from_h, weight, phi: Nonlinearity):
-    """dL/d(drive_t) and dL/d(W h_{t-1} + b), (T, M, B, 3N) each, walked back step by step (no scan kernel)."""
+    """dL/d(drive_t) and dL/d(W h_{t-1} + b), (T, M, B, 3N) each, walked back step by step (no scan kernel) and
+    written cell-major like the kernel's, so that dL/dW_hh and the drive's gradient read them without copies."""
     steps, m, b, n = grad_hidden.shape
     update = gates[..., n:2 * n]
-    grad_drive = torch.empty_like(gates)
-    grad_from_h = torch.empty_like(gates)
+    grad_drive, grad_from_h = (gates.new_empty((m, steps, b, 3 * n)) for _ in range(2))
     carry = torch.zeros_like(grad_hidden[0])
     for stop in range(steps, 0, -BACKWARD_CHUNK):
         start = max(0, stop - BACKWARD_CHUNK)
@@ -87,10 +87,10 @@ def _loop_backward(grad_hidden, hidden, gates, from_h, weight, phi: Nonlinearity
         for t in range(stop - 1, start - 1, -1):
             k = t - start
             d_h = (grad_hidden[t] + carry).unsqueeze(-2)
-            torch.mul(drive_coeff[k], d_h, out=grad_drive[t].view(m, b, 3, n))
-            torch.mul(from_h_coeff[k], d_h, out=grad_from_h[t].view(m, b, 3, n))
-            carry = torch.baddbmm(d_h.squeeze(-2) * update[t], grad_from_h[t], weight)
-    return grad_drive, grad_from_h
+            torch.mul(drive_coeff[k], d_h, out=grad_drive[:, t].view(m, b, 3, n))
+            torch.mul(from_h_coeff[k], d_h, out=grad_from_h[:, t].view(m, b, 3, n))
+            carry = torch.baddbmm(d_h.squeeze(-2) * update[t], grad_from_h[:, t], weight)
+    return grad_drive.transpose(0, 1), grad_from_h.transpose(0, 1)
 
 
 def _backward_coefficients(gates, from_h, hidden_prev, phi: Nonlinearity):

@@ -73,10 +73,11 @@ class LSTMRecurrence(torch.autograd.Function):
 
 
 def _loop_backward(grad_hidden, cell, gates, weight, phi: Nonlinearity) -> torch.Tensor:
-    """dL/da_t (T, M, B, 4N) walked back step by step (the path where no scan kernel runs)."""
+    """dL/da_t (T, M, B, 4N) walked back step by step (the path where no scan kernel runs), written cell-major
+    like the kernel's, so that dL/dW_hh and the drive's gradient read it without a transposing copy."""
     steps, m, b, n = grad_hidden.shape
     forget = gates[..., n:2 * n]
-    grad_pre = torch.empty_like(gates)
+    grad_pre = gates.new_empty((m, steps, b, 4 * n))
     carry_h = torch.zeros_like(grad_hidden[0])
     carry_c = torch.zeros_like(grad_hidden[0])
     for stop in range(steps, 0, -BACKWARD_CHUNK):
@@ -86,12 +87,12 @@ def _loop_backward(grad_hidden, cell, gates, weight, phi: Nonlinearity) -> torch
             k = t - start
             d_h = grad_hidden[t] + carry_h
             d_c = torch.addcmul(carry_c, d_h, carry_coeff[k])  # dL/dc_t
-            slot = grad_pre[t].view(m, b, 4, n)
+            slot = grad_pre[:, t].view(m, b, 4, n)
             torch.mul(coeff[k], d_c.unsqueeze(-2), out=slot)
             torch.mul(coeff[k, :, :, 2], d_h, out=slot[:, :, 2])  # the output gate is driven by dL/dh_t
             torch.mul(d_c, forget[t], out=carry_c)
-            carry_h = torch.bmm(grad_pre[t], weight)
-    return grad_pre
+            carry_h = torch.bmm(grad_pre[:, t], weight)
+    return grad_pre.transpose(0, 1)
 
 
 def _backward_coefficients(gates: torch.Tensor, cell: torch.Tensor, phi: Nonlinearity):
