@@ -51,6 +51,17 @@ def perturbed(model, scale=0.1, seed=0):
     return model
 
 
+def gradients_through_both_outputs(stack, steps_out, final_out, gen, uses):
+    """Gradients of every parameter from a loss on h_1..h_T, on the final full state s_T, or on both
+    (``uses``); an output left out of the loss gets no gradient at all (None, not zeros)."""
+    terms = []
+    if "steps" in uses:
+        terms.append((steps_out * torch.randn(steps_out.shape, generator=gen, dtype=torch.float64).to(steps_out)).sum())
+    if "final" in uses:
+        terms.append((final_out * torch.randn(final_out.shape, generator=gen, dtype=torch.float64).to(final_out)).sum())
+    return torch.autograd.grad(sum(terms), list(stack.parameters()), retain_graph=True, allow_unused=True)
+
+
 @pytest.fixture
 def gen():
     g = torch.Generator()

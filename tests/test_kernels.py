@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_stack, perturbed
+from conftest import gradients_through_both_outputs, make_stack, perturbed
 from rnn_dynamics.config import TrainConfig
 from rnn_dynamics.kernels import kernel_cells, kernel_mode, scan_kernel, scan_kernels
 from rnn_dynamics.models import get_cell
@@ -63,6 +63,33 @@ def test_kernel_equals_the_loop(cell, nonlinearity, dtype, batch, hidden, gen):
     fused, loop = (outputs_and_gradients(stack, x, initial, mode) for mode in ("on", "off"))
     for name, a, b in zip(["outputs", "final", *(n for n, _ in stack.named_parameters())], fused, loop):
         assert_close_to_scale(a, b, TOLERANCE[dtype], name)
+
+
+@pytest.mark.parametrize("cell", KERNEL_CELLS)
+def test_the_kernels_take_gradients_from_every_step_and_from_the_final_state(cell, gen):
+    """The backward kernels start their walk from dL/ds_T and read no per-step gradient where no step's output
+    was used (the top layer under a ``last`` readout): against the loop for a loss on h_1..h_T, on s_T, or on
+    both, and for a 2-layer stack with a ``last`` readout, in float64."""
+    stack = perturbed(make_stack(INITS, "tanh", hidden=20, layers=2, readout="last", cell=cell, input_std=0.3),
+                      scale=0.05).to(DEVICE)
+    x = torch.randn(11, 5, 2, generator=gen, dtype=torch.float64).to(DEVICE)
+    initial = 0.5 * torch.randn(2, len(INITS), 5, type(stack).state_size(20), generator=gen,
+                                dtype=torch.float64).to(DEVICE)
+    for uses in (("steps",), ("final",), ("steps", "final")):
+        runs = []
+        for mode in ("on", "off"):
+            with scan_kernels(mode):
+                steps_out, final_out = stack.fused.apply(stack.layer_drive(0, x), initial[0],
+                                                         *stack.recurrent_params(0), stack.activation)
+                runs.append(gradients_through_both_outputs(stack, steps_out, final_out,
+                                                           torch.Generator().manual_seed(2), uses))
+        for (name, _), a, b in zip(stack.named_parameters(), *runs):
+            assert (a is None) == (b is None), name
+            if a is not None:
+                assert_close_to_scale(a, b, TOLERANCE[torch.float64], f"{uses}: {name}")
+    fused, loop = (outputs_and_gradients(stack, x, initial, mode) for mode in ("on", "off"))
+    for name, a, b in zip(["outputs", "final", *(n for n, _ in stack.named_parameters())], fused, loop):
+        assert_close_to_scale(a, b, TOLERANCE[torch.float64], f"last readout: {name}")
 
 
 @pytest.mark.parametrize("cell", KERNEL_CELLS)

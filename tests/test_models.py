@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_stack, perturbed
+from conftest import gradients_through_both_outputs, make_stack, perturbed
 from rnn_dynamics.config import TrainConfig
 from rnn_dynamics.models import CELLS, RecurrentStack, get_cell, list_cells
 from rnn_dynamics.tasks import make_task
@@ -39,6 +39,31 @@ def test_fast_path_equals_traced_loop_values_and_gradients(cell, nonlinearity, r
     assert torch.allclose(fast_loss, loop_loss, rtol=1e-12)
     for a, b in zip(fast, loop):
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-9 * max(1.0, b.abs().max().item()))
+
+
+FUSED_CELLS = [cell for cell, cls in CELLS.items() if cls.fused is not None]
+
+
+@pytest.mark.parametrize("cell", FUSED_CELLS)
+@pytest.mark.parametrize("uses", [("steps",), ("final",), ("steps", "final")])
+def test_the_fused_recurrence_takes_gradients_from_every_step_and_from_the_final_state(cell, uses, x):
+    """Both outputs of a cell's fused Function carry gradient, alone or together: h_1..h_T, and the final full
+    state s_T that a ``last`` readout reads h_T from (the LSTM's holds c_T too); against autograd through the
+    traced loop, from a carried initial state."""
+    stack = perturbed(make_stack(INITS, "tanh", hidden=5, cell=cell))
+    size = type(stack).state_size(5)
+    initial = 0.5 * torch.randn(1, len(INITS), x.shape[1], size, generator=torch.Generator().manual_seed(1),
+                                dtype=torch.float64)
+    steps_out, final_out = stack.fused.apply(stack.layer_drive(0, x), initial[0], *stack.recurrent_params(0),
+                                             stack.activation)
+    trace = stack.trace(x, initial)
+    fused = gradients_through_both_outputs(stack, steps_out, final_out, torch.Generator().manual_seed(2), uses)
+    loop = gradients_through_both_outputs(stack, trace.hidden(0)[1:], trace.states[0][-1],
+                                          torch.Generator().manual_seed(2), uses)
+    for (name, _), a, b in zip(stack.named_parameters(), fused, loop):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=name)
 
 
 @pytest.mark.parametrize("cell", list_cells())

@@ -41,14 +41,15 @@ def compile_kernel(kernel, arch: int, dtype: str, hidden: int, nonlinearity: str
     ``*_ptr`` pointers, UPPER-CASE compile-time constants, the rest 32-bit integers)."""
     settings = geometry(hidden, getattr(torch, dtype), divmod(arch, 10))
     activation = KERNEL_ACTIVATIONS.get(nonlinearity)
-    functions = {"ACTIVATION": activation.forward, "PHI": activation.forward, "DERIVATIVE": activation.derivative}
+    per_call = {"ACTIVATION": activation.forward, "PHI": activation.forward, "DERIVATIVE": activation.derivative,
+                "HAS_GRAD": True}  # the backward as below the top layer: reading every step's gradient
     signature, constants = {}, {}
     for name in kernel.arg_names:
         if name.endswith("_ptr"):
             signature[name] = "*" + TRITON_TYPES[dtype]
         elif name.isupper():
             signature[name] = "constexpr"
-            constants[name] = functions[name] if name in functions else settings[name]
+            constants[name] = per_call[name] if name in per_call else settings[name]
         else:
             signature[name] = "i32"
     options = {"num_warps": settings["num_warps"], "num_stages": settings["num_stages"]}

@@ -18,7 +18,7 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS
-from .launch import blocks, check_buffers, dot, dot_operand, grid_for, program_tile, settings_for
+from .launch import blocks, check_buffers, dot, dot_operand, grid_for, incoming_gradients, program_tile, settings_for
 
 
 @triton.jit
@@ -51,9 +51,11 @@ def _forward(drive_ptr, states_ptr, weight_ptr, steps, batch, n, drive_step, dri
 
 
 @triton.jit(do_not_specialize=["steps", "batch", "grad_step", "grad_cell"])
-def _backward(grad_ptr, states_ptr, grad_pre_ptr, weight_ptr, steps, batch, n, grad_step, grad_cell,
-              DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, DOT: tl.constexpr):
-    """grad_pre[:, t] = (grad[t] + grad_pre[:, t + 1] W) * f'(states[:, t + 1]), t = T - 1 .. 0.
+def _backward(grad_ptr, final_grad_ptr, states_ptr, grad_pre_ptr, weight_ptr, steps, batch, n, grad_step, grad_cell,
+              HAS_GRAD: tl.constexpr, DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
+              DOT: tl.constexpr):
+    """grad_pre[:, t] = (grad[t] + grad_pre[:, t + 1] W) * f'(states[:, t + 1]), t = T - 1 .. 0, from the carry
+    dL/dh_T (final_grad, (M, B, N)); without HAS_GRAD no step's output was used and grad is not read.
 
     grad (T, M, B, N) with the given strides of its steps and cells; states (M, T + 1, B, N) and grad_pre
     (M, T, B, N) cell-major; each pointer is that of its tensor's last step (grad[T - 1], states[:, T],
@@ -65,10 +67,12 @@ def _backward(grad_ptr, states_ptr, grad_pre_ptr, weight_ptr, steps, batch, n, g
     grad_at = grad_ptr + cell * grad_cell + within
     state_at = states_ptr + cell * (steps + 1) * batch * n + within
     pre_at = grad_pre_ptr + cell * steps * batch * n + within
-    carry = tl.zeros((BLOCK_B, BLOCK_N), dtype=grad_pre_ptr.dtype.element_ty)
+    carry = tl.load(final_grad_ptr + sequence * n + units, mask=tile_ok, other=0.0)
     for _ in range(steps):
         out = tl.load(state_at, mask=tile_ok, other=0.0)
-        delta = ((tl.load(grad_at, mask=tile_ok, other=0.0) + carry) * DERIVATIVE(out)).to(carry.dtype)
+        if HAS_GRAD:
+            carry += tl.load(grad_at, mask=tile_ok, other=0.0)
+        delta = (carry * DERIVATIVE(out)).to(carry.dtype)
         tl.store(pre_at, delta, mask=tile_ok)
         carry = dot(delta, w, DOT).to(carry.dtype)
         grad_at -= grad_step
@@ -86,13 +90,15 @@ def forward(drive: torch.Tensor, states: torch.Tensor, weight: torch.Tensor, non
                              ACTIVATION=KERNEL_ACTIVATIONS.get(nonlinearity).forward, **settings_for(n, weight))
 
 
-def backward(grad_states: torch.Tensor, states: torch.Tensor, weight: torch.Tensor, nonlinearity: str) -> torch.Tensor:
-    """dL/da_t for every t, cell-major (M, T, B, N), from dL/dh_t (T, M, B, N) and the cell-major states."""
-    steps, m, b, n = grad_states.shape
+def backward(grad_states: torch.Tensor | None, grad_final: torch.Tensor | None, states: torch.Tensor,
+             weight: torch.Tensor, nonlinearity: str) -> torch.Tensor:
+    """dL/da_t for every t, cell-major (M, T, B, N), from dL/dh_t (T, M, B, N; None: no step's output used),
+    dL/dh_T of the final state (None: unused) and the cell-major states (M, T + 1, B, N)."""
+    m, steps, b, n = states.shape[0], states.shape[1] - 1, states.shape[2], states.shape[3]
     check_buffers(states=states)
-    grad_pre = grad_states.new_empty((m, steps, b, n))
-    grad_states, grad_step, grad_cell = blocks(grad_states)
-    _backward[grid_for(m, b)](grad_states[-1], states[:, -1], grad_pre[:, -1], weight.contiguous(), steps, b, n,
-                              grad_step, grad_cell, DERIVATIVE=KERNEL_ACTIVATIONS.get(nonlinearity).derivative,
+    grad_pre = states.new_empty((m, steps, b, n))
+    _backward[grid_for(m, b)](**incoming_gradients(grad_states, grad_final, (m, b, n), states),
+                              states_ptr=states[:, -1], grad_pre_ptr=grad_pre[:, -1], weight_ptr=weight.contiguous(),
+                              steps=steps, batch=b, n=n, DERIVATIVE=KERNEL_ACTIVATIONS.get(nonlinearity).derivative,
                               **settings_for(n, weight))
     return grad_pre

@@ -14,7 +14,8 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import blocks, check_buffers, grid_for, program_tile, rows_times_block, rows_times_weight, settings_for
+from .launch import (blocks, check_buffers, grid_for, incoming_gradients, program_tile,
+                     rows_times_block, rows_times_weight, settings_for)
 
 
 @triton.jit(do_not_specialize=["steps", "n_cells", "batch", "drive_step", "drive_cell"])
@@ -56,10 +57,11 @@ def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr,
 
 
 @triton.jit(do_not_specialize=["steps", "n_cells", "batch", "grad_step", "grad_cell"])
-def _backward(grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_drive_ptr, grad_from_h_ptr, weight_ptr, steps,
-              n_cells, batch, n, grad_step, grad_cell, DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr,
-              BLOCK_N: tl.constexpr, DOT: tl.constexpr):
-    """dL/d(drive_t) and dL/d(W h_{t-1} + b) for t = T - 1..0 from dL/dh_t, carrying dL/dh back a step at a time.
+def _backward(grad_ptr, final_grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_drive_ptr, grad_from_h_ptr,
+              weight_ptr, steps, n_cells, batch, n, grad_step, grad_cell, HAS_GRAD: tl.constexpr,
+              DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, DOT: tl.constexpr):
+    """dL/d(drive_t) and dL/d(W h_{t-1} + b) for t = T - 1..0 from dL/dh_t, carrying dL/dh back a step at a time
+    from dL/dh_T (final_grad, (M, B, N)); without HAS_GRAD no step's output was used and grad is not read.
 
     Every pointer arrives at its tensor's last step: grad[T - 1] (T, M, B, N, with the given strides of its steps
     and cells), hidden[T - 1] (h_{T-1}, of (T + 1, M, B, N)), gates and from_h at [T - 1] (T, M, B, 3N), and
@@ -76,14 +78,16 @@ def _backward(grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_drive_ptr, grad_
     by_cell = (cell * steps * batch + sequence - cell * batch) * 3 * n  # the cell-major gradients' rows
     grad_drive_at = grad_drive_ptr + by_cell + units
     pre_rows_at = grad_from_h_ptr + by_cell  # dL/d(W h_{t-1} + b), as rows for the products
-    carry = tl.zeros((BLOCK_B, BLOCK_N), dtype=grad_drive_ptr.dtype.element_ty)
+    carry = tl.load(final_grad_ptr + sequence * n + units, mask=tile_ok, other=0.0)
     for _ in range(steps):
         r = tl.load(gates_at, mask=tile_ok, other=0.0)
         z = tl.load(gates_at + n, mask=tile_ok, other=0.0)
         candidate = tl.load(gates_at + 2 * n, mask=tile_ok, other=0.0)
         h_n = tl.load(from_h_at + 2 * n, mask=tile_ok, other=0.0)
         before = tl.load(hidden_at, mask=tile_ok, other=0.0)
-        d_h = tl.load(grad_at, mask=tile_ok, other=0.0) + carry
+        d_h = carry
+        if HAS_GRAD:
+            d_h += tl.load(grad_at, mask=tile_ok, other=0.0)
         c_n = (d_h * (1.0 - z) * DERIVATIVE(candidate)).to(r.dtype)
         c_r = (c_n * h_n * r * (1.0 - r)).to(r.dtype)
         c_z = (d_h * (before - candidate) * z * (1.0 - z)).to(r.dtype)
@@ -116,14 +120,18 @@ def forward(drive: torch.Tensor, b_hn: torch.Tensor, hidden: torch.Tensor, gates
                              PHI=KERNEL_ACTIVATIONS.get(nonlinearity).forward, **settings_for(three_n // 3, weight))
 
 
-def backward(grad_hidden: torch.Tensor, hidden: torch.Tensor, gates: torch.Tensor, from_h: torch.Tensor,
-             weight: torch.Tensor, nonlinearity: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """dL/d(drive_t) and dL/d(W h_{t-1} + b), both (T, M, B, 3N) views of cell-major memory, from dL/dh_t."""
-    steps, m, b, n = grad_hidden.shape
+def backward(grad_hidden: torch.Tensor | None, grad_final: torch.Tensor | None, hidden: torch.Tensor,
+             gates: torch.Tensor, from_h: torch.Tensor, weight: torch.Tensor,
+             nonlinearity: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """dL/d(drive_t) and dL/d(W h_{t-1} + b), both (T, M, B, 3N) views of cell-major memory, from dL/dh_t
+    (T, M, B, N; None: no step's output used) and dL/dh_T (M, B, N; None: unused)."""
+    steps, m, b, three_n = gates.shape
+    n = three_n // 3
     check_buffers(hidden=hidden, gates=gates, from_h=from_h)
     grad_drive, grad_from_h = (gates.new_empty((m, steps, b, 3 * n)) for _ in range(2))  # cell-major
-    grad_hidden, grad_step, grad_cell = blocks(grad_hidden)
-    _backward[grid_for(m, b)](grad_hidden[-1], hidden[-2], gates[-1], from_h[-1], grad_drive[:, -1], grad_from_h[:, -1],
-                              weight.contiguous(), steps, m, b, n, grad_step, grad_cell,
+    _backward[grid_for(m, b)](**incoming_gradients(grad_hidden, grad_final, (m, b, n), gates),
+                              hidden_ptr=hidden[-2], gates_ptr=gates[-1], from_h_ptr=from_h[-1],
+                              grad_drive_ptr=grad_drive[:, -1], grad_from_h_ptr=grad_from_h[:, -1],
+                              weight_ptr=weight.contiguous(), steps=steps, n_cells=m, batch=b, n=n,
                               DERIVATIVE=KERNEL_ACTIVATIONS.get(nonlinearity).derivative, **settings_for(n, weight))
     return grad_drive.transpose(0, 1), grad_from_h.transpose(0, 1)

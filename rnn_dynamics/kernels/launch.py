@@ -82,6 +82,19 @@ def blocks(tensor: torch.Tensor) -> tuple[torch.Tensor, int, int]:
     return tensor, tensor.stride(0), tensor.stride(1)
 
 
+def incoming_gradients(grad: torch.Tensor | None, grad_final: torch.Tensor | None, final_shape: tuple,
+                       like: torch.Tensor) -> dict:
+    """A backward kernel's arguments for what reaches it: dL/dh_t of every step (T, M, B, N), read where it
+    lies (:func:`blocks`), or None where no step's output was used (a ``last`` readout), and dL/ds_T of the
+    final state (M, B, S), the carry its walk starts from (zeros where None)."""
+    final_grad = like.new_zeros(final_shape) if grad_final is None else grad_final.contiguous()
+    if grad is None:
+        return dict(grad_ptr=final_grad, final_grad_ptr=final_grad, grad_step=0, grad_cell=0, HAS_GRAD=False)
+    grad, grad_step, grad_cell = blocks(grad)
+    return dict(grad_ptr=grad[-1], final_grad_ptr=final_grad, grad_step=grad_step, grad_cell=grad_cell,
+                HAS_GRAD=True)
+
+
 def grid_for(n_cells: int, batch: int) -> tuple[int, int]:
     return n_cells, triton.cdiv(batch, BLOCK_B)
 

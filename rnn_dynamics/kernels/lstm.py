@@ -14,7 +14,8 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import blocks, check_buffers, grid_for, program_tile, rows_times_block, rows_times_weight, settings_for
+from .launch import (blocks, check_buffers, grid_for, incoming_gradients, program_tile,
+                     rows_times_block, rows_times_weight, settings_for)
 
 
 @triton.jit(do_not_specialize=["steps", "n_cells", "batch", "drive_step", "drive_cell"])
@@ -55,10 +56,11 @@ def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, steps, n_ce
 
 
 @triton.jit(do_not_specialize=["steps", "n_cells", "batch", "grad_step", "grad_cell"])
-def _backward(grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weight_ptr, steps, n_cells, batch, n, grad_step, grad_cell,
-              PHI: tl.constexpr, DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
-              DOT: tl.constexpr):
-    """dL/da_t for t = T - 1..0 from dL/dh_t, carrying dL/dh and dL/dc back a step at a time.
+def _backward(grad_ptr, final_grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weight_ptr, steps, n_cells, batch, n,
+              grad_step, grad_cell, HAS_GRAD: tl.constexpr, PHI: tl.constexpr, DERIVATIVE: tl.constexpr,
+              BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, DOT: tl.constexpr):
+    """dL/da_t for t = T - 1..0 from dL/dh_t, carrying dL/dh and dL/dc back a step at a time from dL/d(h_T, c_T)
+    (final_grad, (M, B, 2N)); without HAS_GRAD no step's output was used and grad is not read.
 
     Every pointer arrives at its tensor's last step: grad[T - 1] (T, M, B, N, with the given strides of its steps
     and cells), cell[T] (T + 1, M, B, N), gates[T - 1] (T, M, B, 4N) and grad_pre[:, T - 1] (cell-major,
@@ -71,8 +73,8 @@ def _backward(grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weight_ptr, steps, n_
     cell_at = cell_ptr + sequence * n + units
     gates_at = gates_ptr + sequence * 4 * n + units
     pre_rows_at = grad_pre_ptr + (cell * steps * batch + sequence - cell * batch) * 4 * n  # dL/da_t, as rows
-    carry_h = tl.zeros((BLOCK_B, BLOCK_N), dtype=grad_pre_ptr.dtype.element_ty)
-    carry_c = tl.zeros((BLOCK_B, BLOCK_N), dtype=grad_pre_ptr.dtype.element_ty)
+    carry_h = tl.load(final_grad_ptr + sequence * 2 * n + units, mask=tile_ok, other=0.0)
+    carry_c = tl.load(final_grad_ptr + sequence * 2 * n + n + units, mask=tile_ok, other=0.0)
     for _ in range(steps):
         i = tl.load(gates_at, mask=tile_ok, other=0.0)
         f = tl.load(gates_at + n, mask=tile_ok, other=0.0)
@@ -81,7 +83,9 @@ def _backward(grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weight_ptr, steps, n_
         c = tl.load(cell_at, mask=tile_ok, other=0.0)
         c_before = tl.load(cell_at - step, mask=tile_ok, other=0.0)
         squashed = PHI(c).to(c.dtype)
-        d_h = tl.load(grad_at, mask=tile_ok, other=0.0) + carry_h
+        d_h = carry_h
+        if HAS_GRAD:
+            d_h += tl.load(grad_at, mask=tile_ok, other=0.0)
         d_c = (carry_c + d_h * o * DERIVATIVE(squashed)).to(c.dtype)
         pre_at = pre_rows_at + units
         tl.store(pre_at, (d_c * g * i * (1.0 - i)).to(c.dtype), mask=tile_ok)
@@ -108,16 +112,17 @@ def forward(drive: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor, gates
                              **settings_for(four_n // 4, weight))
 
 
-def backward(grad_hidden: torch.Tensor, cell: torch.Tensor, gates: torch.Tensor, weight: torch.Tensor,
-             nonlinearity: str) -> torch.Tensor:
-    """dL/da_t (T, M, B, 4N), a view of cell-major memory, from dL/dh_t (T, M, B, N) and the forward's cell states
-    and gate activations."""
-    steps, m, b, n = grad_hidden.shape
+def backward(grad_hidden: torch.Tensor | None, grad_final: torch.Tensor | None, cell: torch.Tensor,
+             gates: torch.Tensor, weight: torch.Tensor, nonlinearity: str) -> torch.Tensor:
+    """dL/da_t (T, M, B, 4N), a view of cell-major memory, from dL/dh_t (T, M, B, N; None: no step's output
+    used), dL/d(h_T, c_T) (M, B, 2N; None: unused) and the forward's cell states and gate activations."""
+    steps, m, b, four_n = gates.shape
+    n = four_n // 4
     check_buffers(cell=cell, gates=gates)
     grad_pre = gates.new_empty((m, steps, b, 4 * n))
-    grad_hidden, grad_step, grad_cell = blocks(grad_hidden)
     activation = KERNEL_ACTIVATIONS.get(nonlinearity)
-    _backward[grid_for(m, b)](grad_hidden[-1], cell[-1], gates[-1], grad_pre[:, -1], weight.contiguous(), steps, m, b,
-                              n, grad_step, grad_cell, PHI=activation.forward, DERIVATIVE=activation.derivative,
-                              **settings_for(n, weight))
+    _backward[grid_for(m, b)](**incoming_gradients(grad_hidden, grad_final, (m, b, 2 * n), gates),
+                              cell_ptr=cell[-1], gates_ptr=gates[-1], grad_pre_ptr=grad_pre[:, -1],
+                              weight_ptr=weight.contiguous(), steps=steps, n_cells=m, batch=b, n=n,
+                              PHI=activation.forward, DERIVATIVE=activation.derivative, **settings_for(n, weight))
     return grad_pre.transpose(0, 1)

@@ -84,9 +84,11 @@ class RecurrentStack(nn.Module):
     options: ClassVar[dict[str, Option]] = {}
     #: The fast training path: an autograd Function called as
     #: ``fused.apply(drive, initial_state, *recurrent_params(layer), nonlinearity)`` that returns
-    #: h_1..h_T (T, M, B, N) and the final full state (M, B, S), the latter without gradient;
-    #: the initial state (M, B, S) is a constant (truncated backpropagation through time).
-    #: None trains through the traced loop.
+    #: h_1..h_T (T, M, B, N) and the final full state s_T (M, B, S); the initial state (M, B, S) is a
+    #: constant (truncated backpropagation through time). Where s_T is differentiable (the built-in
+    #: cells: its gradient seeds the backward walk), a ``last`` readout reads h_T from it, so that its
+    #: gradient is not a (T, M, B, N) tensor of zeros but for one step; a Function may also mark s_T
+    #: non-differentiable. None trains through the traced loop.
     fused: ClassVar[type[torch.autograd.Function] | None] = None
 
     def __init__(self, n_cells: int, input_size: int, hidden_size: int, output_size: int,
@@ -269,7 +271,7 @@ class RecurrentStack(nn.Module):
         """``(outputs, final states (L, M, B, S))`` from initial states ``state`` (zero if None), by the cell
         type's ``fused`` recurrence layer by layer (no per-step autograd graph), or the traced loop.
 
-        Gradients do not flow into ``state`` nor out of the final states: the truncated
+        Gradients do not flow into ``state`` nor out of the final states returned: the truncated
         backpropagation through time of a task that carries its state across segments.
         """
         self._check_input(x)
@@ -282,7 +284,9 @@ class RecurrentStack(nn.Module):
             hidden, final = self.fused.apply(self.layer_drive(layer, hidden), state[layer],
                                              *self.recurrent_params(layer), self.activation)
             finals.append(final)
-        return self.read_out(hidden), torch.stack(finals)
+        if self.readout == "last" and finals[-1].requires_grad:
+            hidden = finals[-1][..., :self.hidden_size].unsqueeze(0)  # h_T, whose gradient is one step's
+        return self.read_out(hidden), torch.stack(finals).detach()
 
     def read_out(self, hidden: torch.Tensor) -> torch.Tensor:
         """The linear readout of top-layer hidden states h_1..h_T given as (T, M, B, N)."""

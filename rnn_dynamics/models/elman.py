@@ -28,11 +28,13 @@ class ElmanRecurrence(torch.autograd.Function):
     x 32 cells the states are 2.6 GB).
     :meth:`RecurrentStack.trace` keeps the plain loop as the reference this is tested against.
     Inputs: drive (T, M, B, N) (any layout; ``layer_drive``'s is cell-major), initial h_0 (M, B, N),
-    weight (M, N, N); returns h_1..h_T as (T, M, B, N), a view of the state buffer, and h_T (no gradient).
+    weight (M, N, N); returns h_1..h_T as (T, M, B, N), a view of the state buffer, and h_T (M, B, N): a
+    ``last`` readout takes its gradient through the latter, so no (T, M, B, N) zero gradient is made.
     """
 
     @staticmethod
     def forward(ctx, drive: torch.Tensor, initial: torch.Tensor, weight: torch.Tensor, nonlinearity: Nonlinearity):
+        ctx.set_materialize_grads(False)  # an unused output's gradient stays None, not a zero tensor
         steps, m, b, n = drive.shape
         ctx.kernel = scan_kernel("elman", drive, n, nonlinearity.name)
         if ctx.kernel is not None:  # writes the backward's layout directly
@@ -49,23 +51,22 @@ class ElmanRecurrence(torch.autograd.Function):
             cell_major = by_step.transpose(0, 1).contiguous() if any(ctx.needs_input_grad) else None
         ctx.save_for_backward(cell_major, weight)
         ctx.nonlinearity = nonlinearity
-        final = by_step[-1].clone()
-        ctx.mark_non_differentiable(final)
-        return by_step[1:], final
+        return by_step[1:], by_step[-1].clone()
 
     @staticmethod
-    def backward(ctx, grad_states: torch.Tensor, grad_final: torch.Tensor):
+    def backward(ctx, grad_states: torch.Tensor | None, grad_final: torch.Tensor | None):
         states, weight = ctx.saved_tensors
-        steps, m, b, n = grad_states.shape
+        m, steps, b, n = states.shape[0], states.shape[1] - 1, states.shape[2], states.shape[3]
         if ctx.kernel is not None:
-            grad_pre = ctx.kernel.backward(grad_states, states, weight, ctx.nonlinearity.name)
+            grad_pre = ctx.kernel.backward(grad_states, grad_final, states, weight, ctx.nonlinearity.name)
         else:
             dact = ctx.nonlinearity.derivative_from_output(states[:, 1:])  # (M, T, B, N)
             grad_pre = torch.empty_like(dact)
-            carry = grad_states.new_zeros((m, b, n))
+            carry = states.new_zeros((m, b, n)) if grad_final is None else grad_final.clone(
+                memory_format=torch.contiguous_format)  # dL/dh_T
             for t in range(steps - 1, -1, -1):
                 slot = grad_pre[:, t]
-                torch.mul(grad_states[t] + carry, dact[:, t], out=slot)
+                torch.mul(carry if grad_states is None else grad_states[t] + carry, dact[:, t], out=slot)
                 torch.bmm(slot, weight, out=carry)
         grad_weight = torch.bmm(grad_pre.reshape(m, steps * b, n).transpose(1, 2),
                                 states[:, :-1].reshape(m, steps * b, n))

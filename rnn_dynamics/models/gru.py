@@ -24,7 +24,7 @@ class GRURecurrence(torch.autograd.Function):
     """The GRU recurrence over T steps from a constant h_0, with a hand-written backward.
 
     Inputs: drive (T, M, B, 3N), initial h_0 (M, B, N), weight (M, 3N, N), b_hn (M, 1, N);
-    returns h_1..h_T as (T, M, B, N) and h_T (no gradient). The backward computes the per-step
+    returns h_1..h_T as (T, M, B, N) and h_T, whose gradient seeds the backward walk. The backward computes the per-step
     coefficients in bulk first: dL/d(drive_t) and dL/d(W h_{t-1}) are then one multiplication each
     by dL/dh_t. Where :func:`~rnn_dynamics.kernels.scan_kernel` says so (on a GPU), each time walk is
     one Triton kernel launch instead.
@@ -32,6 +32,7 @@ class GRURecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, drive, initial, weight, b_hn, nonlinearity: Nonlinearity):
+        ctx.set_materialize_grads(False)  # an unused output's gradient stays None, not a zero tensor
         steps, m, b, three_n = drive.shape
         n = three_n // 3
         hidden = drive.new_empty((steps + 1, m, b, n))
@@ -54,39 +55,40 @@ class GRURecurrence(torch.autograd.Function):
                 torch.sub(hidden[t], candidate, out=hidden[t + 1]).mul_(act[..., n:2 * n]).add_(candidate)
         ctx.save_for_backward(hidden, gates, from_h, weight)
         ctx.nonlinearity = nonlinearity
-        final = hidden[-1].clone()
-        ctx.mark_non_differentiable(final)
-        return hidden[1:], final
+        return hidden[1:], hidden[-1].clone()
 
     @staticmethod
     def backward(ctx, grad_hidden, grad_final):
         hidden, gates, from_h, weight = ctx.saved_tensors
-        steps, m, b, n = grad_hidden.shape
+        steps, m, b, n = hidden.shape[0] - 1, *hidden.shape[1:]
         if ctx.kernel is not None:
-            grad_drive, grad_from_h = ctx.kernel.backward(grad_hidden, hidden, gates, from_h, weight,
+            grad_drive, grad_from_h = ctx.kernel.backward(grad_hidden, grad_final, hidden, gates, from_h, weight,
                                                           ctx.nonlinearity.name)
         else:
-            grad_drive, grad_from_h = _loop_backward(grad_hidden, hidden, gates, from_h, weight, ctx.nonlinearity)
+            grad_drive, grad_from_h = _loop_backward(grad_hidden, grad_final, hidden, gates, from_h, weight,
+                                                     ctx.nonlinearity)
         grad_weight = torch.bmm(grad_from_h.transpose(0, 1).reshape(m, steps * b, 3 * n).transpose(1, 2),
                                 hidden[:-1].transpose(0, 1).reshape(m, steps * b, n))
         grad_b_hn = grad_from_h[..., 2 * n:].sum(dim=(0, 2)).unsqueeze(1)
         return grad_drive, None, grad_weight, grad_b_hn, None
 
 
-def _loop_backward(grad_hidden, hidden, gates, from_h, weight, phi: Nonlinearity):
-    """dL/d(drive_t) and dL/d(W h_{t-1} + b), (T, M, B, 3N) each, walked back step by step (no scan kernel) and
-    written cell-major like the kernel's, so that dL/dW_hh and the drive's gradient read them without copies."""
-    steps, m, b, n = grad_hidden.shape
+def _loop_backward(grad_hidden, grad_final, hidden, gates, from_h, weight, phi: Nonlinearity):
+    """dL/d(drive_t) and dL/d(W h_{t-1} + b), (T, M, B, 3N) each, walked back step by step (no scan kernel)
+    from dL/dh_t (None: no step's output used) and dL/dh_T (None: unused), written cell-major like the
+    kernel's, so that dL/dW_hh and the drive's gradient read them without copies."""
+    steps, m, b, three_n = gates.shape
+    n = three_n // 3
     update = gates[..., n:2 * n]
     grad_drive, grad_from_h = (gates.new_empty((m, steps, b, 3 * n)) for _ in range(2))
-    carry = torch.zeros_like(grad_hidden[0])
+    carry = gates.new_zeros((m, b, n)) if grad_final is None else grad_final  # dL/dh_T (only read)
     for stop in range(steps, 0, -BACKWARD_CHUNK):
         start = max(0, stop - BACKWARD_CHUNK)
         drive_coeff, from_h_coeff = _backward_coefficients(gates[start:stop], from_h[start:stop],
                                                            hidden[start:stop], phi)
         for t in range(stop - 1, start - 1, -1):
             k = t - start
-            d_h = (grad_hidden[t] + carry).unsqueeze(-2)
+            d_h = (carry if grad_hidden is None else grad_hidden[t] + carry).unsqueeze(-2)
             torch.mul(drive_coeff[k], d_h, out=grad_drive[:, t].view(m, b, 3, n))
             torch.mul(from_h_coeff[k], d_h, out=grad_from_h[:, t].view(m, b, 3, n))
             carry = torch.baddbmm(d_h.squeeze(-2) * update[t], grad_from_h[:, t], weight)

@@ -24,7 +24,7 @@ class LSTMRecurrence(torch.autograd.Function):
 
     Inputs: drive (T, M, B, 4N) (gates in the order i, f, o, g), initial (h_0, c_0) as
     (M, B, 2N), weight (M, 4N, N); returns h_1..h_T as (T, M, B, N) and (h_T, c_T) as
-    (M, B, 2N) (no gradient). The forward writes gate activations and cell states
+    (M, B, 2N), whose gradient seeds the backward walk. The forward writes gate activations and cell states
     into time-major buffers; the backward computes every per-step coefficient in bulk
     first, so that its time loop is a handful of ops per step, and dL/dW for all steps
     is one matmul. Where :func:`~rnn_dynamics.kernels.scan_kernel` says so (on a GPU), each
@@ -34,6 +34,7 @@ class LSTMRecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, drive: torch.Tensor, initial: torch.Tensor, weight: torch.Tensor, nonlinearity: Nonlinearity):
+        ctx.set_materialize_grads(False)  # an unused output's gradient stays None, not a zero tensor
         steps, m, b, four_n = drive.shape
         n = four_n // 4
         hidden = drive.new_empty((steps + 1, m, b, n))
@@ -54,38 +55,39 @@ class LSTMRecurrence(torch.autograd.Function):
                 torch.mul(act[..., 2 * n:3 * n], nonlinearity(cell[t + 1]), out=hidden[t + 1])
         ctx.save_for_backward(hidden, cell, gates, weight)
         ctx.nonlinearity = nonlinearity
-        final = torch.cat([hidden[-1], cell[-1]], dim=-1)
-        ctx.mark_non_differentiable(final)
-        return hidden[1:], final
+        return hidden[1:], torch.cat([hidden[-1], cell[-1]], dim=-1)
 
     @staticmethod
-    def backward(ctx, grad_hidden: torch.Tensor, grad_final: torch.Tensor):
+    def backward(ctx, grad_hidden: torch.Tensor | None, grad_final: torch.Tensor | None):
         hidden, cell, gates, weight = ctx.saved_tensors
         phi = ctx.nonlinearity
-        steps, m, b, n = grad_hidden.shape
+        steps, m, b, n = hidden.shape[0] - 1, *hidden.shape[1:]
         if ctx.kernel is not None:
-            grad_pre = ctx.kernel.backward(grad_hidden, cell, gates, weight, phi.name)
+            grad_pre = ctx.kernel.backward(grad_hidden, grad_final, cell, gates, weight, phi.name)
         else:
-            grad_pre = _loop_backward(grad_hidden, cell, gates, weight, phi)
+            grad_pre = _loop_backward(grad_hidden, grad_final, cell, gates, weight, phi)
         grad_weight = torch.bmm(grad_pre.transpose(0, 1).reshape(m, steps * b, 4 * n).transpose(1, 2),
                                 hidden[:-1].transpose(0, 1).reshape(m, steps * b, n))
         return grad_pre, None, grad_weight, None
 
 
-def _loop_backward(grad_hidden, cell, gates, weight, phi: Nonlinearity) -> torch.Tensor:
-    """dL/da_t (T, M, B, 4N) walked back step by step (the path where no scan kernel runs), written cell-major
-    like the kernel's, so that dL/dW_hh and the drive's gradient read it without a transposing copy."""
-    steps, m, b, n = grad_hidden.shape
+def _loop_backward(grad_hidden, grad_final, cell, gates, weight, phi: Nonlinearity) -> torch.Tensor:
+    """dL/da_t (T, M, B, 4N) walked back step by step (the path where no scan kernel runs) from dL/dh_t (None:
+    no step's output used) and dL/d(h_T, c_T) (None: unused), written cell-major like the kernel's, so that
+    dL/dW_hh and the drive's gradient read it without a transposing copy."""
+    steps, m, b, four_n = gates.shape
+    n = four_n // 4
     forget = gates[..., n:2 * n]
     grad_pre = gates.new_empty((m, steps, b, 4 * n))
-    carry_h = torch.zeros_like(grad_hidden[0])
-    carry_c = torch.zeros_like(grad_hidden[0])
+    final = gates.new_zeros((m, b, 2 * n)) if grad_final is None else grad_final
+    carry_h = final[..., :n]  # dL/dh_T (only read), dL/dc_T (written into: a copy)
+    carry_c = final[..., n:].clone(memory_format=torch.contiguous_format)
     for stop in range(steps, 0, -BACKWARD_CHUNK):
         start = max(0, stop - BACKWARD_CHUNK)
         coeff, carry_coeff = _backward_coefficients(gates[start:stop], cell[start:stop + 1], phi)
         for t in range(stop - 1, start - 1, -1):
             k = t - start
-            d_h = grad_hidden[t] + carry_h
+            d_h = carry_h if grad_hidden is None else grad_hidden[t] + carry_h
             d_c = torch.addcmul(carry_c, d_h, carry_coeff[k])  # dL/dc_t
             slot = grad_pre[:, t].view(m, b, 4, n)
             torch.mul(coeff[k], d_c.unsqueeze(-2), out=slot)
