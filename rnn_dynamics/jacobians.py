@@ -169,12 +169,15 @@ def _check_lags(lags: Sequence[int], seq_len: int) -> list[int]:
 
 
 def spectral_norm(matrices: torch.Tensor) -> torch.Tensor:
-    """Largest singular value of each (..., N, N) matrix: sqrt of the top eigenvalue of M M^T.
+    """Largest singular value of each (..., N, N) matrix, in float64: sqrt of the top eigenvalue of M M^T.
 
-    The symmetric eigensolver is faster than an SVD (1.5x on 600 matrices of 100 x 100) and
-    the top eigenvalue of M M^T has relative error of order machine epsilon.
+    The symmetric eigensolver is faster than an SVD (1.5x on 600 matrices of 100 x 100) and the top
+    eigenvalue of M M^T has relative error of order machine epsilon. Both are formed and solved in float64:
+    in float32, LAPACK's solver failed to converge (LinAlgError) on the nearly rank-deficient products of a
+    ReLU stack at initialisation unless denormals were flushed.
     """
-    return torch.linalg.eigvalsh(matrices @ matrices.mT)[..., -1].clamp(min=0).sqrt()
+    wide = matrices.double()
+    return torch.linalg.eigvalsh(wide @ wide.mT)[..., -1].clamp(min=0).sqrt()
 
 
 def _where_finite(fn: Callable, matrices: torch.Tensor) -> torch.Tensor:
@@ -197,20 +200,18 @@ def product_log_norms(jacobians: JacobianSequence, lags: Sequence[int], *, full_
     lags = _check_lags(lags, seq_len)
     wanted = set(lags)
     prod = jacobians.dense(seq_len - 1)
-    log_scale = torch.zeros(prod.shape[:-2], dtype=torch.float64, device=prod.device)
-    kept, kept_scales = [], []
+    kept, scales = [], []
     for k in range(1, lags[-1] + 1):
         if k > 1:
             prod = jacobians.right(prod, seq_len - k)
-        scale = prod.abs().amax(dim=(-2, -1))
-        dead = scale == 0
-        scale = torch.where(dead, torch.ones_like(scale), scale)
-        prod = prod / scale[..., None, None]
-        log_scale = log_scale + torch.log(scale).double()
-        log_scale = torch.where(dead, torch.full_like(log_scale, -math.inf), log_scale)
+        scale = prod.abs().amax(dim=(-2, -1))  # 0 where every path is cut: the product stays 0 from then on
+        prod = prod / torch.where(scale == 0, torch.ones_like(scale), scale)[..., None, None]
+        scales.append(scale)
         if k in wanted:
             kept.append(prod)
-            kept_scales.append(log_scale)
+    # ln of the scale taken out so far, summed once at the end (-inf once a product is 0)
+    log_scales = torch.log(torch.stack(scales).double()).cumsum(dim=0)
+    kept_scales = [log_scales[k - 1] for k in lags]
     norms = _where_finite(spectral_norm, torch.stack(kept)).double()
     log_norms = torch.log(norms) + torch.stack(kept_scales)
     log_svals = None
@@ -245,6 +246,13 @@ def _log_scaled(vector: torch.Tensor, log_scale: torch.Tensor) -> tuple[torch.Te
     return vector / size.unsqueeze(-1), log_scale
 
 
+def _steps_scaled(vectors: torch.Tensor, log_scales: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`_log_scaled` of every step of (T, ..., S) vectors with (T, ...) (or broadcast) log scales, in one
+    batched call (per step it was most of the gradient-norm probe's time), as a list of per-step pairs."""
+    vectors, log_scales = _log_scaled(vectors, log_scales.expand(vectors.shape[:-1]))
+    return list(zip(vectors.unbind(0), log_scales.unbind(0)))
+
+
 def _log_add(a: torch.Tensor, alpha: torch.Tensor, b: torch.Tensor, beta: torch.Tensor):
     """a e^alpha + b e^beta, as (vector, log scale), without leaving the float range."""
     top = torch.maximum(alpha, beta)
@@ -270,28 +278,33 @@ def state_gradient_log_norms(model, trace, readout_grad: torch.Tensor) -> torch.
     steps, m, b = readout_grad.shape[:3]
     zero_scale = torch.zeros(m, b, dtype=torch.float64, device=readout_grad.device)
     size = trace.states[0][0].shape[-1]
-    # direct[t]: (vector (M, B, S), log scale (M, B)) of dL/ds_t not through s_{t+1} of the same layer
-    direct = [_log_scaled(torch.nn.functional.pad(g, (0, size - n)), zero_scale) for g in readout_grad.unbind(0)]
-    direct.insert(0, (torch.zeros(m, b, size, dtype=readout_grad.dtype, device=readout_grad.device),
-                      torch.full_like(zero_scale, -math.inf)))
+    # direct[t]: (vector (M, B, S), log scale (M, B)) of dL/ds_t not through s_{t+1} of the same layer,
+    # t = 0..T (none at t = 0), each scaled in one batched call
+    nothing = (readout_grad.new_zeros((m, b, size)), torch.full_like(zero_scale, -math.inf))
+    direct = [nothing, *_steps_scaled(torch.nn.functional.pad(readout_grad, (0, size - n)), zero_scale)]
     result = [None] * model.num_layers
     for layer in range(top, -1, -1):
+        # steps with no direct term (all of them but the last under a ``last`` readout) skip the log-sum: one
+        # host read for all of them, and the same numbers (adding exactly zero)
+        no_direct = torch.stack([log_scale for _, log_scale in direct]).isneginf().flatten(1).all(dim=1).tolist()
         jacobians = model.step_jacobians(trace, layer)
         below = _input_gradient(model, trace, layer) if layer > 0 else None
-        log_norms = [None] * (steps + 1)
+        walked = [None] * (steps + 1)  # (dL/ds_t scaled, its log scale), normed together afterwards
         lower = [None] * (steps + 1)
         delta, scale = direct[steps]
         for t in range(steps, 0, -1):
-            log_norms[t] = torch.log(delta.norm(dim=-1)).double() + scale
+            walked[t] = delta, scale
             if below is not None:
                 lower[t] = (torch.nn.functional.pad(below(t - 1, delta), (0, size - n)), scale)
             through = jacobians.right(delta.unsqueeze(-2), t - 1).squeeze(-2)
-            delta, scale = _log_add(through, scale, *direct[t - 1])
-        log_norms[0] = torch.log(delta.norm(dim=-1)).double() + scale
-        result[layer] = torch.stack(log_norms)
+            delta, scale = _log_scaled(through, scale) if no_direct[t - 1] else _log_add(through, scale,
+                                                                                            *direct[t - 1])
+        walked[0] = delta, scale
+        result[layer] = (torch.log(torch.stack([vector for vector, _ in walked]).norm(dim=-1)).double()
+                         + torch.stack([log_scale for _, log_scale in walked]))
         if layer > 0:
-            direct = [(torch.zeros_like(delta), torch.full_like(zero_scale, -math.inf))]
-            direct += [_log_scaled(*lower[t]) for t in range(1, steps + 1)]
+            direct = [nothing, *_steps_scaled(torch.stack([vector for vector, _ in lower[1:]]),
+                                              torch.stack([log_scale for _, log_scale in lower[1:]]))]
     return torch.stack(result)
 
 

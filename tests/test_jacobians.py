@@ -7,7 +7,8 @@ from conftest import make_stack, perturbed
 from rnn_dynamics.jacobians import (DenseJacobians, ElmanJacobians, GatedJacobians, default_lags,
                                     lag_product_autograd, product_log_norms, spectral_norm,
                                     state_gradient_log_norms, step_jacobians_autograd)
-from rnn_dynamics.models import RecurrentStack, list_cells
+from rnn_dynamics.models import RecurrentStack, get_cell, list_cells
+from rnn_dynamics.tasks import make_task
 
 
 def _traced(nonlinearity, gen, t=40, hidden=6, inits=("identity", "orthogonal", "he"), cell="elman", layers=1):
@@ -80,6 +81,21 @@ def test_gated_jacobians_reduce_to_elman(gen):
 def test_spectral_norm_equals_the_largest_singular_value(gen):
     m = torch.randn(5, 7, 7, generator=gen, dtype=torch.float64)
     assert torch.allclose(spectral_norm(m), torch.linalg.svdvals(m)[:, 0], rtol=1e-12)
+
+
+def test_the_products_of_a_relu_stack_at_initialisation_have_norms_without_flushing_denormals():
+    """The float32 products of six ReLU cells at initialisation on the adding task, whose Gram matrices
+    LAPACK's float32 eigensolver failed to converge on (LinAlgError) unless denormals were flushed."""
+    task = make_task("adding", seq_len=784, seed=0, batch_size=16, preset="default")
+    inits = ["identity", "orthogonal", "he", "xavier", "random_walk", "scaled_identity"]
+    model = get_cell("elman").from_inits(inits, task.input_size, 100, task.output_size, "relu")
+    with torch.no_grad():
+        jacobians = model.step_jacobians(model.trace(task.test_x[:, :4]), 0)
+    log_norms, log_svals = product_log_norms(jacobians, default_lags(784), full_spectrum=True)
+    kept = jacobians.dense(783)[0, 0]  # the one-step product of the identity cell: its norm, directly
+    assert math.isclose(log_norms[0, 0, 0].item(), math.log(torch.linalg.svdvals(kept.double())[0].item()),
+                        rel_tol=1e-12)
+    assert not torch.isnan(log_norms).any() and log_svals.shape == (6, 4, 100)
 
 
 def test_products_far_below_float_range_stay_exact():
