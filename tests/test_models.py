@@ -188,6 +188,29 @@ def test_parameter_count_is_the_real_count(cell):
     assert sum(p[0].numel() for p in stack.parameters()) == type(stack).parameter_count(3, 4, 2, 2)
 
 
+def test_a_fused_recurrence_whose_final_state_has_no_gradient_still_trains_a_last_readout(x):
+    """A user's Function may mark s_T non-differentiable (the contract before the built-in cells let gradients
+    through it): a ``last`` readout then reads h_T from the step outputs, with the same gradients."""
+    from rnn_dynamics.models.elman import ElmanRecurrence, ElmanStack
+
+    class FrozenFinal(ElmanRecurrence):
+        @staticmethod
+        def forward(ctx, *args):
+            steps_out, final = ElmanRecurrence.forward(ctx, *args)
+            ctx.mark_non_differentiable(final)
+            return steps_out, final
+
+    class Frozen(ElmanStack):
+        fused = FrozenFinal
+
+    built_in = perturbed(make_stack(INITS, "tanh", hidden=5, layers=2))
+    frozen = Frozen.from_inits(INITS, 2, 5, 1, "tanh", 2).double()
+    frozen.load_state_dict(built_in.state_dict())
+    grads = [torch.autograd.grad(stack(x).square().sum(), list(stack.parameters())) for stack in (frozen, built_in)]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
 def test_base_class_fallbacks_cover_a_new_cell_type(x):
     """A user's cell written as a step function alone gets the traced forward and autograd Jacobians."""
 
