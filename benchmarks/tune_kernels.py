@@ -43,7 +43,7 @@ def elman_scan(arithmetic: str):
     def scan(drive, states, weight, grad):
         def run():
             elman.forward(drive, states, weight, "relu")
-            return elman.backward(grad, states, weight, "relu")
+            return elman.backward(grad, None, states, weight, "relu")
         return with_arithmetic(arithmetic, run)
     return scan
 

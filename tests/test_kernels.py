@@ -6,6 +6,7 @@ compiled. Tests skip where Triton is not installed.
 """
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from conftest import gradients_through_both_outputs, make_stack, perturbed
 from rnn_dynamics.config import TrainConfig
 from rnn_dynamics.kernels import kernel_cells, kernel_mode, scan_kernel, scan_kernels
 from rnn_dynamics.models import get_cell
+from rnn_dynamics.models.elman import ElmanRecurrence
 from rnn_dynamics.nonlinearities import NONLINEARITIES, Nonlinearity, register_nonlinearity
 from rnn_dynamics.tasks import make_task
 from rnn_dynamics.train import train_stack
@@ -138,6 +140,25 @@ def test_the_kernels_take_blocks_where_they_lie_and_copy_only_what_they_cannot_i
     read, step, cell = blocks(by_cell.permute(1, 0, 3, 2))  # units not contiguous: a time-major copy
     assert read.is_contiguous() and (step, cell) == (60, 20)
     torch.testing.assert_close(read, by_cell.permute(1, 0, 3, 2), rtol=0, atol=0)
+
+
+def test_the_tuning_script_drives_the_kernels_as_the_model_does(monkeypatch, gen):
+    """benchmarks/tune_kernels.py calls the Elman kernels directly (a GPU-only script): on a tiny problem here,
+    its scan leaves the states and returns the dL/da that the model's Function gives."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import tune_kernels
+
+    monkeypatch.setattr(tune_kernels, "DEVICE", DEVICE)
+    monkeypatch.setattr(tune_kernels, "STEPS", 7)
+    monkeypatch.setattr(tune_kernels, "HIDDEN", 20)
+    drive, states, weight, grad = tune_kernels.problem(5, 2, gen, torch.float64)
+    drive = drive.requires_grad_()
+    with scan_kernels("off"):
+        out, _ = ElmanRecurrence.apply(drive, states[:, 0], weight, NONLINEARITIES.get("relu"))
+        grad_drive = torch.autograd.grad(out, drive, grad)[0]
+    grad_pre = tune_kernels.elman_scan("float64")(drive.detach(), states, weight, grad)
+    assert_close_to_scale(states[:, 1:].transpose(0, 1), out, 1e-12, "states")
+    assert_close_to_scale(grad_pre.transpose(0, 1), grad_drive, 1e-12, "dL/da")
 
 
 def test_where_the_kernels_run(monkeypatch):
