@@ -117,7 +117,9 @@ def _check_agreement(cell_type: str, device: str, dtype: torch.dtype, hidden_siz
     from ..models import get_cell
 
     gen = torch.Generator().manual_seed(0)
-    stack = get_cell(cell_type)(2, 3, hidden_size, 2, nonlinearity, readout="all")
+    # two layers under a last readout: the top layer's backward starts from dL/ds_T and reads no per-step
+    # gradient, the lower one's reads every step's: both variants of each backward kernel are checked
+    stack = get_cell(cell_type)(2, 3, hidden_size, 2, nonlinearity, num_layers=2, readout="last")
     with torch.no_grad():
         for p in stack.parameters():
             p.copy_(torch.randn(p.shape, generator=gen) / math.sqrt(hidden_size))
