@@ -218,7 +218,8 @@ def product_log_norms(jacobians: JacobianSequence, lags: Sequence[int], *, full_
     if full_spectrum:
         if lags[-1] != seq_len:
             raise ValueError("full_spectrum needs the lag equal to the sequence length among the lags")
-        log_svals = torch.log(_where_finite(torch.linalg.svdvals, kept[-1]).double()) + kept_scales[-1].unsqueeze(-1)
+        # in float64, as the norms: LAPACK's float32 solvers are the ones that failed to converge
+        log_svals = torch.log(_where_finite(torch.linalg.svdvals, kept[-1].double())) + kept_scales[-1].unsqueeze(-1)
     return log_norms, log_svals
 
 
