@@ -24,10 +24,10 @@ class GRURecurrence(torch.autograd.Function):
     """The GRU recurrence over T steps from a constant h_0, with a hand-written backward.
 
     Inputs: drive (T, M, B, 3N), initial h_0 (M, B, N), weight (M, 3N, N), b_hn (M, 1, N);
-    returns h_1..h_T as (T, M, B, N) and h_T, whose gradient seeds the backward walk. The backward computes the per-step
-    coefficients in bulk first: dL/d(drive_t) and dL/d(W h_{t-1}) are then one multiplication each
-    by dL/dh_t. Where :func:`~rnn_dynamics.kernels.scan_kernel` says so (on a GPU), each time walk is
-    one Triton kernel launch instead.
+    returns h_1..h_T as (T, M, B, N) and h_T, whose gradient seeds the backward walk. The backward
+    computes the per-step coefficients in bulk first: dL/d(drive_t) and dL/d(W h_{t-1}) are then one
+    multiplication each by dL/dh_t. Where :func:`~rnn_dynamics.kernels.scan_kernel` says so (on a GPU),
+    each time walk is one Triton kernel launch instead.
     """
 
     @staticmethod

@@ -24,8 +24,8 @@ class LSTMRecurrence(torch.autograd.Function):
 
     Inputs: drive (T, M, B, 4N) (gates in the order i, f, o, g), initial (h_0, c_0) as
     (M, B, 2N), weight (M, 4N, N); returns h_1..h_T as (T, M, B, N) and (h_T, c_T) as
-    (M, B, 2N), whose gradient seeds the backward walk. The forward writes gate activations and cell states
-    into time-major buffers; the backward computes every per-step coefficient in bulk
+    (M, B, 2N), whose gradient seeds the backward walk. The forward writes gate activations and cell
+    states into time-major buffers; the backward computes every per-step coefficient in bulk
     first, so that its time loop is a handful of ops per step, and dL/dW for all steps
     is one matmul. Where :func:`~rnn_dynamics.kernels.scan_kernel` says so (on a GPU), each
     time walk is one Triton kernel launch instead. Tested against autograd through
