@@ -9,7 +9,8 @@ shape (T = 784, N = 100, Adam, per-cell clipping, --probe-every 0; same batches 
   1. per batch size (16, 256) and stack size M (1, 6, 32, 128): ms per update of a stack of M Elman
      cells against M sequential torch.nn.RNN runs (cuDNN), and the ratio
      (targets: M = 1 at most 2x cuDNN's time; M = 6 faster; M = 32 at least 10x faster), and the
-     same stack with the kernels off (RNN_DYNAMICS_KERNELS=off: the per-step loop);
+     same stack with the kernels off (RNN_DYNAMICS_KERNELS=off: the per-step loop), and the peak GPU memory
+     of one update against that of one cuDNN run;
   2. the LSTM and the GRU at M = 1 and 4 against torch.nn.LSTM / torch.nn.GRU (cuDNN);
   3. one call of each default probe and of the Lyapunov probe on a stack of 6, on cuda and on the CPU;
      and one probe step (the default probes sharing one context, as in a study);
@@ -53,6 +54,16 @@ def synced(fn, device: str) -> float:
     return time.perf_counter() - start
 
 
+def peak_gigabytes(fn) -> float:
+    """GPU memory (GiB) that ``fn`` holds at its peak beyond what was allocated before it."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - before) / 2 ** 30
+
+
 def inits_for(m: int) -> list[str]:
     """M distinct init specs (the six families, then scaled identities of other scales)."""
     return (INITS + [f"scaled_identity:scale={0.1 + 0.01 * i:.2f}" for i in range(max(0, m - len(INITS)))])[:m]
@@ -75,9 +86,12 @@ def stack_against_cudnn(cell: str, sizes, batch: int, steps: int, repeats: int, 
                 loop.append(synced(lambda: stack_training(cell, nonlinearity, task, inits_for(m), steps, 100, device),
                                    device))
         t_ours, t_theirs, t_loop = (statistics.median(times) / steps for times in (ours, theirs, loop))
+        memory_ours = peak_gigabytes(lambda: stack_training(cell, nonlinearity, task, inits_for(m), 1, 100, device))
+        memory_theirs = peak_gigabytes(lambda: plain_training(module_cls, nonlinearity, task, 1, 100, device))
         print(f"  batch {batch:3d}, M = {m:3d}: this project {t_ours * 1e3:7.1f} ms/update, {m} sequential cuDNN "
               f"torch.nn.{module_cls.__name__} {t_theirs * 1e3:7.1f} ms/update: {t_theirs / t_ours:.2f}x faster; "
-              f"per-step loop {t_loop * 1e3:7.1f} ms/update")
+              f"per-step loop {t_loop * 1e3:7.1f} ms/update; peak memory of an update {memory_ours:.2f} GiB, "
+              f"of one cuDNN run's {memory_theirs:.2f} GiB")
 
 
 def study_time(device: str) -> float:
