@@ -48,7 +48,11 @@ class ElmanRecurrence(torch.autograd.Function):
             w_t = weight.transpose(1, 2)
             for t, drive_t in enumerate(drive.unbind(0)):
                 nonlinearity.apply_(torch.baddbmm(drive_t, by_step[t], w_t, out=by_step[t + 1]))
-            cell_major = by_step.transpose(0, 1).contiguous() if any(ctx.needs_input_grad) else None
+            if any(ctx.needs_input_grad):  # the outputs become views of the copy: by_step is freed now
+                cell_major = by_step.transpose(0, 1).contiguous()
+                by_step = cell_major.transpose(0, 1)
+            else:
+                cell_major = None
         ctx.save_for_backward(cell_major, weight)
         ctx.nonlinearity = nonlinearity
         return by_step[1:], by_step[-1].clone()
