@@ -22,12 +22,13 @@ from .launch import (blocks, check_buffers, grid_for, incoming_gradients, progra
 def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr, steps, n_cells, batch, n, drive_step,
              drive_cell,
              PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, DOT: tl.constexpr):
-    """r, z = sigmoid(drive + h W^T), n = phi(drive_n + r (h W_n^T + b_hn)), h' = n + z (h - n), t = 0..T-1."""
+    """r, z = sigmoid(drive + h W^T), n = phi(drive_n + r (h W_n^T + b_hn)), h' = n + z (h - n), t = 0..T-1;
+    h cell-major (M, T + 1, B, N), as the backward, dL/dW_hh and a layer above read it."""
     cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * 3 * n * n
     b_hn = tl.load(b_hn_ptr + cell * n + units, mask=units < n, other=0.0)
-    step, gate_step = n_cells * batch * n, n_cells * batch * 3 * n
-    rows_at = hidden_ptr + sequence * n  # h_t, as rows for the products
+    gate_step = n_cells * batch * 3 * n
+    rows_at = hidden_ptr + (cell * (steps + 1) * batch + sequence - cell * batch) * n  # h_t, as rows
     gate_slot = sequence * 3 * n + units
     gates_at, from_h_at = gates_ptr + gate_slot, from_h_ptr + gate_slot
     drive_at = drive_ptr + cell * drive_cell + (sequence - cell * batch) * 3 * n + units  # drive: any (B, 3N) blocks
@@ -48,7 +49,7 @@ def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr,
         z = sigmoid(tl.load(drive_at + n, mask=tile_ok, other=0.0) + h_z).to(h.dtype)
         tl.store(gates_at + n, z, mask=tile_ok)
         h = candidate + z * (h - candidate)
-        rows_at += step
+        rows_at += batch * n
         tl.store(rows_at + units, h, mask=tile_ok)
         tl.debug_barrier()  # h_{t+1} complete before any thread reads it for the next products
         drive_at += drive_step
@@ -64,15 +65,15 @@ def _backward(grad_ptr, final_grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_
     from dL/dh_T (final_grad, (M, B, N)); without HAS_GRAD no step's output was used and grad is not read.
 
     Every pointer arrives at its tensor's last step: grad[T - 1] (T, M, B, N, with the given strides of its steps
-    and cells), hidden[T - 1] (h_{T-1}, of (T + 1, M, B, N)), gates and from_h at [T - 1] (T, M, B, 3N), and
+    and cells), hidden[:, T - 1] (h_{T-1}, cell-major M, T + 1, B, N), gates and from_h at [T - 1] (T, M, B, 3N), and
     grad_drive and grad_from_h at [:, T - 1] (cell-major, M, T, B, 3N: dL/dW_hh and the drive's gradient read
     them without a transposing copy).
     """
     cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * 3 * n * n
-    step, gate_step = n_cells * batch * n, n_cells * batch * 3 * n
+    gate_step = n_cells * batch * 3 * n
     grad_at = grad_ptr + cell * grad_cell + (sequence - cell * batch) * n + units
-    hidden_at = hidden_ptr + sequence * n + units
+    hidden_at = hidden_ptr + (cell * (steps + 1) * batch + sequence - cell * batch) * n + units
     gate_slot = sequence * 3 * n + units
     gates_at, from_h_at = gates_ptr + gate_slot, from_h_ptr + gate_slot
     by_cell = (cell * steps * batch + sequence - cell * batch) * 3 * n  # the cell-major gradients' rows
@@ -102,7 +103,7 @@ def _backward(grad_ptr, final_grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_
         carry = (d_h * z + rows_times_weight(pre_rows_at, row_ok, weight_at, n, 3, BLOCK_B, BLOCK_N, DOT)
                  ).to(r.dtype)
         grad_at -= grad_step
-        hidden_at -= step
+        hidden_at -= batch * n
         gates_at -= gate_step
         from_h_at -= gate_step
         grad_drive_at -= batch * 3 * n
@@ -111,7 +112,7 @@ def _backward(grad_ptr, final_grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_
 
 def forward(drive: torch.Tensor, b_hn: torch.Tensor, hidden: torch.Tensor, gates: torch.Tensor,
             from_h: torch.Tensor, weight: torch.Tensor, nonlinearity: str) -> None:
-    """Fill hidden[1:] (T + 1, M, B, N) from hidden[0], and gates and from_h (T, M, B, 3N)."""
+    """Fill hidden[:, 1:] (cell-major, M, T + 1, B, N) from hidden[:, 0], and gates and from_h (T, M, B, 3N)."""
     steps, m, b, three_n = drive.shape
     check_buffers(hidden=hidden, gates=gates, from_h=from_h)
     drive, drive_step, drive_cell = blocks(drive)
@@ -130,7 +131,7 @@ def backward(grad_hidden: torch.Tensor | None, grad_final: torch.Tensor | None, 
     check_buffers(hidden=hidden, gates=gates, from_h=from_h)
     grad_drive, grad_from_h = (gates.new_empty((m, steps, b, 3 * n)) for _ in range(2))  # cell-major
     _backward[grid_for(m, b)](**incoming_gradients(grad_hidden, grad_final, (m, b, n), gates),
-                              hidden_ptr=hidden[-2], gates_ptr=gates[-1], from_h_ptr=from_h[-1],
+                              hidden_ptr=hidden[:, -2], gates_ptr=gates[-1], from_h_ptr=from_h[-1],
                               grad_drive_ptr=grad_drive[:, -1], grad_from_h_ptr=grad_from_h[:, -1],
                               weight_ptr=weight.contiguous(), steps=steps, n_cells=m, batch=b, n=n,
                               DERIVATIVE=KERNEL_ACTIVATIONS.get(nonlinearity).derivative, **settings_for(n, weight))

@@ -21,11 +21,12 @@ from .launch import (blocks, check_buffers, grid_for, incoming_gradients, progra
 @triton.jit(do_not_specialize=["steps", "n_cells", "batch", "drive_step", "drive_cell"])
 def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, steps, n_cells, batch, n, drive_step, drive_cell,
              PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, DOT: tl.constexpr):
-    """i, f, o = sigmoid(a), g = phi(a), a = h W^T + drive; c' = f c + i g; h' = o phi(c'), for t = 0..T-1."""
+    """i, f, o = sigmoid(a), g = phi(a), a = h W^T + drive; c' = f c + i g; h' = o phi(c'), for t = 0..T-1;
+    h cell-major (M, T + 1, B, N), as the backward's dL/dW_hh and a layer above read it."""
     cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * 4 * n * n
     step, gate_step = n_cells * batch * n, n_cells * batch * 4 * n
-    rows_at = hidden_ptr + sequence * n  # h_t, as rows for the products
+    rows_at = hidden_ptr + (cell * (steps + 1) * batch + sequence - cell * batch) * n  # h_t, as rows
     cell_at = cell_ptr + sequence * n + units
     drive_at = drive_ptr + cell * drive_cell + (sequence - cell * batch) * 4 * n + units  # drive: any (B, 4N) blocks
     gates_at = gates_ptr + sequence * 4 * n + units
@@ -46,7 +47,7 @@ def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, steps, n_ce
         o = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, True, DOT)
                     + tl.load(drive_at + 2 * n, mask=tile_ok, other=0.0)).to(c.dtype)
         tl.store(gates_at + 2 * n, o, mask=tile_ok)
-        rows_at += step
+        rows_at += batch * n
         cell_at += step
         tl.store(rows_at + units, (o * PHI(c)).to(c.dtype), mask=tile_ok)
         tl.store(cell_at, c, mask=tile_ok)
@@ -103,7 +104,8 @@ def _backward(grad_ptr, final_grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weigh
 
 def forward(drive: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor, gates: torch.Tensor,
             weight: torch.Tensor, nonlinearity: str) -> None:
-    """Fill hidden[1:], cell[1:] (T + 1, M, B, N) from their step 0 and gates (T, M, B, 4N)."""
+    """Fill hidden[:, 1:] (cell-major, M, T + 1, B, N) and cell[1:] (T + 1, M, B, N) from their step 0, and gates
+    (T, M, B, 4N)."""
     steps, m, b, four_n = drive.shape
     check_buffers(hidden=hidden, cell=cell, gates=gates)
     drive, drive_step, drive_cell = blocks(drive)

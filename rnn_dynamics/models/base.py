@@ -41,6 +41,13 @@ READOUTS = ("last", "all")
 BACKWARD_CHUNK = 64
 
 
+def cell_major(by_step: torch.Tensor, copy: bool) -> torch.Tensor:
+    """A loop's time-major states (T + 1, M, B, X) as the cell-major (M, T + 1, B, X) that the backwards, dL/dW and
+    a layer above read: a copy where gradients are wanted (the time-major buffer can then be freed; writing
+    cell-major slots step by step was slower), a view otherwise. The scan kernels write cell-major directly."""
+    return by_step.transpose(0, 1).contiguous() if copy else by_step.transpose(0, 1)
+
+
 @dataclass
 class Trace:
     """What one traced forward pass leaves behind, per layer.

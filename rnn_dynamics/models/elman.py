@@ -12,7 +12,7 @@ import torch
 from ..jacobians import ElmanJacobians
 from ..kernels import scan_kernel
 from ..nonlinearities import Nonlinearity
-from .base import RecurrentStack, Trace, register_cell
+from .base import RecurrentStack, Trace, cell_major, register_cell
 
 
 class ElmanRecurrence(torch.autograd.Function):
@@ -37,25 +37,20 @@ class ElmanRecurrence(torch.autograd.Function):
         ctx.set_materialize_grads(False)  # an unused output's gradient stays None, not a zero tensor
         steps, m, b, n = drive.shape
         ctx.kernel = scan_kernel("elman", drive, n, nonlinearity.name)
-        if ctx.kernel is not None:  # writes the backward's layout directly
-            cell_major = drive.new_empty((m, steps + 1, b, n))
-            cell_major[:, 0] = initial
-            ctx.kernel.forward(drive, cell_major, weight, nonlinearity.name)
-            by_step = cell_major.transpose(0, 1)
-        else:  # contiguous slots per step, one copy after: per-step writes into cell-major slots were slower
+        if ctx.kernel is not None:
+            states = drive.new_empty((m, steps + 1, b, n))
+            states[:, 0] = initial
+            ctx.kernel.forward(drive, states, weight, nonlinearity.name)
+        else:
             by_step = drive.new_empty((steps + 1, m, b, n))
             by_step[0] = initial
             w_t = weight.transpose(1, 2)
             for t, drive_t in enumerate(drive.unbind(0)):
                 nonlinearity.apply_(torch.baddbmm(drive_t, by_step[t], w_t, out=by_step[t + 1]))
-            if any(ctx.needs_input_grad):  # the outputs become views of the copy: by_step is freed now
-                cell_major = by_step.transpose(0, 1).contiguous()
-                by_step = cell_major.transpose(0, 1)
-            else:
-                cell_major = None
-        ctx.save_for_backward(cell_major, weight)
+            states = cell_major(by_step, any(ctx.needs_input_grad))
+        ctx.save_for_backward(states, weight)
         ctx.nonlinearity = nonlinearity
-        return by_step[1:], by_step[-1].clone()
+        return states.transpose(0, 1)[1:], states[:, -1].clone()
 
     @staticmethod
     def backward(ctx, grad_states: torch.Tensor | None, grad_final: torch.Tensor | None):

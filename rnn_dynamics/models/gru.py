@@ -17,14 +17,15 @@ from torch import nn
 from ..jacobians import GatedJacobians
 from ..kernels import scan_kernel
 from ..nonlinearities import Nonlinearity
-from .base import BACKWARD_CHUNK, RecurrentStack, Trace, register_cell
+from .base import BACKWARD_CHUNK, RecurrentStack, Trace, cell_major, register_cell
 
 
 class GRURecurrence(torch.autograd.Function):
     """The GRU recurrence over T steps from a constant h_0, with a hand-written backward.
 
     Inputs: drive (T, M, B, 3N), initial h_0 (M, B, N), weight (M, 3N, N), b_hn (M, 1, N);
-    returns h_1..h_T as (T, M, B, N) and h_T, whose gradient seeds the backward walk. The backward
+    returns h_1..h_T as (T, M, B, N), a view of the cell-major h that the backward, dL/dW_hh and a layer
+    above read, and h_T, whose gradient seeds the backward walk. The backward
     computes the per-step coefficients in bulk first: dL/d(drive_t) and dL/d(W h_{t-1}) are then one
     multiplication each by dL/dh_t. Where :func:`~rnn_dynamics.kernels.scan_kernel` says so (on a GPU),
     each time walk is one Triton kernel launch instead.
@@ -35,32 +36,35 @@ class GRURecurrence(torch.autograd.Function):
         ctx.set_materialize_grads(False)  # an unused output's gradient stays None, not a zero tensor
         steps, m, b, three_n = drive.shape
         n = three_n // 3
-        hidden = drive.new_empty((steps + 1, m, b, n))
-        hidden[0] = initial
-        gates = torch.empty_like(drive, memory_format=torch.contiguous_format)  # drive may be a permuted einsum
+        gates = torch.empty_like(drive, memory_format=torch.contiguous_format)  # drive may be cell-major
         from_h = torch.empty_like(gates)
         ctx.kernel = scan_kernel("gru", drive, n, nonlinearity.name)
         if ctx.kernel is not None:
+            hidden = drive.new_empty((m, steps + 1, b, n))  # cell-major
+            hidden[:, 0] = initial
             ctx.kernel.forward(drive, b_hn, hidden, gates, from_h, weight, nonlinearity.name)
         else:
+            by_step = drive.new_empty((steps + 1, m, b, n))
+            by_step[0] = initial
             recurrent_bias = torch.cat([b_hn.new_zeros(m, 1, 2 * n), b_hn], dim=-1)
             w_t = weight.transpose(1, 2)
             for t, drive_t in enumerate(drive.unbind(0)):
-                gh = torch.baddbmm(recurrent_bias, hidden[t], w_t, out=from_h[t])
+                gh = torch.baddbmm(recurrent_bias, by_step[t], w_t, out=from_h[t])
                 act = gates[t]
                 torch.add(drive_t[..., :2 * n], gh[..., :2 * n], out=act[..., :2 * n]).sigmoid_()
                 candidate = torch.addcmul(drive_t[..., 2 * n:], act[..., :n], gh[..., 2 * n:],
                                           out=act[..., 2 * n:])
                 nonlinearity.apply_(candidate)
-                torch.sub(hidden[t], candidate, out=hidden[t + 1]).mul_(act[..., n:2 * n]).add_(candidate)
+                torch.sub(by_step[t], candidate, out=by_step[t + 1]).mul_(act[..., n:2 * n]).add_(candidate)
+            hidden = cell_major(by_step, any(ctx.needs_input_grad))
         ctx.save_for_backward(hidden, gates, from_h, weight)
         ctx.nonlinearity = nonlinearity
-        return hidden[1:], hidden[-1].clone()
+        return hidden.transpose(0, 1)[1:], hidden[:, -1].clone()
 
     @staticmethod
     def backward(ctx, grad_hidden, grad_final):
         hidden, gates, from_h, weight = ctx.saved_tensors
-        steps, m, b, n = hidden.shape[0] - 1, *hidden.shape[1:]
+        m, steps, b, n = hidden.shape[0], hidden.shape[1] - 1, hidden.shape[2], hidden.shape[3]
         if ctx.kernel is not None:
             grad_drive, grad_from_h = ctx.kernel.backward(grad_hidden, grad_final, hidden, gates, from_h, weight,
                                                           ctx.nonlinearity.name)
@@ -68,14 +72,14 @@ class GRURecurrence(torch.autograd.Function):
             grad_drive, grad_from_h = _loop_backward(grad_hidden, grad_final, hidden, gates, from_h, weight,
                                                      ctx.nonlinearity)
         grad_weight = torch.bmm(grad_from_h.transpose(0, 1).reshape(m, steps * b, 3 * n).transpose(1, 2),
-                                hidden[:-1].transpose(0, 1).reshape(m, steps * b, n))
+                                hidden[:, :-1].reshape(m, steps * b, n))
         grad_b_hn = grad_from_h[..., 2 * n:].sum(dim=(0, 2)).unsqueeze(1)
         return grad_drive, None, grad_weight, grad_b_hn, None
 
 
 def _loop_backward(grad_hidden, grad_final, hidden, gates, from_h, weight, phi: Nonlinearity):
     """dL/d(drive_t) and dL/d(W h_{t-1} + b), (T, M, B, 3N) each, walked back step by step (no scan kernel)
-    from dL/dh_t (None: no step's output used) and dL/dh_T (None: unused), written cell-major like the
+    from dL/dh_t (None: no step's output used), dL/dh_T (None: unused) and the cell-major h, written cell-major like the
     kernel's, so that dL/dW_hh and the drive's gradient read them without copies."""
     steps, m, b, three_n = gates.shape
     n = three_n // 3
@@ -85,7 +89,7 @@ def _loop_backward(grad_hidden, grad_final, hidden, gates, from_h, weight, phi: 
     for stop in range(steps, 0, -BACKWARD_CHUNK):
         start = max(0, stop - BACKWARD_CHUNK)
         drive_coeff, from_h_coeff = _backward_coefficients(gates[start:stop], from_h[start:stop],
-                                                           hidden[start:stop], phi)
+                                                           hidden[:, start:stop].transpose(0, 1), phi)
         for t in range(stop - 1, start - 1, -1):
             k = t - start
             d_h = (carry if grad_hidden is None else grad_hidden[t] + carry).unsqueeze(-2)

@@ -16,7 +16,7 @@ from ..jacobians import GatedJacobians
 from ..kernels import scan_kernel
 from ..nonlinearities import Nonlinearity
 from ..registry import Option
-from .base import BACKWARD_CHUNK, RecurrentStack, Trace, register_cell
+from .base import BACKWARD_CHUNK, RecurrentStack, Trace, cell_major, register_cell
 
 
 class LSTMRecurrence(torch.autograd.Function):
@@ -25,11 +25,11 @@ class LSTMRecurrence(torch.autograd.Function):
     Inputs: drive (T, M, B, 4N) (gates in the order i, f, o, g), initial (h_0, c_0) as
     (M, B, 2N), weight (M, 4N, N); returns h_1..h_T as (T, M, B, N) and (h_T, c_T) as
     (M, B, 2N), whose gradient seeds the backward walk. The forward writes gate activations and cell
-    states into time-major buffers; the backward computes every per-step coefficient in bulk
-    first, so that its time loop is a handful of ops per step, and dL/dW for all steps
-    is one matmul. Where :func:`~rnn_dynamics.kernels.scan_kernel` says so (on a GPU), each
-    time walk is one Triton kernel launch instead. Tested against autograd through
-    :meth:`RecurrentStack.trace` and gradcheck.
+    states into time-major buffers and h cell-major (as dL/dW_hh and a layer above read it); the
+    backward computes every per-step coefficient in bulk first, so that its time loop is a handful of
+    ops per step, and dL/dW for all steps is one matmul. Where :func:`~rnn_dynamics.kernels.scan_kernel`
+    says so (on a GPU), each time walk is one Triton kernel launch instead. Tested against autograd
+    through :meth:`RecurrentStack.trace` and gradcheck.
     """
 
     @staticmethod
@@ -37,37 +37,41 @@ class LSTMRecurrence(torch.autograd.Function):
         ctx.set_materialize_grads(False)  # an unused output's gradient stays None, not a zero tensor
         steps, m, b, four_n = drive.shape
         n = four_n // 4
-        hidden = drive.new_empty((steps + 1, m, b, n))
         cell = drive.new_empty((steps + 1, m, b, n))
-        hidden[0], cell[0] = initial[..., :n], initial[..., n:]
-        gates = torch.empty_like(drive, memory_format=torch.contiguous_format)  # drive may be a permuted einsum
+        cell[0] = initial[..., n:]
+        gates = torch.empty_like(drive, memory_format=torch.contiguous_format)  # drive may be cell-major
         ctx.kernel = scan_kernel("lstm", drive, n, nonlinearity.name)
         if ctx.kernel is not None:
+            hidden = drive.new_empty((m, steps + 1, b, n))  # cell-major
+            hidden[:, 0] = initial[..., :n]
             ctx.kernel.forward(drive, hidden, cell, gates, weight, nonlinearity.name)
         else:
+            by_step = drive.new_empty((steps + 1, m, b, n))
+            by_step[0] = initial[..., :n]
             w_t = weight.transpose(1, 2)
             for t, drive_t in enumerate(drive.unbind(0)):
-                act = torch.baddbmm(drive_t, hidden[t], w_t, out=gates[t])
+                act = torch.baddbmm(drive_t, by_step[t], w_t, out=gates[t])
                 act[..., :3 * n].sigmoid_()
                 nonlinearity.apply_(act[..., 3 * n:])
                 torch.mul(act[..., n:2 * n], cell[t], out=cell[t + 1])
                 cell[t + 1].addcmul_(act[..., :n], act[..., 3 * n:])
-                torch.mul(act[..., 2 * n:3 * n], nonlinearity(cell[t + 1]), out=hidden[t + 1])
+                torch.mul(act[..., 2 * n:3 * n], nonlinearity(cell[t + 1]), out=by_step[t + 1])
+            hidden = cell_major(by_step, any(ctx.needs_input_grad))
         ctx.save_for_backward(hidden, cell, gates, weight)
         ctx.nonlinearity = nonlinearity
-        return hidden[1:], torch.cat([hidden[-1], cell[-1]], dim=-1)
+        return hidden.transpose(0, 1)[1:], torch.cat([hidden[:, -1], cell[-1]], dim=-1)
 
     @staticmethod
     def backward(ctx, grad_hidden: torch.Tensor | None, grad_final: torch.Tensor | None):
         hidden, cell, gates, weight = ctx.saved_tensors
         phi = ctx.nonlinearity
-        steps, m, b, n = hidden.shape[0] - 1, *hidden.shape[1:]
+        m, steps, b, n = hidden.shape[0], hidden.shape[1] - 1, hidden.shape[2], hidden.shape[3]
         if ctx.kernel is not None:
             grad_pre = ctx.kernel.backward(grad_hidden, grad_final, cell, gates, weight, phi.name)
         else:
             grad_pre = _loop_backward(grad_hidden, grad_final, cell, gates, weight, phi)
         grad_weight = torch.bmm(grad_pre.transpose(0, 1).reshape(m, steps * b, 4 * n).transpose(1, 2),
-                                hidden[:-1].transpose(0, 1).reshape(m, steps * b, n))
+                                hidden[:, :-1].reshape(m, steps * b, n))
         return grad_pre, None, grad_weight, None
 
 
