@@ -25,9 +25,9 @@ class GRURecurrence(torch.autograd.Function):
 
     Inputs: drive (T, M, B, 3N), initial h_0 (M, B, N), weight (M, 3N, N), b_hn (M, 1, N);
     returns h_1..h_T as (T, M, B, N), a view of the cell-major h that the backward, dL/dW_hh and a layer
-    above read, and h_T, whose gradient seeds the backward walk. The backward
-    computes the per-step coefficients in bulk first: dL/d(drive_t) and dL/d(W h_{t-1}) are then one
-    multiplication each by dL/dh_t. Where :func:`~rnn_dynamics.kernels.scan_kernel` says so (on a GPU),
+    above read, and h_T, whose gradient seeds the backward walk. The backward computes the per-step
+    coefficients in bulk first: dL/d(drive_t) and dL/d(W h_{t-1}) are then one multiplication each by
+    dL/dh_t. Where :func:`~rnn_dynamics.kernels.scan_kernel` says so (on a GPU),
     each time walk is one Triton kernel launch instead.
     """
 
@@ -79,8 +79,8 @@ class GRURecurrence(torch.autograd.Function):
 
 def _loop_backward(grad_hidden, grad_final, hidden, gates, from_h, weight, phi: Nonlinearity):
     """dL/d(drive_t) and dL/d(W h_{t-1} + b), (T, M, B, 3N) each, walked back step by step (no scan kernel)
-    from dL/dh_t (None: no step's output used), dL/dh_T (None: unused) and the cell-major h, written cell-major like the
-    kernel's, so that dL/dW_hh and the drive's gradient read them without copies."""
+    from dL/dh_t (None: no step's output used), dL/dh_T (None: unused) and the cell-major h, written
+    cell-major like the kernel's, so that dL/dW_hh and the drive's gradient read them without copies."""
     steps, m, b, three_n = gates.shape
     n = three_n // 3
     update = gates[..., n:2 * n]
