@@ -36,9 +36,9 @@ def _forward(drive_ptr, states_ptr, weight_ptr, steps, batch, n, drive_step, dri
     and cells, states cell-major (M, T + 1, B, N), weight (M, N, N).
 
     Padded units (N..BLOCK_N) meet zero rows of W^T, so whatever f(0) is they add nothing."""
-    cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
+    cell, rows, _, units, _, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     w_t = dot_operand(tl.trans(_weight_tile(weight_ptr, cell, n, BLOCK_N)), DOT)
-    within = (sequence - cell * batch) * n + units  # the tile's offsets inside one cell's (B, N) block
+    within = rows * n + units  # the tile's offsets inside one cell's (B, N) block
     drive_at = drive_ptr + cell * drive_cell + within
     state_at = states_ptr + cell * (steps + 1) * batch * n + within
     h = tl.load(state_at, mask=tile_ok, other=0.0)
@@ -61,9 +61,9 @@ def _backward(grad_ptr, final_grad_ptr, states_ptr, grad_pre_ptr, weight_ptr, st
     (M, T, B, N) cell-major; each pointer is that of its tensor's last step (grad[T - 1], states[:, T],
     grad_pre[:, T - 1]).
     """
-    cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
+    cell, rows, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     w = dot_operand(_weight_tile(weight_ptr, cell, n, BLOCK_N), DOT)
-    within = (sequence - cell * batch) * n + units
+    within = rows * n + units
     grad_at = grad_ptr + cell * grad_cell + within
     state_at = states_ptr + cell * (steps + 1) * batch * n + within
     pre_at = grad_pre_ptr + cell * steps * batch * n + within

@@ -24,14 +24,14 @@ def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr,
              PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, DOT: tl.constexpr):
     """r, z = sigmoid(drive + h W^T), n = phi(drive_n + r (h W_n^T + b_hn)), h' = n + z (h - n), t = 0..T-1;
     h cell-major (M, T + 1, B, N), as the backward, dL/dW_hh and a layer above read it."""
-    cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
+    cell, rows, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * 3 * n * n
     b_hn = tl.load(b_hn_ptr + cell * n + units, mask=units < n, other=0.0)
     gate_step = n_cells * batch * 3 * n
-    rows_at = hidden_ptr + (cell * (steps + 1) * batch + sequence - cell * batch) * n  # h_t, as rows
+    rows_at = hidden_ptr + (cell * (steps + 1) * batch + rows) * n  # h_t, as rows
     gate_slot = sequence * 3 * n + units
     gates_at, from_h_at = gates_ptr + gate_slot, from_h_ptr + gate_slot
-    drive_at = drive_ptr + cell * drive_cell + (sequence - cell * batch) * 3 * n + units  # drive: any (B, 3N) blocks
+    drive_at = drive_ptr + cell * drive_cell + rows * 3 * n + units  # drive: any (B, 3N) blocks
     h = tl.load(rows_at + units, mask=tile_ok, other=0.0)
     for _ in range(steps):
         # One gate at a time, each stored as soon as it is made: fewer tiles live at once (fewer spills).
@@ -69,14 +69,14 @@ def _backward(grad_ptr, final_grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_
     grad_drive and grad_from_h at [:, T - 1] (cell-major, M, T, B, 3N: dL/dW_hh and the drive's gradient read
     them without a transposing copy).
     """
-    cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
+    cell, rows, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * 3 * n * n
     gate_step = n_cells * batch * 3 * n
-    grad_at = grad_ptr + cell * grad_cell + (sequence - cell * batch) * n + units
-    hidden_at = hidden_ptr + (cell * (steps + 1) * batch + sequence - cell * batch) * n + units
+    grad_at = grad_ptr + cell * grad_cell + rows * n + units
+    hidden_at = hidden_ptr + (cell * (steps + 1) * batch + rows) * n + units
     gate_slot = sequence * 3 * n + units
     gates_at, from_h_at = gates_ptr + gate_slot, from_h_ptr + gate_slot
-    by_cell = (cell * steps * batch + sequence - cell * batch) * 3 * n  # the cell-major gradients' rows
+    by_cell = (cell * steps * batch + rows) * 3 * n  # the cell-major gradients' rows
     grad_drive_at = grad_drive_ptr + by_cell + units
     pre_rows_at = grad_from_h_ptr + by_cell  # dL/d(W h_{t-1} + b), as rows for the products
     carry = tl.load(final_grad_ptr + sequence * n + units, mask=tile_ok, other=0.0)

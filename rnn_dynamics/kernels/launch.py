@@ -101,14 +101,16 @@ def grid_for(n_cells: int, batch: int) -> tuple[int, int]:
 
 @triton.jit
 def program_tile(batch, n, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr):
-    """This program's cell (int64, so that offsets past 2^31 stay exact), its BLOCK_B sequences (the
-    index cell * batch + row of each, as a column), its BLOCK_N units, and the masks of real rows and of
-    real entries of a (BLOCK_B, BLOCK_N) state tile."""
+    """This program's cell (int64, so that offsets past 2^31 stay exact), its BLOCK_B sequences as a column
+    twice: their rows in the cell's own (B, .) block (cell-major buffers) and their index cell * batch + row
+    (time-major buffers, whose steps hold every cell's block), its BLOCK_N units, and the masks of real rows
+    and of real entries of a (BLOCK_B, BLOCK_N) state tile."""
     cell = tl.program_id(0).to(tl.int64)
     rows = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
     units = tl.arange(0, BLOCK_N)
     row_ok = (rows < batch)[:, None]
-    return cell, (cell * batch + rows)[:, None], units[None, :], row_ok, row_ok & (units < n)[None, :]
+    return (cell, rows[:, None], (cell * batch + rows)[:, None], units[None, :], row_ok,
+            row_ok & (units < n)[None, :])
 
 
 @triton.jit

@@ -23,12 +23,12 @@ def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, steps, n_ce
              PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, DOT: tl.constexpr):
     """i, f, o = sigmoid(a), g = phi(a), a = h W^T + drive; c' = f c + i g; h' = o phi(c'), for t = 0..T-1;
     h cell-major (M, T + 1, B, N), as the backward's dL/dW_hh and a layer above read it."""
-    cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
+    cell, rows, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * 4 * n * n
     step, gate_step = n_cells * batch * n, n_cells * batch * 4 * n
-    rows_at = hidden_ptr + (cell * (steps + 1) * batch + sequence - cell * batch) * n  # h_t, as rows
+    rows_at = hidden_ptr + (cell * (steps + 1) * batch + rows) * n  # h_t, as rows
     cell_at = cell_ptr + sequence * n + units
-    drive_at = drive_ptr + cell * drive_cell + (sequence - cell * batch) * 4 * n + units  # drive: any (B, 4N) blocks
+    drive_at = drive_ptr + cell * drive_cell + rows * 4 * n + units  # drive: any (B, 4N) blocks
     gates_at = gates_ptr + sequence * 4 * n + units
     c = tl.load(cell_at, mask=tile_ok, other=0.0)
     for _ in range(steps):
@@ -67,13 +67,13 @@ def _backward(grad_ptr, final_grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weigh
     and cells), cell[T] (T + 1, M, B, N), gates[T - 1] (T, M, B, 4N) and grad_pre[:, T - 1] (cell-major,
     M, T, B, 4N: dL/dW_hh and the drive's gradient read it without a transposing copy).
     """
-    cell, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
+    cell, rows, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
     weight_at = weight_ptr + cell * 4 * n * n
     step, gate_step = n_cells * batch * n, n_cells * batch * 4 * n
-    grad_at = grad_ptr + cell * grad_cell + (sequence - cell * batch) * n + units
+    grad_at = grad_ptr + cell * grad_cell + rows * n + units
     cell_at = cell_ptr + sequence * n + units
     gates_at = gates_ptr + sequence * 4 * n + units
-    pre_rows_at = grad_pre_ptr + (cell * steps * batch + sequence - cell * batch) * 4 * n  # dL/da_t, as rows
+    pre_rows_at = grad_pre_ptr + (cell * steps * batch + rows) * 4 * n  # dL/da_t, as rows
     carry_h = tl.load(final_grad_ptr + sequence * 2 * n + units, mask=tile_ok, other=0.0)
     carry_c = tl.load(final_grad_ptr + sequence * 2 * n + n + units, mask=tile_ok, other=0.0)
     for _ in range(steps):

@@ -205,9 +205,9 @@ class RecurrentStack(nn.Module):
         backwards walk them, and the gradient reaches W_ih and b without a transposing copy.
         """
         w, bias = self.w_ih[layer], self.bias[layer]
-        m, steps, batch = w.shape[0], inputs.shape[0], inputs.shape[-1 if inputs.dim() == 2 else -2]
         if not inputs.is_floating_point():
             return (w.transpose(1, 2)[:, inputs] + bias.unsqueeze(1)).transpose(0, 1)
+        m, steps, batch = w.shape[0], inputs.shape[0], inputs.shape[-2]
         if inputs.dim() == 3:  # shared by every cell
             flat = inputs.reshape(1, steps * batch, -1).expand(m, -1, -1)
         else:
