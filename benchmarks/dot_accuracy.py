@@ -59,11 +59,10 @@ def main() -> None:
         for batch in (16, 256):
             torch.manual_seed(0)
             stack = get_cell("elman").from_inits(INITS, 1, HIDDEN, 1, nonlinearity).double()
-            params = dict(stack.named_parameters())
             x = torch.rand(STEPS, batch, 1, generator=gen, dtype=torch.float64)
             with torch.no_grad():
-                drive = torch.einsum("tbi,mni->tmbn", x, params["w_ih.0"]) + params["bias.0"]
-                w_t = params["w_hh.0"].transpose(1, 2)
+                drive = stack.layer_drive(0, x)
+                w_t = stack.w_hh[0].transpose(1, 2)
                 exact = states(torch.matmul, w_t, drive, f, torch.float64)
                 scale = exact.abs().max()
                 errors = {name: ((states(dot, w_t, drive, f, torch.float32).double() - exact).abs().max() / scale)
