@@ -5,6 +5,7 @@ checks their arithmetic and indexing, not their speed; with one, the CUDA tests 
 compiled. Tests skip where Triton is not installed.
 """
 
+import importlib
 import re
 from pathlib import Path
 
@@ -25,7 +26,10 @@ triton = pytest.importorskip("triton")
 tl = triton.language
 from rnn_dynamics.kernels import _agrees  # noqa: E402
 from rnn_dynamics.kernels.activations import KERNEL_ACTIVATIONS, register_kernel_activation  # noqa: E402
-from rnn_dynamics.kernels.launch import blocks  # noqa: E402
+from rnn_dynamics.kernels import tuning  # noqa: E402
+from rnn_dynamics.kernels.elman import TILE_ROWS  # noqa: E402
+from rnn_dynamics.kernels.launch import blocks, geometries, geometry  # noqa: E402
+from rnn_dynamics.kernels.tuning import choose, forced_geometry  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 INITS = ["identity", "orthogonal", "he"]
@@ -142,6 +146,76 @@ def test_the_kernels_take_blocks_where_they_lie_and_copy_only_what_they_cannot_i
     torch.testing.assert_close(read, by_cell.permute(1, 0, 3, 2), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("cell", KERNEL_CELLS)
+def test_every_launch_geometry_gives_the_loops_numbers(cell, gen):
+    """Each geometry a launch may be tuned into (its module's tile sizes, default and doubled warps), forced:
+    outputs, final states and every gradient against the loop; 2 layers, 19 sequences (two 16-sequence tiles,
+    part of one 32-sequence tile), N = 20 padded to 32, float64."""
+    candidates = geometries(20, torch.float64, None, importlib.import_module(f"rnn_dynamics.kernels.{cell}").TILE_ROWS)
+    assert len(candidates) >= 2 and candidates[0] == geometry(20, torch.float64, None)
+    stack = perturbed(make_stack(INITS, "tanh", hidden=20, layers=2, readout="all", cell=cell, input_std=0.3),
+                      scale=0.05).to(DEVICE)
+    x = torch.randn(6, 19, 2, generator=gen, dtype=torch.float64).to(DEVICE)
+    initial = 0.5 * torch.randn(2, len(INITS), 19, type(stack).state_size(20), generator=gen,
+                                dtype=torch.float64).to(DEVICE)
+    loop = outputs_and_gradients(stack, x, initial, "off")
+    for settings in candidates:
+        with forced_geometry(BLOCK_B=settings["BLOCK_B"], num_warps=settings["num_warps"]):
+            fused = outputs_and_gradients(stack, x, initial, "on")
+        for name, a, b in zip(["outputs", "final", *(n for n, _ in stack.named_parameters())], fused, loop):
+            assert_close_to_scale(a, b, TOLERANCE[torch.float64], f"{settings}: {name}")
+
+
+def test_the_tuner_keeps_the_fastest_geometry_that_agrees_with_the_default():
+    """Stand-in launches: one candidate is fast but wrong, one fails to build, one is slow; the fastest that
+    agrees is kept, and its outputs are the ones left behind."""
+    written = torch.zeros(4)
+    outputs = {"default": 1.0, "wrong": 1.5, "broken": None, "faster": 1.0 + 1e-9, "slow": 1.0}
+    times = {"default": 3.0, "wrong": 0.5, "faster": 1.0, "slow": 9.0}
+    launched, timed = [], []
+
+    def run(settings):
+        launched.append(settings["name"])
+        if outputs[settings["name"]] is None:
+            raise RuntimeError("out of resources")
+        written.fill_(outputs[settings["name"]])
+
+    def seconds(settings):
+        timed.append(settings["name"])
+        run(settings)
+        return times[settings["name"]]
+
+    chosen = choose(run, [{"name": name} for name in outputs], written, seconds)
+    assert chosen == {"name": "faster"} and launched[-1] == "faster"
+    assert written.eq(1.0 + 1e-9).all()
+    assert sorted(set(timed)) == ["default", "faster", "slow"]  # neither the wrong nor the broken one is timed
+
+
+def test_a_tuned_launch_times_its_candidates_once_per_problem(monkeypatch, gen):
+    """The tuning path as a GPU in ``auto`` mode takes it, here in the interpreter with a stand-in clock that
+    favours 32-sequence tiles: the model's outputs and gradients are still the loop's, each kernel is timed
+    on its first launch for a problem only, and a different batch size is a different problem."""
+    monkeypatch.setattr(tuning, "tunes", lambda like: True)
+    monkeypatch.setattr(tuning, "_chosen", {})
+    timings = []
+
+    def stand_in_seconds(run, settings, device):
+        timings.append(settings)
+        run(settings)
+        return 1.0 / settings["BLOCK_B"]
+    monkeypatch.setattr(tuning, "_seconds", stand_in_seconds)
+    stack = perturbed(make_stack(INITS, "relu", hidden=16, readout="all")).to(DEVICE)
+    loop = None
+    for batch in (5, 5, 3):
+        x = torch.randn(4, batch, 2, generator=gen, dtype=torch.float64).to(DEVICE)
+        loop = outputs_and_gradients(stack, x, None, "off")
+        for name, a, b in zip(["outputs", "final", "params"], outputs_and_gradients(stack, x, None, "on"), loop):
+            assert_close_to_scale(a, b, TOLERANCE[torch.float64], name)
+    candidates = len(geometries(16, torch.float64, None, TILE_ROWS))
+    assert len(timings) == 2 * 2 * candidates * tuning.TIMED_RUNS  # forward and backward, batches 5 and 3
+    assert len(tuning._chosen) == 4 and all(settings["BLOCK_B"] == 32 for settings in tuning._chosen.values())
+
+
 def test_the_tuning_script_drives_the_kernels_as_the_model_does(monkeypatch, gen):
     """benchmarks/tune_kernels.py calls the Elman kernels directly (a GPU-only script): on a tiny problem here,
     its scan leaves the states and returns the dL/da that the model's Function gives."""
@@ -165,7 +239,9 @@ def test_where_the_kernels_run(monkeypatch):
     x32 = torch.zeros(1, dtype=torch.float32)
     monkeypatch.delenv("RNN_DYNAMICS_KERNELS", raising=False)
     assert kernel_mode() == "auto" and scan_kernel("elman", x32, 100, "relu") is None  # auto: CUDA tensors only
+    assert not tuning.tunes(x32)  # geometries are timed on CUDA tensors in auto mode only
     with scan_kernels("on"):
+        assert not tuning.tunes(x32)
         assert scan_kernel("elman", x32, 128, "tanh").__name__ == "rnn_dynamics.kernels.elman"
         assert scan_kernel("elman", x32, 129, "relu") is None  # W no longer fits a program's registers
         assert scan_kernel("elman", x32.half(), 100, "relu") is None

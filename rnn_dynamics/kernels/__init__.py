@@ -139,7 +139,7 @@ def _check_agreement(cell_type: str, device: str, dtype: torch.dtype, hidden_siz
         return False
     rtol, atol = CHECK_TOLERANCE[dtype]
     worst = max(((a - b).abs() - rtol * b.abs()).max().item() for a, b in zip(fused, run("off")))
-    if worst > atol:
+    if not worst <= atol:  # NaN (a kernel that made NaN where the loop did not) disagrees too
         _warn_once(f"the fused scan kernel ({where}) disagrees with the loop by {worst:.1e}; using the loop")
         return False
     return True

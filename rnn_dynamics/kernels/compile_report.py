@@ -2,10 +2,14 @@
 
     python -m rnn_dynamics.kernels.compile_report               # sm_90 (H100, H200) and sm_80 (A100)
     python -m rnn_dynamics.kernels.compile_report --arch 90 --dtype float32 --hidden 100
+    python -m rnn_dynamics.kernels.compile_report --arch 90 --dtype float32 --hidden 100 --geometries all
 
 Triton lowers each kernel to PTX and ptxas (shipped with Triton) to a cubin, exactly as a first launch
 on such a GPU would; ``cuobjdump --dump-resource-usage`` (also shipped) reads the registers per thread
 and the stack, which holds the spills. A kernel that does not build fails here, before any GPU time.
+By default each kernel is built in its default launch geometry; ``--geometries all`` builds every geometry
+a launch may be tuned into (:mod:`~rnn_dynamics.kernels.tuning`), with the programs per multiprocessor
+its registers allow (64K registers per multiprocessor on sm_80 and sm_90).
 Must run without ``TRITON_INTERPRET`` (the interpreter replaces the compiler).
 """
 
@@ -26,7 +30,7 @@ from triton.compiler import ASTSource
 
 from . import kernel_cells
 from .activations import KERNEL_ACTIVATIONS
-from .launch import MAX_HIDDEN, geometry
+from .launch import MAX_HIDDEN, geometries, geometry
 
 TRITON_TYPES = {"float32": "fp32", "float64": "fp64"}
 
@@ -36,10 +40,15 @@ class Usage(NamedTuple):
     stack_bytes: int
 
 
-def compile_kernel(kernel, arch: int, dtype: str, hidden: int, nonlinearity: str = "tanh"):
-    """``kernel`` built for sm_<arch> with the arguments its launcher passes (by the kernels' naming:
-    ``*_ptr`` pointers, UPPER-CASE compile-time constants, the rest 32-bit integers)."""
-    settings = geometry(hidden, getattr(torch, dtype), divmod(arch, 10))
+#: Registers of one multiprocessor (sm_80, sm_86, sm_90).
+REGISTERS_PER_SM = 65536
+
+
+def compile_kernel(kernel, arch: int, dtype: str, hidden: int, nonlinearity: str = "tanh", settings=None):
+    """``kernel`` built for sm_<arch> in the launch ``settings`` (default: :func:`geometry`'s) with the arguments
+    its launcher passes (by the kernels' naming: ``*_ptr`` pointers, UPPER-CASE compile-time constants, the
+    rest 32-bit integers)."""
+    settings = settings or geometry(hidden, getattr(torch, dtype), divmod(arch, 10))
     activation = KERNEL_ACTIVATIONS.get(nonlinearity)
     per_call = {"ACTIVATION": activation.forward, "PHI": activation.forward, "DERIVATIVE": activation.derivative,
                 "HAS_GRAD": True}  # the backward as below the top layer: reading every step's gradient
@@ -80,9 +89,9 @@ def resource_usage(compiled) -> Usage:
     return Usage(int(found.group(1)), int(found.group(2)))
 
 
-def report(archs, dtypes, hiddens) -> list[tuple]:
-    """(arch, cell, direction, dtype, hidden, dot arithmetic, Usage) for every kernel of every cell type
-    that has them."""
+def report(archs, dtypes, hiddens, every_geometry: bool = False) -> list[tuple]:
+    """(arch, cell, direction, dtype, hidden, launch settings, Usage) for every kernel of every cell type that
+    has them, in the default geometry or (``every_geometry``) in each that a launch may be tuned into."""
     import importlib
 
     rows = []
@@ -92,9 +101,10 @@ def report(archs, dtypes, hiddens) -> list[tuple]:
             for arch in archs:
                 for dtype in dtypes:
                     for hidden in hiddens:
-                        usage = resource_usage(compile_kernel(kernel, arch, dtype, hidden))
-                        arithmetic = geometry(hidden, getattr(torch, dtype), divmod(arch, 10))["DOT"]
-                        rows.append((arch, cell, direction, dtype, hidden, arithmetic, usage))
+                        candidates = geometries(hidden, getattr(torch, dtype), divmod(arch, 10), module.TILE_ROWS)
+                        for settings in candidates if every_geometry else candidates[:1]:
+                            usage = resource_usage(compile_kernel(kernel, arch, dtype, hidden, settings=settings))
+                            rows.append((arch, cell, direction, dtype, hidden, settings, usage))
     return rows
 
 
@@ -104,6 +114,8 @@ def main(argv=None) -> int:
     parser.add_argument("--arch", type=int, nargs="+", default=[90, 80], help="compute capabilities (default 90 80)")
     parser.add_argument("--dtype", nargs="+", default=list(TRITON_TYPES), choices=list(TRITON_TYPES))
     parser.add_argument("--hidden", type=int, nargs="+", default=[16, 100], help="hidden sizes (default 16 100)")
+    parser.add_argument("--geometries", choices=["default", "all"], default="default",
+                        help="each kernel in its default launch geometry (default) or in all it may be tuned into")
     args = parser.parse_args(argv)
     if not all(1 <= hidden <= MAX_HIDDEN for hidden in args.hidden):
         parser.error(f"--hidden must lie in 1..{MAX_HIDDEN} (the sizes the kernels serve), got {args.hidden}")
@@ -115,9 +127,12 @@ def main(argv=None) -> int:
         parser.error(f"--arch {' '.join(map(str, unknown))}: not a compute capability this ptxas builds for; "
                      f"valid: {' '.join(map(str, sorted(known)))}")
     print(f"triton {triton.__version__}: registers per thread, stack (spills) bytes per thread")
-    for arch, cell, direction, dtype, hidden, arithmetic, usage in report(args.arch, args.dtype, args.hidden):
-        print(f"  sm_{arch} {cell:6s} {direction:8s} {dtype} N = {hidden:3d} ({arithmetic:7s} dots): "
-              f"{usage.registers:3d} registers, {usage.stack_bytes:4d} bytes stack")
+    rows = report(args.arch, args.dtype, args.hidden, every_geometry=args.geometries == "all")
+    for arch, cell, direction, dtype, hidden, settings, usage in rows:
+        threads = 32 * settings["num_warps"]
+        print(f"  sm_{arch} {cell:6s} {direction:8s} {dtype} N = {hidden:3d} ({settings['DOT']:7s} dots, "
+              f"{settings['BLOCK_B']} sequences x {threads} threads): {usage.registers:3d} registers, "
+              f"{usage.stack_bytes:4d} bytes stack, {REGISTERS_PER_SM // (usage.registers * threads)} programs per SM")
     return 0
 
 

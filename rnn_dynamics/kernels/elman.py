@@ -18,7 +18,12 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS
-from .launch import blocks, check_buffers, dot, dot_operand, grid_for, incoming_gradients, program_tile, settings_for
+from .launch import BLOCK_B, blocks, check_buffers, dot, dot_operand, incoming_gradients, program_tile
+from .tuning import run_scan
+
+#: Sequences per program the launches may choose between (:mod:`~rnn_dynamics.kernels.tuning`): 32-sequence
+#: tiles halve the programs of a large stack (one wave instead of two at batch 256 x 32 cells on an H200).
+TILE_ROWS = (BLOCK_B, 2 * BLOCK_B)
 
 
 @triton.jit
@@ -86,8 +91,9 @@ def forward(drive: torch.Tensor, states: torch.Tensor, weight: torch.Tensor, non
     steps, m, b, n = drive.shape
     check_buffers(states=states)
     drive, drive_step, drive_cell = blocks(drive)
-    _forward[grid_for(m, b)](drive, states, weight.contiguous(), steps, b, n, drive_step, drive_cell,
-                             ACTIVATION=KERNEL_ACTIVATIONS.get(nonlinearity).forward, **settings_for(n, weight))
+    run_scan(_forward, TILE_ROWS, (m, b, n), weight, states[:, -1], drive_ptr=drive, states_ptr=states,
+             weight_ptr=weight.contiguous(), steps=steps, batch=b, n=n, drive_step=drive_step, drive_cell=drive_cell,
+             ACTIVATION=KERNEL_ACTIVATIONS.get(nonlinearity).forward)
 
 
 def backward(grad_states: torch.Tensor | None, grad_final: torch.Tensor | None, states: torch.Tensor,
@@ -97,8 +103,8 @@ def backward(grad_states: torch.Tensor | None, grad_final: torch.Tensor | None, 
     m, steps, b, n = states.shape[0], states.shape[1] - 1, states.shape[2], states.shape[3]
     check_buffers(states=states)
     grad_pre = states.new_empty((m, steps, b, n))
-    _backward[grid_for(m, b)](**incoming_gradients(grad_states, grad_final, (m, b, n), states),
-                              states_ptr=states[:, -1], grad_pre_ptr=grad_pre[:, -1], weight_ptr=weight.contiguous(),
-                              steps=steps, batch=b, n=n, DERIVATIVE=KERNEL_ACTIVATIONS.get(nonlinearity).derivative,
-                              **settings_for(n, weight))
+    run_scan(_backward, TILE_ROWS, (m, b, n), weight, grad_pre[:, 0],
+             **incoming_gradients(grad_states, grad_final, (m, b, n), states), states_ptr=states[:, -1],
+             grad_pre_ptr=grad_pre[:, -1], weight_ptr=weight.contiguous(), steps=steps, batch=b, n=n,
+             DERIVATIVE=KERNEL_ACTIVATIONS.get(nonlinearity).derivative)
     return grad_pre

@@ -7,7 +7,7 @@ import torch
 import triton
 import triton.language as tl
 
-#: Sequences per program: tl.dot needs at least 16 rows; smaller batches are masked.
+#: Sequences per program by default: tl.dot needs at least 16 rows; smaller batches are masked.
 BLOCK_B = 16
 #: The largest hidden size the kernels serve: the one they are built and checked for (compile_report);
 #: a program keeps a few BLOCK_B x N state tiles in registers.
@@ -62,9 +62,13 @@ def geometry(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None) -> di
                 DOT=dot_arithmetic(dtype, gpu))
 
 
-def settings_for(hidden: int, weight: torch.Tensor) -> dict:
-    """:func:`geometry` for the dtype and GPU of the recurrent weight a kernel is launched on."""
-    return geometry(hidden, weight.dtype, capability(weight))
+def geometries(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None, tile_rows: tuple[int, ...]) -> list[dict]:
+    """The launch geometries a scan kernel may run in, :func:`geometry` first: each of ``tile_rows`` (the
+    sequences per program its module allows) at the default warps and at twice as many (half the registers
+    per thread; the compile report shows which spill). :mod:`~rnn_dynamics.kernels.tuning` picks among them."""
+    default = geometry(hidden, dtype, gpu)
+    return [dict(default, BLOCK_B=rows, num_warps=warps) for rows in tile_rows
+            for warps in (default["num_warps"], 2 * default["num_warps"])]
 
 
 def check_buffers(**buffers) -> None:
@@ -95,8 +99,9 @@ def incoming_gradients(grad: torch.Tensor | None, grad_final: torch.Tensor | Non
                 HAS_GRAD=True)
 
 
-def grid_for(n_cells: int, batch: int) -> tuple[int, int]:
-    return n_cells, triton.cdiv(batch, BLOCK_B)
+def grid_for(n_cells: int, batch: int, block_b: int) -> tuple[int, int]:
+    """One program per cell and tile of ``block_b`` sequences."""
+    return n_cells, triton.cdiv(batch, block_b)
 
 
 @triton.jit

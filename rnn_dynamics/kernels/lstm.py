@@ -14,8 +14,12 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import (blocks, check_buffers, grid_for, incoming_gradients, program_tile,
-                     rows_times_block, rows_times_weight, settings_for)
+from .launch import (BLOCK_B, blocks, check_buffers, incoming_gradients, program_tile, rows_times_block,
+                     rows_times_weight)
+from .tuning import run_scan
+
+#: Sequences per program the launches may choose between: 32-sequence tiles spill (sm_90, N = 100).
+TILE_ROWS = (BLOCK_B,)
 
 
 @triton.jit(do_not_specialize=["steps", "n_cells", "batch", "drive_step", "drive_cell"])
@@ -109,9 +113,10 @@ def forward(drive: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor, gates
     steps, m, b, four_n = drive.shape
     check_buffers(hidden=hidden, cell=cell, gates=gates)
     drive, drive_step, drive_cell = blocks(drive)
-    _forward[grid_for(m, b)](drive, hidden, cell, gates, weight.contiguous(), steps, m, b, four_n // 4, drive_step,
-                             drive_cell, PHI=KERNEL_ACTIVATIONS.get(nonlinearity).forward,
-                             **settings_for(four_n // 4, weight))
+    n = four_n // 4
+    run_scan(_forward, TILE_ROWS, (m, b, n), weight, hidden[:, -1], drive_ptr=drive, hidden_ptr=hidden,
+             cell_ptr=cell, gates_ptr=gates, weight_ptr=weight.contiguous(), steps=steps, n_cells=m, batch=b, n=n,
+             drive_step=drive_step, drive_cell=drive_cell, PHI=KERNEL_ACTIVATIONS.get(nonlinearity).forward)
 
 
 def backward(grad_hidden: torch.Tensor | None, grad_final: torch.Tensor | None, cell: torch.Tensor,
@@ -123,8 +128,8 @@ def backward(grad_hidden: torch.Tensor | None, grad_final: torch.Tensor | None, 
     check_buffers(cell=cell, gates=gates)
     grad_pre = gates.new_empty((m, steps, b, 4 * n))
     activation = KERNEL_ACTIVATIONS.get(nonlinearity)
-    _backward[grid_for(m, b)](**incoming_gradients(grad_hidden, grad_final, (m, b, 2 * n), gates),
-                              cell_ptr=cell[-1], gates_ptr=gates[-1], grad_pre_ptr=grad_pre[:, -1],
-                              weight_ptr=weight.contiguous(), steps=steps, n_cells=m, batch=b, n=n,
-                              PHI=activation.forward, DERIVATIVE=activation.derivative, **settings_for(n, weight))
+    run_scan(_backward, TILE_ROWS, (m, b, n), weight, grad_pre[:, 0],
+             **incoming_gradients(grad_hidden, grad_final, (m, b, 2 * n), gates), cell_ptr=cell[-1],
+             gates_ptr=gates[-1], grad_pre_ptr=grad_pre[:, -1], weight_ptr=weight.contiguous(), steps=steps,
+             n_cells=m, batch=b, n=n, PHI=activation.forward, DERIVATIVE=activation.derivative)
     return grad_pre.transpose(0, 1)

@@ -1,0 +1,105 @@
+"""Which launch geometry a scan kernel runs in: on a GPU in ``auto`` mode, the fastest of its candidates
+(:func:`~rnn_dynamics.kernels.launch.geometries`) that agree with the default geometry, timed at the first
+launch of each problem (as cuDNN's find step and ``triton.autotune`` do); elsewhere the default.
+
+Why time rather than rule: how many sequences a program should own and how many warps share its tile trade
+registers per thread against programs per multiprocessor and waves of programs, which the compile report
+shows but only the GPU can price (a stack of 32 cells at batch 256 runs 512 programs of 16 sequences, two
+waves on an H200's 132 multiprocessors, or 256 of 32 sequences). Each candidate is checked on the problem it
+is timed on: the slab of the output the kernel writes last (its walk's end, which every step feeds) must
+match the default geometry's to the first-use check's tolerance, or the candidate is left out; one that fails
+to build is left out too. The choice lasts for the process, one per kernel, device, dtype, hidden size,
+number of cells, batch size and compile-time arguments (the sequence length leaves the cost of a step as it
+is). The outputs left behind are those of the geometry chosen, as on every later launch.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from contextlib import contextmanager
+from typing import Callable
+
+import torch
+
+from .launch import capability, geometries, grid_for
+
+#: Timed launches per candidate (after one that builds and checks it); the median counts.
+TIMED_RUNS = 3
+_chosen: dict[tuple, dict] = {}
+_forced: list[dict] = []
+
+
+@contextmanager
+def forced_geometry(**settings):
+    """Launch every scan kernel in the default geometry with ``settings`` (e.g. ``BLOCK_B=32, num_warps=16``)
+    replacing its entries, untimed: for tests in Triton's interpreter and for benchmarks."""
+    _forced.append(settings)
+    try:
+        yield
+    finally:
+        _forced.pop()
+
+
+def tunes(like: torch.Tensor) -> bool:
+    """Whether launches on tensors like ``like`` choose their geometry by timing: CUDA tensors in ``auto`` mode
+    (``on`` runs the default geometry, unchecked, as it runs the kernels)."""
+    from . import kernel_mode
+
+    return like.is_cuda and kernel_mode() == "auto"
+
+
+def run_scan(kernel, tile_rows: tuple[int, ...], shape: tuple[int, int, int], weight: torch.Tensor,
+             written: torch.Tensor, /, **arguments) -> None:
+    """Launch ``kernel`` with ``arguments`` over (cells, tiles of sequences) in the geometry chosen for this
+    problem: ``tile_rows`` are the sequences per program its module allows, ``shape`` (cells, batch, hidden
+    size), ``weight`` the recurrent weights (its dtype and GPU), ``written`` a view of the last slab the kernel
+    writes (the check of :func:`choose`)."""
+    n_cells, batch, hidden = shape
+    candidates = geometries(hidden, weight.dtype, capability(weight), tile_rows)
+
+    def run(settings: dict) -> None:
+        kernel[grid_for(n_cells, batch, settings["BLOCK_B"])](**arguments, **settings)
+
+    if _forced:
+        return run(dict(candidates[0], **_forced[-1]))
+    if len(candidates) == 1 or not tunes(weight):
+        return run(candidates[0])
+    constants = tuple(sorted((name, value) for name, value in arguments.items() if name.isupper()))
+    key = (kernel, str(weight.device), weight.dtype, hidden, n_cells, batch, constants)
+    if key in _chosen:
+        return run(_chosen[key])
+    _chosen[key] = choose(run, candidates, written, lambda settings: _seconds(run, settings, weight.device))
+
+
+def _seconds(run: Callable[[dict], None], settings: dict, device: torch.device) -> float:
+    torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    run(settings)
+    torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def choose(run: Callable[[dict], None], candidates: list[dict], written: torch.Tensor,
+           seconds: Callable[[dict], float]) -> dict:
+    """The fastest of ``candidates`` (the default first) by the median of :data:`TIMED_RUNS` timings
+    (``seconds(settings)`` runs one launch and returns its time), among those whose ``written`` slab matches
+    the default's; runs the chosen one last, so that its outputs are what the caller gets."""
+    from . import CHECK_TOLERANCE
+
+    rtol, atol = CHECK_TOLERANCE[written.dtype]
+    run(candidates[0])
+    reference = written.clone()
+    scale = reference.nan_to_num(0.0, 0.0, 0.0).abs().max()
+    agreeing = [candidates[0]]
+    for settings in candidates[1:]:
+        try:
+            run(settings)
+        except Exception:  # noqa: BLE001 - a geometry that does not build here (registers, shared memory) is skipped
+            continue
+        if torch.isclose(written, reference, rtol=rtol, atol=atol * float(scale), equal_nan=True).all():
+            agreeing.append(settings)
+    times = [statistics.median(seconds(settings) for _ in range(TIMED_RUNS)) for settings in agreeing]
+    best = agreeing[times.index(min(times))]
+    run(best)
+    return best
