@@ -27,8 +27,9 @@ tl = triton.language
 from rnn_dynamics.kernels import _agrees  # noqa: E402
 from rnn_dynamics.kernels.activations import KERNEL_ACTIVATIONS, register_kernel_activation  # noqa: E402
 from rnn_dynamics.kernels import tuning  # noqa: E402
-from rnn_dynamics.kernels.elman import TILE_ROWS  # noqa: E402
-from rnn_dynamics.kernels.launch import blocks, geometries, geometry  # noqa: E402
+from rnn_dynamics.kernels.elman import LAUNCH  # noqa: E402
+from rnn_dynamics.kernels.launch import (blocks, geometries, geometry, resident_weight_bytes,  # noqa: E402
+                                        shared_memory_per_block)
 from rnn_dynamics.kernels.tuning import choose, forced_geometry  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -148,11 +149,15 @@ def test_the_kernels_take_blocks_where_they_lie_and_copy_only_what_they_cannot_i
 
 @pytest.mark.parametrize("cell", KERNEL_CELLS)
 def test_every_launch_geometry_gives_the_loops_numbers(cell, gen):
-    """Each geometry a launch may be tuned into (its module's tile sizes, default and doubled warps), forced:
-    outputs, final states and every gradient against the loop; 2 layers, 19 sequences (two 16-sequence tiles,
-    part of one 32-sequence tile), N = 20 padded to 32, float64."""
-    candidates = geometries(20, torch.float64, None, importlib.import_module(f"rnn_dynamics.kernels.{cell}").TILE_ROWS)
-    assert len(candidates) >= 2 and candidates[0] == geometry(20, torch.float64, None)
+    """Each geometry a launch may be tuned into (its module's tile sizes, default and doubled warps; the cell's
+    matrix on chip or streamed where the kernels take RESIDENT), forced: outputs, final states and every
+    gradient against the loop; 2 layers, 19 sequences (two 16-sequence tiles, part of one 32-sequence tile),
+    N = 20 padded to 32, float64."""
+    options = importlib.import_module(f"rnn_dynamics.kernels.{cell}").LAUNCH
+    candidates = geometries(20, torch.float64, None, options)
+    assert len(candidates) >= 2 and geometry(20, torch.float64, None).items() <= candidates[0].items()
+    if options.resident:
+        candidates += [dict(settings, RESIDENT=False) for settings in candidates]
     stack = perturbed(make_stack(INITS, "tanh", hidden=20, layers=2, readout="all", cell=cell, input_std=0.3),
                       scale=0.05).to(DEVICE)
     x = torch.randn(6, 19, 2, generator=gen, dtype=torch.float64).to(DEVICE)
@@ -160,7 +165,7 @@ def test_every_launch_geometry_gives_the_loops_numbers(cell, gen):
                                 dtype=torch.float64).to(DEVICE)
     loop = outputs_and_gradients(stack, x, initial, "off")
     for settings in candidates:
-        with forced_geometry(BLOCK_B=settings["BLOCK_B"], num_warps=settings["num_warps"]):
+        with forced_geometry(**settings):
             fused = outputs_and_gradients(stack, x, initial, "on")
         for name, a, b in zip(["outputs", "final", *(n for n, _ in stack.named_parameters())], fused, loop):
             assert_close_to_scale(a, b, TOLERANCE[torch.float64], f"{settings}: {name}")
@@ -211,7 +216,7 @@ def test_a_tuned_launch_times_its_candidates_once_per_problem(monkeypatch, gen):
         loop = outputs_and_gradients(stack, x, None, "off")
         for name, a, b in zip(["outputs", "final", "params"], outputs_and_gradients(stack, x, None, "on"), loop):
             assert_close_to_scale(a, b, TOLERANCE[torch.float64], name)
-    candidates = len(geometries(16, torch.float64, None, TILE_ROWS))
+    candidates = len(geometries(16, torch.float64, None, LAUNCH))
     assert len(timings) == 2 * 2 * candidates * tuning.TIMED_RUNS  # forward and backward, batches 5 and 3
     assert len(tuning._chosen) == 4 and all(settings["BLOCK_B"] == 32 for settings in tuning._chosen.values())
 
@@ -409,8 +414,9 @@ def test_the_compiled_kernel_at_the_pixel_mnist_shape(cell, nonlinearity, batch,
 
 def test_every_kernel_compiles_for_hopper_and_ampere():
     """Triton's own compiler and ptxas, no GPU: each kernel builds for sm_90 and sm_80 (float64 dots) and
-    sm_86 (TF32x3 dots) as a first launch would, and the Elman kernels (the paper's IRNN) hold the cell's
-    matrix and state in registers without spilling at N = 100."""
+    sm_86 (TF32x3 dots) as a first launch would, fits that GPU's shared memory (the Elman kernels held their
+    matrix in 144 KB, which an sm_86 GPU's 99 KB per program refused: there they now stream it), and the
+    Elman kernels (the paper's IRNN) do not spill at N = 100."""
     import os
     import subprocess
     import sys
@@ -422,8 +428,21 @@ def test_every_kernel_compiles_for_hopper_and_ampere():
     lines = [line for line in proc.stdout.splitlines() if " registers, " in line]
     assert len(lines) == 3 * 2 * len(KERNEL_CELLS), proc.stdout
     for line in lines:
-        registers, stack = (int(word) for word in re.findall(r"(\d+) (?:registers|bytes stack)", line))
-        assert registers <= 255 and (stack == 0 or " elman " not in line), line
+        registers, stack, programs = (int(word) for word in re.findall(r"(\d+) (?:registers|bytes stack|programs)",
+                                                                      line))
+        assert registers <= 255 and (stack == 0 or " elman " not in line) and programs >= 1, line
+    assert sum("sm_86 elman" in line and "matrix streamed" in line for line in lines) == 2, proc.stdout
+    assert sum("sm_90 elman" in line and "matrix on chip)" not in line for line in lines) == 0, proc.stdout
+
+
+def test_the_shared_memory_of_a_gpu_by_its_compute_capability():
+    """Listed capabilities as listed; others take the nearest listed one below (a newer minor version keeps its
+    generation's), and one below every entry the smallest."""
+    assert shared_memory_per_block((9, 0)) == 227 << 10 and shared_memory_per_block((8, 9)) == 99 << 10
+    assert shared_memory_per_block((8, 8)) == 163 << 10 and shared_memory_per_block((11, 0)) == 227 << 10
+    assert shared_memory_per_block((6, 1)) == 64 << 10
+    resident = geometries(100, torch.float32, (8, 6), LAUNCH)[0]
+    assert resident_weight_bytes(resident) == 144 << 10 and not resident["RESIDENT"]
 
 
 @pytest.mark.parametrize("args, message", [

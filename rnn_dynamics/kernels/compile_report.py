@@ -30,7 +30,7 @@ from triton.compiler import ASTSource
 
 from . import kernel_cells
 from .activations import KERNEL_ACTIVATIONS
-from .launch import MAX_HIDDEN, geometries, geometry
+from .launch import MAX_HIDDEN, geometries, shared_memory_per_block
 
 TRITON_TYPES = {"float32": "fp32", "float64": "fp64"}
 
@@ -38,17 +38,30 @@ TRITON_TYPES = {"float32": "fp32", "float64": "fp64"}
 class Usage(NamedTuple):
     registers: int
     stack_bytes: int
+    shared_bytes: int
 
 
-#: Registers of one multiprocessor (sm_80, sm_86, sm_90).
+#: Registers of one multiprocessor (every capability from 7.0 to 12.0).
 REGISTERS_PER_SM = 65536
+#: Shared memory CUDA reserves for each resident program (block), on top of what the program uses.
+RESERVED_SHARED_PER_BLOCK = 1 << 10
+
+
+def programs_per_sm(arch: int, usage: Usage, threads: int) -> int:
+    """How many programs of a kernel fit on one multiprocessor by its registers and its shared memory (the
+    multiprocessor has the most one block may use plus the reserve); 0: it does not launch there."""
+    shared = shared_memory_per_block(divmod(arch, 10)) + RESERVED_SHARED_PER_BLOCK
+    by_shared = shared // (usage.shared_bytes + RESERVED_SHARED_PER_BLOCK)
+    return min(REGISTERS_PER_SM // (usage.registers * threads), by_shared)
 
 
 def compile_kernel(kernel, arch: int, dtype: str, hidden: int, nonlinearity: str = "tanh", settings=None):
-    """``kernel`` built for sm_<arch> in the launch ``settings`` (default: :func:`geometry`'s) with the arguments
-    its launcher passes (by the kernels' naming: ``*_ptr`` pointers, UPPER-CASE compile-time constants, the
-    rest 32-bit integers)."""
-    settings = settings or geometry(hidden, getattr(torch, dtype), divmod(arch, 10))
+    """``kernel`` built for sm_<arch> in the launch ``settings`` (default: its module's default geometry) with
+    the arguments its launcher passes (by the kernels' naming: ``*_ptr`` pointers, UPPER-CASE compile-time
+    constants, the rest 32-bit integers)."""
+    if settings is None:
+        launch_options = sys.modules[kernel.fn.__module__].LAUNCH
+        settings = geometries(hidden, getattr(torch, dtype), divmod(arch, 10), launch_options)[0]
     activation = KERNEL_ACTIVATIONS.get(nonlinearity)
     per_call = {"ACTIVATION": activation.forward, "PHI": activation.forward, "DERIVATIVE": activation.derivative,
                 "HAS_GRAD": True}  # the backward as below the top layer: reading every step's gradient
@@ -78,7 +91,7 @@ def ptxas_architectures() -> set[int]:
 
 
 def resource_usage(compiled) -> Usage:
-    """Registers per thread and stack bytes per thread of a compiled kernel's cubin."""
+    """Registers per thread and stack bytes per thread of a compiled kernel's cubin, and its shared memory."""
     tool = _tool("cuobjdump")
     with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
         cubin.write(compiled.asm["cubin"])
@@ -86,7 +99,7 @@ def resource_usage(compiled) -> Usage:
         text = subprocess.run([tool, "--dump-resource-usage", cubin.name], capture_output=True, text=True,
                               check=True).stdout
     found = re.search(r"REG:(\d+) STACK:(\d+)", text)
-    return Usage(int(found.group(1)), int(found.group(2)))
+    return Usage(int(found.group(1)), int(found.group(2)), compiled.metadata.shared)
 
 
 def report(archs, dtypes, hiddens, every_geometry: bool = False) -> list[tuple]:
@@ -101,7 +114,7 @@ def report(archs, dtypes, hiddens, every_geometry: bool = False) -> list[tuple]:
             for arch in archs:
                 for dtype in dtypes:
                     for hidden in hiddens:
-                        candidates = geometries(hidden, getattr(torch, dtype), divmod(arch, 10), module.TILE_ROWS)
+                        candidates = geometries(hidden, getattr(torch, dtype), divmod(arch, 10), module.LAUNCH)
                         for settings in candidates if every_geometry else candidates[:1]:
                             usage = resource_usage(compile_kernel(kernel, arch, dtype, hidden, settings=settings))
                             rows.append((arch, cell, direction, dtype, hidden, settings, usage))
@@ -130,9 +143,11 @@ def main(argv=None) -> int:
     rows = report(args.arch, args.dtype, args.hidden, every_geometry=args.geometries == "all")
     for arch, cell, direction, dtype, hidden, settings, usage in rows:
         threads = 32 * settings["num_warps"]
+        resident = {True: ", matrix on chip", False: ", matrix streamed", None: ""}[settings.get("RESIDENT")]
         print(f"  sm_{arch} {cell:6s} {direction:8s} {dtype} N = {hidden:3d} ({settings['DOT']:7s} dots, "
-              f"{settings['BLOCK_B']} sequences x {threads} threads): {usage.registers:3d} registers, "
-              f"{usage.stack_bytes:4d} bytes stack, {REGISTERS_PER_SM // (usage.registers * threads)} programs per SM")
+              f"{settings['BLOCK_B']} sequences x {threads} threads{resident}): {usage.registers:3d} registers, "
+              f"{usage.stack_bytes:4d} bytes stack, {usage.shared_bytes >> 10:3d} KB shared, "
+              f"{programs_per_sm(arch, usage, threads)} programs per SM")
     return 0
 
 

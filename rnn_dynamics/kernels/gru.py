@@ -14,12 +14,12 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import (BLOCK_B, blocks, check_buffers, incoming_gradients, program_tile, rows_times_block,
+from .launch import (LaunchOptions, blocks, check_buffers, incoming_gradients, program_tile, rows_times_block,
                      rows_times_weight)
 from .tuning import run_scan
 
-#: Sequences per program the launches may choose between: 32-sequence tiles spill (sm_90, N = 100).
-TILE_ROWS = (BLOCK_B,)
+#: 16-sequence tiles only: 32-sequence ones spill (sm_90, N = 100, compile_report --geometries all).
+LAUNCH = LaunchOptions()
 
 
 @triton.jit(do_not_specialize=["steps", "n_cells", "batch", "drive_step", "drive_cell"])
@@ -121,7 +121,7 @@ def forward(drive: torch.Tensor, b_hn: torch.Tensor, hidden: torch.Tensor, gates
     check_buffers(hidden=hidden, gates=gates, from_h=from_h)
     drive, drive_step, drive_cell = blocks(drive)
     n = three_n // 3
-    run_scan(_forward, TILE_ROWS, (m, b, n), weight, hidden[:, -1], drive_ptr=drive, b_hn_ptr=b_hn.contiguous(),
+    run_scan(_forward, LAUNCH, (m, b, n), weight, hidden[:, -1], drive_ptr=drive, b_hn_ptr=b_hn.contiguous(),
              hidden_ptr=hidden, gates_ptr=gates, from_h_ptr=from_h, weight_ptr=weight.contiguous(), steps=steps,
              n_cells=m, batch=b, n=n, drive_step=drive_step, drive_cell=drive_cell,
              PHI=KERNEL_ACTIVATIONS.get(nonlinearity).forward)
@@ -136,7 +136,7 @@ def backward(grad_hidden: torch.Tensor | None, grad_final: torch.Tensor | None, 
     n = three_n // 3
     check_buffers(hidden=hidden, gates=gates, from_h=from_h)
     grad_drive, grad_from_h = (gates.new_empty((m, steps, b, 3 * n)) for _ in range(2))  # cell-major
-    run_scan(_backward, TILE_ROWS, (m, b, n), weight, grad_drive[:, 0],
+    run_scan(_backward, LAUNCH, (m, b, n), weight, grad_drive[:, 0],
              **incoming_gradients(grad_hidden, grad_final, (m, b, n), gates), hidden_ptr=hidden[:, -2],
              gates_ptr=gates[-1], from_h_ptr=from_h[-1], grad_drive_ptr=grad_drive[:, -1],
              grad_from_h_ptr=grad_from_h[:, -1], weight_ptr=weight.contiguous(), steps=steps, n_cells=m, batch=b, n=n,

@@ -3,6 +3,8 @@ buffer checks, and the product of a state tile with one gate block of a cell's r
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import triton
 import triton.language as tl
@@ -62,13 +64,51 @@ def geometry(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None) -> di
                 DOT=dot_arithmetic(dtype, gpu))
 
 
-def geometries(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None, tile_rows: tuple[int, ...]) -> list[dict]:
-    """The launch geometries a scan kernel may run in, :func:`geometry` first: each of ``tile_rows`` (the
-    sequences per program its module allows) at the default warps and at twice as many (half the registers
-    per thread; the compile report shows which spill). :mod:`~rnn_dynamics.kernels.tuning` picks among them."""
+#: Shared memory one program (CUDA block) may use, in bytes, by compute capability (the CUDA C++ Programming
+#: Guide's technical specifications, "maximum amount of shared memory per thread block"); a capability not
+#: listed takes the entry of the nearest one below it. Triton refuses to launch a kernel that needs more.
+SHARED_MEMORY_PER_BLOCK = {(7, 0): 96 << 10, (7, 5): 64 << 10, (8, 0): 163 << 10, (8, 6): 99 << 10,
+                           (8, 7): 163 << 10, (8, 9): 99 << 10, (9, 0): 227 << 10, (10, 0): 227 << 10,
+                           (12, 0): 99 << 10}
+
+
+def shared_memory_per_block(gpu: tuple[int, int]) -> int:
+    """:data:`SHARED_MEMORY_PER_BLOCK` of a compute capability (the nearest listed one at or below it)."""
+    listed = [capability for capability in SHARED_MEMORY_PER_BLOCK if capability <= gpu]
+    return SHARED_MEMORY_PER_BLOCK[max(listed)] if listed else min(SHARED_MEMORY_PER_BLOCK.values())
+
+
+def resident_weight_bytes(settings: dict) -> int:
+    """Shared memory a program takes to hold an N x N matrix on chip for its dots (as Triton lays them out,
+    read off the compile report for N = 16..128 and 16- and 32-sequence tiles): the (BLOCK_N, BLOCK_N) operand
+    and a (BLOCK_B, BLOCK_N) one, each in float64, or twice in float32 for TF32x3, or once in float32 for TF32."""
+    element = 4 if settings["DOT"] == "tf32" else 8
+    return (settings["BLOCK_N"] + settings["BLOCK_B"]) * settings["BLOCK_N"] * element
+
+
+class LaunchOptions(NamedTuple):
+    """What a kernel module's launches may vary (each module declares its own as ``LAUNCH``): the sequences
+    per program they allow, and whether its kernels take RESIDENT (the cell's matrix held on chip, or
+    streamed from cache each step)."""
+
+    tile_rows: tuple[int, ...] = (BLOCK_B,)
+    resident: bool = False
+
+
+def geometries(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None, options: LaunchOptions) -> list[dict]:
+    """The launch geometries a scan kernel may run in, :func:`geometry` first: each of the module's tile sizes
+    at the default warps and at twice as many (half the registers per thread; the compile report shows which
+    spill). :mod:`~rnn_dynamics.kernels.tuning` picks among them.
+
+    Kernels that take RESIDENT hold the matrix on chip in each geometry where that fits the GPU's shared
+    memory (:func:`resident_weight_bytes`; always in the interpreter), and stream it elsewhere."""
     default = geometry(hidden, dtype, gpu)
-    return [dict(default, BLOCK_B=rows, num_warps=warps) for rows in tile_rows
-            for warps in (default["num_warps"], 2 * default["num_warps"])]
+    candidates = [dict(default, BLOCK_B=rows, num_warps=warps) for rows in options.tile_rows
+                  for warps in (default["num_warps"], 2 * default["num_warps"])]
+    if options.resident:
+        for settings in candidates:
+            settings["RESIDENT"] = gpu is None or resident_weight_bytes(settings) <= shared_memory_per_block(gpu)
+    return candidates
 
 
 def check_buffers(**buffers) -> None:

@@ -14,12 +14,12 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import (BLOCK_B, blocks, check_buffers, incoming_gradients, program_tile, rows_times_block,
+from .launch import (LaunchOptions, blocks, check_buffers, incoming_gradients, program_tile, rows_times_block,
                      rows_times_weight)
 from .tuning import run_scan
 
-#: Sequences per program the launches may choose between: 32-sequence tiles spill (sm_90, N = 100).
-TILE_ROWS = (BLOCK_B,)
+#: 16-sequence tiles only: 32-sequence ones spill (sm_90, N = 100, compile_report --geometries all).
+LAUNCH = LaunchOptions()
 
 
 @triton.jit(do_not_specialize=["steps", "n_cells", "batch", "drive_step", "drive_cell"])
@@ -114,7 +114,7 @@ def forward(drive: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor, gates
     check_buffers(hidden=hidden, cell=cell, gates=gates)
     drive, drive_step, drive_cell = blocks(drive)
     n = four_n // 4
-    run_scan(_forward, TILE_ROWS, (m, b, n), weight, hidden[:, -1], drive_ptr=drive, hidden_ptr=hidden,
+    run_scan(_forward, LAUNCH, (m, b, n), weight, hidden[:, -1], drive_ptr=drive, hidden_ptr=hidden,
              cell_ptr=cell, gates_ptr=gates, weight_ptr=weight.contiguous(), steps=steps, n_cells=m, batch=b, n=n,
              drive_step=drive_step, drive_cell=drive_cell, PHI=KERNEL_ACTIVATIONS.get(nonlinearity).forward)
 
@@ -128,7 +128,7 @@ def backward(grad_hidden: torch.Tensor | None, grad_final: torch.Tensor | None, 
     check_buffers(cell=cell, gates=gates)
     grad_pre = gates.new_empty((m, steps, b, 4 * n))
     activation = KERNEL_ACTIVATIONS.get(nonlinearity)
-    run_scan(_backward, TILE_ROWS, (m, b, n), weight, grad_pre[:, 0],
+    run_scan(_backward, LAUNCH, (m, b, n), weight, grad_pre[:, 0],
              **incoming_gradients(grad_hidden, grad_final, (m, b, 2 * n), gates), cell_ptr=cell[-1],
              gates_ptr=gates[-1], grad_pre_ptr=grad_pre[:, -1], weight_ptr=weight.contiguous(), steps=steps,
              n_cells=m, batch=b, n=n, PHI=activation.forward, DERIVATIVE=activation.derivative)

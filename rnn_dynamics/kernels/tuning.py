@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from .launch import capability, geometries, grid_for
+from .launch import LaunchOptions, capability, geometries, grid_for
 
 #: Timed launches per candidate (after one that builds and checks it); the median counts.
 TIMED_RUNS = 3
@@ -49,14 +49,14 @@ def tunes(like: torch.Tensor) -> bool:
     return like.is_cuda and kernel_mode() == "auto"
 
 
-def run_scan(kernel, tile_rows: tuple[int, ...], shape: tuple[int, int, int], weight: torch.Tensor,
+def run_scan(kernel, options: LaunchOptions, shape: tuple[int, int, int], weight: torch.Tensor,
              written: torch.Tensor, /, **arguments) -> None:
     """Launch ``kernel`` with ``arguments`` over (cells, tiles of sequences) in the geometry chosen for this
-    problem: ``tile_rows`` are the sequences per program its module allows, ``shape`` (cells, batch, hidden
-    size), ``weight`` the recurrent weights (its dtype and GPU), ``written`` a view of the last slab the kernel
-    writes (the check of :func:`choose`)."""
+    problem: ``options`` are its module's ``LAUNCH``, ``shape`` is (cells, batch, hidden size), ``weight`` the
+    recurrent weights (their dtype and GPU), ``written`` a view of the last slab the kernel writes (the check
+    of :func:`choose`)."""
     n_cells, batch, hidden = shape
-    candidates = geometries(hidden, weight.dtype, capability(weight), tile_rows)
+    candidates = geometries(hidden, weight.dtype, capability(weight), options)
 
     def run(settings: dict) -> None:
         kernel[grid_for(n_cells, batch, settings["BLOCK_B"])](**arguments, **settings)
