@@ -152,6 +152,11 @@ def main() -> int:
     print("2. LSTM and GRU stacks against M sequential cuDNN torch.nn.LSTM / torch.nn.GRU runs")
     for cell in ("lstm", "gru"):
         stack_against_cudnn(cell, (1, 4), 16, steps, repeats)
+    from rnn_dynamics.kernels import tuning  # Triton: only where the kernels ran
+
+    print("   launch geometries the tuned kernels chose (rnn_dynamics.kernels.tuning):")
+    for line in tuning.choices():
+        print(f"     {line}")
     print("3. one probe call on a stack of 6 (T = 784, default probe settings)")
     probe_costs(repeats)
     cuda, cpu = study_time("cuda"), study_time("cpu")

@@ -11,6 +11,10 @@ beside cuDNN: the data for ``launch.dot_arithmetic`` and ``launch.geometry``.
    backward passes of the same shape (input size 1, as in pixel MNIST) with and without TF32.
 2. The LSTM and GRU stacks (forward + backward through the model, kernels on) per arithmetic, against
    cuDNN torch.nn.LSTM / torch.nn.GRU.
+3. Each launch geometry the kernels may be tuned into (rnn_dynamics.kernels.tuning), forced: the Elman scan
+   at each shape of 1., the LSTM and GRU stacks at batch 16 and 256 with 1 and 32 cells, in float32 with
+   the GPU's default arithmetic; the Elman also with its matrix streamed from cache, as on GPUs whose
+   shared memory cannot hold it. What a tuned launch picks is the fastest of these (the lines' minimum).
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import sys
 import torch
 import triton
 
-from rnn_dynamics.kernels import elman, launch, scan_kernels
+from rnn_dynamics.kernels import elman, gru, launch, lstm, scan_kernels
+from rnn_dynamics.kernels.tuning import describe, forced_geometry
 from rnn_dynamics.models import get_cell
 
 STEPS, HIDDEN = 784, 100
@@ -40,10 +45,13 @@ def with_arithmetic(arithmetic: str, fn):
 
 
 def elman_scan(arithmetic: str):
+    """One forward and one backward launch in ``arithmetic``, in the default launch geometry unless the caller
+    forces another (untuned, so that 1. compares arithmetics alone)."""
     def scan(drive, states, weight, grad):
         def run():
-            elman.forward(drive, states, weight, "relu")
-            return elman.backward(grad, None, states, weight, "relu")
+            with forced_geometry():
+                elman.forward(drive, states, weight, "relu")
+                return elman.backward(grad, None, states, weight, "relu")
         return with_arithmetic(arithmetic, run)
     return scan
 
@@ -128,6 +136,38 @@ def gated_arithmetics(gen) -> None:
             print(f"   {cell} M = {cells}: cuDNN {cudnn:5.2f} ms; " + "; ".join(line))
 
 
+def geometry_scan(gen) -> None:
+    print("3. launch geometries (forced), float32, forward + backward: ms")
+    gpu = torch.cuda.get_device_capability()
+    for batch, cells in SHAPES:
+        args = [t.float() for t in problem(batch, cells, gen, torch.float64)]
+        candidates = launch.geometries(HIDDEN, torch.float32, gpu, elman.LAUNCH)
+        candidates += [dict(candidates[0], RESIDENT=False)]
+        arithmetic = candidates[0]["DOT"]
+        line = []
+        for settings in candidates:
+            def run():
+                with forced_geometry(**settings):
+                    return elman_scan(arithmetic)(*args)
+            line.append(f"{describe(settings)} {triton.testing.do_bench(run, return_mode='median'):6.2f}")
+        print(f"   elman batch {batch:3d}, M = {cells:2d}: " + "; ".join(line))
+    for cell, module in (("lstm", lstm), ("gru", gru)):
+        for batch, cells in SHAPES:
+            stack = get_cell(cell).from_inits((INITS * 6)[:cells], 1, HIDDEN, 1, "tanh").to(DEVICE)
+            x = torch.rand(STEPS, batch, 1, generator=gen).to(DEVICE)
+
+            def step():
+                out, _ = stack.forward_with_state(x, None)
+                return torch.autograd.grad(out.square().sum(), list(stack.parameters()))
+            line = []
+            for settings in launch.geometries(HIDDEN, torch.float32, gpu, module.LAUNCH):
+                def run():
+                    with scan_kernels("on"), forced_geometry(**settings):
+                        return step()
+                line.append(f"{describe(settings)} {triton.testing.do_bench(run, return_mode='median'):6.2f}")
+            print(f"   {cell} batch {batch:3d}, M = {cells:2d}: " + "; ".join(line))
+
+
 def main() -> int:
     if not torch.cuda.is_available():
         print("tune_kernels: no CUDA GPU is visible to torch; run it on a machine with one", file=sys.stderr)
@@ -136,6 +176,7 @@ def main() -> int:
     gen = torch.Generator().manual_seed(0)
     elman_variants(gen)
     gated_arithmetics(gen)
+    geometry_scan(gen)
     return 0
 
 

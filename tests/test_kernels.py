@@ -196,6 +196,13 @@ def test_the_tuner_keeps_the_fastest_geometry_that_agrees_with_the_default():
     assert sorted(set(timed)) == ["default", "faster", "slow"]  # neither the wrong nor the broken one is timed
 
 
+def test_forced_geometries_nest_by_adding_settings():
+    """tune_kernels.py forces a geometry around a scan that itself asks for the default: the outer one holds."""
+    with forced_geometry(BLOCK_B=32), forced_geometry(), forced_geometry(num_warps=16):
+        assert tuning._forced[-1] == {"BLOCK_B": 32, "num_warps": 16}
+    assert not tuning._forced
+
+
 def test_a_tuned_launch_times_its_candidates_once_per_problem(monkeypatch, gen):
     """The tuning path as a GPU in ``auto`` mode takes it, here in the interpreter with a stand-in clock that
     favours 32-sequence tiles: the model's outputs and gradients are still the loop's, each kernel is timed
@@ -219,11 +226,14 @@ def test_a_tuned_launch_times_its_candidates_once_per_problem(monkeypatch, gen):
     candidates = len(geometries(16, torch.float64, None, LAUNCH))
     assert len(timings) == 2 * 2 * candidates * tuning.TIMED_RUNS  # forward and backward, batches 5 and 3
     assert len(tuning._chosen) == 4 and all(settings["BLOCK_B"] == 32 for settings in tuning._chosen.values())
+    assert sorted(tuning.choices())[0] == (f"elman backward ({DEVICE}, float64, N = 16, 3 cells x batch 3, float64 "
+                                           "dots): 32 sequences x 64 threads, matrix on chip")
 
 
-def test_the_tuning_script_drives_the_kernels_as_the_model_does(monkeypatch, gen):
+def test_the_tuning_script_drives_the_kernels_as_the_model_does(monkeypatch, capsys, gen):
     """benchmarks/tune_kernels.py calls the Elman kernels directly (a GPU-only script): on a tiny problem here,
-    its scan leaves the states and returns the dL/da that the model's Function gives."""
+    its scan leaves the states and returns the dL/da that the model's Function gives, and its scan of launch
+    geometries runs each of them."""
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import tune_kernels
 
@@ -238,6 +248,13 @@ def test_the_tuning_script_drives_the_kernels_as_the_model_does(monkeypatch, gen
     grad_pre = tune_kernels.elman_scan("float64")(drive.detach(), states, weight, grad)
     assert_close_to_scale(states[:, 1:].transpose(0, 1), out, 1e-12, "states")
     assert_close_to_scale(grad_pre.transpose(0, 1), grad_drive, 1e-12, "dL/da")
+    # its scan of launch geometries, each run once (in place of CUDA's timer)
+    monkeypatch.setattr(tune_kernels, "SHAPES", ((5, 2),))
+    monkeypatch.setattr(tune_kernels.triton.testing, "do_bench", lambda fn, return_mode: (fn(), 1.0)[1])
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: None)
+    tune_kernels.geometry_scan(gen)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and lines[1].count(" 1.00") == 2 * len(tune_kernels.elman.LAUNCH.tile_rows) + 1, lines
 
 
 def test_where_the_kernels_run(monkeypatch):

@@ -31,6 +31,7 @@ from triton.compiler import ASTSource
 from . import kernel_cells
 from .activations import KERNEL_ACTIVATIONS
 from .launch import MAX_HIDDEN, geometries, shared_memory_per_block
+from .tuning import describe
 
 TRITON_TYPES = {"float32": "fp32", "float64": "fp64"}
 
@@ -139,13 +140,13 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"--arch {' '.join(map(str, unknown))}: not a compute capability this ptxas builds for; "
                      f"valid: {' '.join(map(str, sorted(known)))}")
-    print(f"triton {triton.__version__}: registers per thread, stack (spills) bytes per thread")
+    print(f"triton {triton.__version__}: registers and stack (spills) bytes per thread, shared memory per program, "
+          "programs per multiprocessor (by registers and shared memory)")
     rows = report(args.arch, args.dtype, args.hidden, every_geometry=args.geometries == "all")
     for arch, cell, direction, dtype, hidden, settings, usage in rows:
         threads = 32 * settings["num_warps"]
-        resident = {True: ", matrix on chip", False: ", matrix streamed", None: ""}[settings.get("RESIDENT")]
         print(f"  sm_{arch} {cell:6s} {direction:8s} {dtype} N = {hidden:3d} ({settings['DOT']:7s} dots, "
-              f"{settings['BLOCK_B']} sequences x {threads} threads{resident}): {usage.registers:3d} registers, "
+              f"{describe(settings)}): {usage.registers:3d} registers, "
               f"{usage.stack_bytes:4d} bytes stack, {usage.shared_bytes >> 10:3d} KB shared, "
               f"{programs_per_sm(arch, usage, threads)} programs per SM")
     return 0

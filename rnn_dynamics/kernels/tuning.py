@@ -4,13 +4,15 @@ launch of each problem (as cuDNN's find step and ``triton.autotune`` do); elsewh
 
 Why time rather than rule: how many sequences a program should own and how many warps share its tile trade
 registers per thread against programs per multiprocessor and waves of programs, which the compile report
-shows but only the GPU can price (a stack of 32 cells at batch 256 runs 512 programs of 16 sequences, two
-waves on an H200's 132 multiprocessors, or 256 of 32 sequences). Each candidate is checked on the problem it
+shows but only the GPU can price (a stack of 32 Elman cells at batch 256 runs 512 programs of 16 sequences,
+four waves on an H200's 132 multiprocessors, where the cell's matrix in 144 KB of shared memory lets one
+program run on each, or 256 programs of 32 sequences, two waves). Each candidate is checked on the problem it
 is timed on: the slab of the output the kernel writes last (its walk's end, which every step feeds) must
 match the default geometry's to the first-use check's tolerance, or the candidate is left out; one that fails
 to build is left out too. The choice lasts for the process, one per kernel, device, dtype, hidden size,
-number of cells, batch size and compile-time arguments (the sequence length leaves the cost of a step as it
-is). The outputs left behind are those of the geometry chosen, as on every later launch.
+number of cells, batch size, compile-time arguments and dot arithmetic (the sequence length leaves the
+cost of a step as it is). The outputs left behind are those of the geometry chosen, as on every later
+launch.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ _forced: list[dict] = []
 @contextmanager
 def forced_geometry(**settings):
     """Launch every scan kernel in the default geometry with ``settings`` (e.g. ``BLOCK_B=32, num_warps=16``)
-    replacing its entries, untimed: for tests in Triton's interpreter and for benchmarks."""
-    _forced.append(settings)
+    replacing its entries, untimed: for tests in Triton's interpreter and for benchmarks. Nested, the inner
+    settings add to the outer ones (an empty inner one keeps them)."""
+    _forced.append({**(_forced[-1] if _forced else {}), **settings})
     try:
         yield
     finally:
@@ -65,8 +68,10 @@ def run_scan(kernel, options: LaunchOptions, shape: tuple[int, int, int], weight
         return run(dict(candidates[0], **_forced[-1]))
     if len(candidates) == 1 or not tunes(weight):
         return run(candidates[0])
+    # the default geometry is part of the problem: it holds the dots' arithmetic, which torch's float32 matmul
+    # precision can change within a process
     constants = tuple(sorted((name, value) for name, value in arguments.items() if name.isupper()))
-    key = (kernel, str(weight.device), weight.dtype, hidden, n_cells, batch, constants)
+    key = (kernel, str(weight.device), weight.dtype, hidden, n_cells, batch, constants, tuple(candidates[0].items()))
     if key in _chosen:
         return run(_chosen[key])
     _chosen[key] = choose(run, candidates, written, lambda settings: _seconds(run, settings, weight.device))
@@ -103,3 +108,20 @@ def choose(run: Callable[[dict], None], candidates: list[dict], written: torch.T
     best = agreeing[times.index(min(times))]
     run(best)
     return best
+
+
+def describe(settings: dict) -> str:
+    """A launch geometry in words, e.g. "32 sequences x 256 threads, matrix on chip"."""
+    matrix = {True: ", matrix on chip", False: ", matrix streamed", None: ""}[settings.get("RESIDENT")]
+    return f"{settings['BLOCK_B']} sequences x {32 * settings['num_warps']} threads{matrix}"
+
+
+def choices() -> list[str]:
+    """What this process's tuned launches chose, one line per kernel and problem (for benchmarks and logs)."""
+    lines = []
+    for (kernel, device, dtype, hidden, n_cells, batch, _, default), settings in _chosen.items():
+        name = f"{kernel.fn.__module__.rsplit('.', 1)[-1]} {kernel.fn.__name__.strip('_')}"
+        lines.append(f"{name} ({device}, {str(dtype).removeprefix('torch.')}, N = {hidden}, {n_cells} cells x "
+                     f"batch {batch}, {dict(default)['DOT']} dots): {describe(settings)}"
+                     f"{' (the default)' if settings == dict(default) else ''}")
+    return lines
