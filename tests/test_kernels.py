@@ -429,6 +429,21 @@ def test_the_compiled_kernel_at_the_pixel_mnist_shape(cell, nonlinearity, batch,
             f"{name}: kernel {kernel_error:.2e} and loop {loop_error:.2e} from float64, scale {scale:.2e}")
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("cell", KERNEL_CELLS)
+def test_tuned_launches_on_a_gpu_give_the_default_geometrys_numbers(cell, monkeypatch, gen):
+    """``auto`` mode times each kernel's geometries at its first launch: at batch 256 x 32 cells (where 32-sequence
+    tiles halve the Elman programs) outputs and gradients equal those of the default geometry (``on``)."""
+    monkeypatch.setattr(tuning, "_chosen", {})
+    stack = make_stack((INITS * 11)[:32], "tanh", hidden=100, input_size=1, cell=cell, input_std=0.001).to(
+        "cuda", torch.float32)
+    x = torch.rand(100, 256, 1, generator=gen).to("cuda")
+    tuned, default = (outputs_and_gradients(stack, x, None, mode) for mode in ("auto", "on"))
+    assert len(tuning.choices()) == 2, tuning.choices()  # forward and backward, each tuned once
+    for name, a, b in zip(["outputs", "final", *(n for n, _ in stack.named_parameters())], tuned, default):
+        assert_close_to_scale(a, b, TOLERANCE[torch.float32], name)
+
+
 def test_every_kernel_compiles_for_hopper_and_ampere():
     """Triton's own compiler and ptxas, no GPU: each kernel builds for sm_90 and sm_80 (float64 dots) and
     sm_86 (TF32x3 dots) as a first launch would, fits that GPU's shared memory (the Elman kernels held their

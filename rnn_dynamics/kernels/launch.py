@@ -79,9 +79,10 @@ def shared_memory_per_block(gpu: tuple[int, int]) -> int:
 
 
 def resident_weight_bytes(settings: dict) -> int:
-    """Shared memory a program takes to hold an N x N matrix on chip for its dots (as Triton lays them out,
-    read off the compile report for N = 16..128 and 16- and 32-sequence tiles): the (BLOCK_N, BLOCK_N) operand
-    and a (BLOCK_B, BLOCK_N) one, each in float64, or twice in float32 for TF32x3, or once in float32 for TF32."""
+    """Shared memory a program takes to hold an N x N matrix on chip for its dots, as Triton lays them out: the
+    (BLOCK_N, BLOCK_N) operand and a (BLOCK_B, BLOCK_N) one, each in float64, or twice in float32 for TF32x3,
+    or once in float32 for TF32. Equal to the compiled Elman kernels' size, or above it (N = 16), for N = 16,
+    33 and 100, each arithmetic and 16- and 32-sequence tiles (triton 3.9, sm_90)."""
     element = 4 if settings["DOT"] == "tf32" else 8
     return (settings["BLOCK_N"] + settings["BLOCK_B"]) * settings["BLOCK_N"] * element
 
