@@ -7,9 +7,9 @@
 Triton lowers each kernel to PTX and ptxas (shipped with Triton) to a cubin, exactly as a first launch
 on such a GPU would; ``cuobjdump --dump-resource-usage`` (also shipped) reads the registers per thread
 and the stack, which holds the spills. A kernel that does not build fails here, before any GPU time.
-By default each kernel is built in its default launch geometry; ``--geometries all`` builds every geometry
-a launch may be tuned into (:mod:`~rnn_dynamics.kernels.tuning`), with the programs per multiprocessor
-its registers allow (64K registers per multiprocessor on sm_80 and sm_90).
+Each line also gives the program's shared memory and how many programs fit on one multiprocessor by
+registers and shared memory. By default each kernel is built in its default launch geometry;
+``--geometries all`` builds every geometry a launch may be tuned into (:mod:`~rnn_dynamics.kernels.tuning`).
 Must run without ``TRITON_INTERPRET`` (the interpreter replaces the compiler).
 """
 

@@ -66,7 +66,7 @@ def run_scan(kernel, options: LaunchOptions, shape: tuple[int, int, int], weight
 
     if _forced:
         return run(dict(candidates[0], **_forced[-1]))
-    if len(candidates) == 1 or not tunes(weight):
+    if not tunes(weight):
         return run(candidates[0])
     # the default geometry is part of the problem: it holds the dots' arithmetic, which torch's float32 matmul
     # precision can change within a process
