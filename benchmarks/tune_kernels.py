@@ -11,10 +11,10 @@ beside cuDNN: the data for ``launch.dot_arithmetic`` and ``launch.geometry``.
    backward passes of the same shape (input size 1, as in pixel MNIST) with and without TF32.
 2. The LSTM and GRU stacks (forward + backward through the model, kernels on) per arithmetic, against
    cuDNN torch.nn.LSTM / torch.nn.GRU.
-3. Each launch geometry the kernels may be tuned into (rnn_dynamics.kernels.tuning), forced: the Elman scan
-   at each shape of 1., the LSTM and GRU stacks at batch 16 and 256 with 1 and 32 cells, in float32 with
-   the GPU's default arithmetic; the Elman also with its matrix streamed from cache, as on GPUs whose
-   shared memory cannot hold it. What a tuned launch picks is the fastest of these (the lines' minimum).
+3. Each launch geometry the kernels may be tuned into (rnn_dynamics.kernels.tuning), forced, at each shape:
+   the Elman scan at those of 1., the LSTM and GRU stacks at batch 16 and 256 with 1 and 32 cells, in
+   float32 with the GPU's default arithmetic; the Elman also with its matrix streamed from cache, as on
+   GPUs whose shared memory cannot hold it. A tuned launch picks the fastest of these (the line's minimum).
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def geometry_scan(gen) -> None:
     gpu = torch.cuda.get_device_capability()
     for batch, cells in SHAPES:
         args = [t.float() for t in problem(batch, cells, gen, torch.float64)]
-        candidates = launch.geometries(HIDDEN, torch.float32, gpu, elman.LAUNCH)
+        candidates = launch.geometries(HIDDEN, torch.float32, gpu, elman.LAUNCH, batch)
         candidates += [dict(candidates[0], RESIDENT=False)]
         arithmetic = candidates[0]["DOT"]
         line = []
@@ -160,7 +160,7 @@ def geometry_scan(gen) -> None:
                 out, _ = stack.forward_with_state(x, None)
                 return torch.autograd.grad(out.square().sum(), list(stack.parameters()))
             line = []
-            for settings in launch.geometries(HIDDEN, torch.float32, gpu, module.LAUNCH):
+            for settings in launch.geometries(HIDDEN, torch.float32, gpu, module.LAUNCH, batch):
                 def run():
                     with scan_kernels("on"), forced_geometry(**settings):
                         return step()

@@ -25,9 +25,10 @@ from .launch import (BLOCK_B, LaunchOptions, blocks, check_buffers, dot, dot_ope
                      program_tile, rows_times_block)
 from .tuning import run_scan
 
-#: 16- or 32-sequence tiles (:mod:`~rnn_dynamics.kernels.tuning` times both: 32 halves the programs of a
-#: large stack, and so its waves), the cell's matrix on chip where it fits the GPU's shared memory.
-LAUNCH = LaunchOptions(tile_rows=(BLOCK_B, 2 * BLOCK_B), resident=True)
+#: 16-, 32- or 64-sequence tiles (:mod:`~rnn_dynamics.kernels.tuning` times them: larger tiles cut a large
+#: stack's programs, and so its waves, at one program per multiprocessor), the cell's matrix on chip where it
+#: fits the GPU's shared memory (64-sequence tiles: 192 KB at N = 100, on sm_90 but not sm_80).
+LAUNCH = LaunchOptions(tile_rows=(BLOCK_B, 2 * BLOCK_B, 4 * BLOCK_B), resident=True)
 
 
 @triton.jit

@@ -96,19 +96,24 @@ class LaunchOptions(NamedTuple):
     resident: bool = False
 
 
-def geometries(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None, options: LaunchOptions) -> list[dict]:
+def geometries(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None, options: LaunchOptions,
+               batch: int | None = None) -> list[dict]:
     """The launch geometries a scan kernel may run in, :func:`geometry` first: each of the module's tile sizes
     at the default warps and at twice as many (half the registers per thread; the compile report shows which
-    spill). :mod:`~rnn_dynamics.kernels.tuning` picks among them.
+    spill). :mod:`~rnn_dynamics.kernels.tuning` picks among them. Given a ``batch``, tiles of which half or
+    more would be masked rows (beyond the default's) are left out.
 
     Kernels that take RESIDENT hold the matrix on chip in each geometry where that fits the GPU's shared
-    memory (:func:`resident_weight_bytes`; always in the interpreter), and stream it elsewhere."""
+    memory (:func:`resident_weight_bytes`; always in the interpreter), and stream it elsewhere; a geometry
+    that would stream where the default holds it is left out."""
     default = geometry(hidden, dtype, gpu)
-    candidates = [dict(default, BLOCK_B=rows, num_warps=warps) for rows in options.tile_rows
+    tile_rows = [rows for rows in options.tile_rows if batch is None or rows == BLOCK_B or rows < 2 * batch]
+    candidates = [dict(default, BLOCK_B=rows, num_warps=warps) for rows in tile_rows
                   for warps in (default["num_warps"], 2 * default["num_warps"])]
     if options.resident:
         for settings in candidates:
             settings["RESIDENT"] = gpu is None or resident_weight_bytes(settings) <= shared_memory_per_block(gpu)
+        candidates = [settings for settings in candidates if settings["RESIDENT"] or not candidates[0]["RESIDENT"]]
     return candidates
 
 

@@ -61,7 +61,7 @@ def run_scan(kernel, options: LaunchOptions, shape: tuple[int, int, int], weight
     recurrent weights (their dtype and GPU), ``written`` a view of the last slab the kernel writes (the check
     of :func:`choose`)."""
     n_cells, batch, hidden = shape
-    candidates = geometries(hidden, weight.dtype, capability(weight), options)
+    candidates = geometries(hidden, weight.dtype, capability(weight), options, batch)
 
     def run(settings: dict) -> None:
         kernel[grid_for(n_cells, batch, settings["BLOCK_B"])](**arguments, **settings)
