@@ -314,6 +314,20 @@ def test_a_study_records_what_ran_its_recurrences():
             assert run_study(config, progress=False).attrs["recurrence"] == expected, mode
 
 
+def test_the_dataset_says_where_the_kernels_stream_the_cells_matrix(monkeypatch):
+    """On a GPU whose programs cannot hold the Elman matrix (an sm_86 one at N = 100), the recorded recurrence
+    says so: those kernels' sums run in chunks, and differ from the on-chip kernels' in the last bits."""
+    from rnn_dynamics.kernels import describe_recurrence, launch
+
+    monkeypatch.setattr(launch, "capability", lambda tensor: (8, 6))
+    x32 = torch.zeros(1)
+    with scan_kernels("on"):
+        assert describe_recurrence("elman", x32, 100, "relu") == (
+            f"Triton scan kernels (triton {triton.__version__}, tf32x3 dots, matrix streamed from cache)")
+        assert describe_recurrence("elman", x32, 16, "relu").endswith("tf32x3 dots)")  # 4 KB: on chip
+        assert describe_recurrence("lstm", x32, 100, "tanh").endswith("tf32x3 dots)")  # always streams in chunks
+
+
 @triton.jit
 def _elementwise(x_ptr, y_ptr, n, FN: tl.constexpr, BLOCK: tl.constexpr):
     i = tl.arange(0, BLOCK)

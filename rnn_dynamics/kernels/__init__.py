@@ -96,14 +96,18 @@ def scan_kernel(cell_type: str, like: torch.Tensor, hidden_size: int, nonlineari
 
 
 def describe_recurrence(cell_type: str, like: torch.Tensor, hidden_size: int, nonlinearity: str) -> str:
-    """What runs the recurrence of such a stack here, for the dataset: kernel and loop differ in last bits."""
-    if scan_kernel(cell_type, like, hidden_size, nonlinearity) is None:
+    """What runs the recurrence of such a stack here, for the dataset: kernel and loop differ in last bits, and
+    so do kernels that hold the cell's matrix on chip and kernels that stream it (their sums run in chunks)."""
+    module = scan_kernel(cell_type, like, hidden_size, nonlinearity)
+    if module is None:
         return "per-step loop"
     import triton
 
-    from .launch import capability, dot_arithmetic
+    from . import launch
 
-    return f"Triton scan kernels (triton {triton.__version__}, {dot_arithmetic(like.dtype, capability(like))} dots)"
+    default = launch.geometries(hidden_size, like.dtype, launch.capability(like), module.LAUNCH)[0]
+    streamed = ", matrix streamed from cache" if default.get("RESIDENT") is False else ""
+    return f"Triton scan kernels (triton {triton.__version__}, {default['DOT']} dots{streamed})"
 
 
 @functools.lru_cache(maxsize=None)
