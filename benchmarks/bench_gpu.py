@@ -11,7 +11,8 @@ shape (T = 784, N = 100, Adam, per-cell clipping, --probe-every 0; same batches 
      (targets: M = 1 at most 2x cuDNN's time; M = 6 faster; M = 32 at least 10x faster), and the
      same stack with the kernels off (RNN_DYNAMICS_KERNELS=off: the per-step loop), and the peak GPU memory
      of one update against that of one cuDNN run;
-  2. the LSTM and the GRU at M = 1 and 4 against torch.nn.LSTM / torch.nn.GRU (cuDNN);
+  2. the same for the LSTM and the GRU (M up to 32) against torch.nn.LSTM / torch.nn.GRU (cuDNN), and the
+     launch geometries the tuned kernels chose;
   3. one call of each default probe and of the Lyapunov probe on a stack of 6, on cuda and on the CPU;
      and one probe step (the default probes sharing one context, as in a study);
   4. the default study (python -m analyses.spectra) on cuda and on the CPU, whole commands (last: the
@@ -151,7 +152,8 @@ def main() -> int:
         stack_against_cudnn("elman", sizes, batch, steps, repeats)
     print("2. LSTM and GRU stacks against M sequential cuDNN torch.nn.LSTM / torch.nn.GRU runs")
     for cell in ("lstm", "gru"):
-        stack_against_cudnn(cell, (1, 4), 16, steps, repeats)
+        for batch in (16, 256):
+            stack_against_cudnn(cell, sizes[:3], batch, steps, repeats)
     from rnn_dynamics.kernels import tuning  # Triton: only where the kernels ran
 
     print("   launch geometries the tuned kernels chose (rnn_dynamics.kernels.tuning):")
