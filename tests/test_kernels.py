@@ -151,7 +151,7 @@ def test_the_kernels_take_blocks_where_they_lie_and_copy_only_what_they_cannot_i
 def test_every_launch_geometry_gives_the_loops_numbers(cell, gen):
     """Each geometry a launch may be tuned into (its module's tile sizes, default and doubled warps; the cell's
     matrix on chip or streamed where the kernels take RESIDENT), forced: outputs, final states and every
-    gradient against the loop; 2 layers, 19 sequences (two 16-sequence tiles, part of one 32-sequence tile),
+    gradient against the loop; 2 layers, 19 sequences (two 16-sequence tiles, part of one 32- or 64-sequence tile),
     N = 20 padded to 32, float64."""
     options = importlib.import_module(f"rnn_dynamics.kernels.{cell}").LAUNCH
     candidates = geometries(20, torch.float64, None, options)
@@ -218,7 +218,6 @@ def test_a_tuned_launch_times_its_candidates_once_per_problem(monkeypatch, gen):
         return 1.0 / settings["BLOCK_B"]
     monkeypatch.setattr(tuning, "_seconds", stand_in_seconds)
     stack = perturbed(make_stack(INITS, "relu", hidden=16, readout="all")).to(DEVICE)
-    loop = None
     for batch in (20, 20, 17):  # 32-sequence tiles are offered from 17 sequences on, 64 from 33
         x = torch.randn(4, batch, 2, generator=gen, dtype=torch.float64).to(DEVICE)
         loop = outputs_and_gradients(stack, x, None, "off")
@@ -448,9 +447,9 @@ def test_the_compiled_kernel_at_the_pixel_mnist_shape(cell, nonlinearity, batch,
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("cell", KERNEL_CELLS)
 def test_tuned_launches_on_a_gpu_give_the_default_geometrys_numbers(cell, monkeypatch, gen):
-    """``auto`` mode times each kernel's geometries at its first launch: at batch 256 x 32 cells (where 32-sequence
-    tiles halve the Elman programs) outputs and gradients equal those of the default geometry (``on``) bit for
-    bit, as the tuning's check of each candidate asks."""
+    """``auto`` mode times each kernel's geometries at its first launch: at batch 256 x 32 cells (where larger tiles
+    cut the Elman programs 2- or 4-fold) outputs and gradients equal those of the default geometry (``on``) bit
+    for bit, as the tuning's check of each candidate asks."""
     monkeypatch.setattr(tuning, "_chosen", {})
     stack = make_stack((INITS * 11)[:32], "tanh", hidden=100, input_size=1, cell=cell, input_std=0.001).to(
         "cuda", torch.float32)
