@@ -9,9 +9,11 @@ of a few per time step, which on a GPU is what a step costs (launch overhead, no
 - ``auto`` (default): on CUDA tensors (float32 or float64, N <= 128, a nonlinearity with a kernel
   activation, Triton importable). The first use of each (cell type, device, dtype, N,
   nonlinearity) runs the kernel and the loop on a small random problem, forward and gradients;
-  a kernel that fails to build there or disagrees is reported once and the loop runs instead.
-- ``on``: wherever those conditions hold, on any device, unchecked, errors raised. On the CPU
-  this needs Triton's interpreter (``TRITON_INTERPRET=1`` before Triton is imported): the tests.
+  a kernel that fails to build there or disagrees is reported once and the loop runs instead. The
+  first launch of each problem then picks the launch geometry by timing (:mod:`.tuning`).
+- ``on``: wherever those conditions hold, on any device, unchecked, errors raised, in the default
+  launch geometry. On the CPU this needs Triton's interpreter (``TRITON_INTERPRET=1`` before Triton is
+  imported): the tests.
 - ``off``: never.
 """
 
