@@ -56,13 +56,10 @@ def programs_per_sm(arch: int, usage: Usage, threads: int) -> int:
     return min(REGISTERS_PER_SM // (usage.registers * threads), by_shared)
 
 
-def compile_kernel(kernel, arch: int, dtype: str, hidden: int, nonlinearity: str = "tanh", settings=None):
-    """``kernel`` built for sm_<arch> in the launch ``settings`` (default: its module's default geometry) with
-    the arguments its launcher passes (by the kernels' naming: ``*_ptr`` pointers, UPPER-CASE compile-time
-    constants, the rest 32-bit integers)."""
-    if settings is None:
-        launch_options = sys.modules[kernel.fn.__module__].LAUNCH
-        settings = geometries(hidden, getattr(torch, dtype), divmod(arch, 10), launch_options)[0]
+def compile_kernel(kernel, arch: int, dtype: str, settings: dict, nonlinearity: str = "tanh"):
+    """``kernel`` built for sm_<arch> in the launch ``settings`` (one of :func:`geometries`) with the arguments
+    its launcher passes (by the kernels' naming: ``*_ptr`` pointers, UPPER-CASE compile-time constants, the
+    rest 32-bit integers)."""
     activation = KERNEL_ACTIVATIONS.get(nonlinearity)
     per_call = {"ACTIVATION": activation.forward, "PHI": activation.forward, "DERIVATIVE": activation.derivative,
                 "HAS_GRAD": True}  # the backward as below the top layer: reading every step's gradient
@@ -117,7 +114,7 @@ def report(archs, dtypes, hiddens, every_geometry: bool = False) -> list[tuple]:
                     for hidden in hiddens:
                         candidates = geometries(hidden, getattr(torch, dtype), divmod(arch, 10), module.LAUNCH)
                         for settings in candidates if every_geometry else candidates[:1]:
-                            usage = resource_usage(compile_kernel(kernel, arch, dtype, hidden, settings=settings))
+                            usage = resource_usage(compile_kernel(kernel, arch, dtype, settings))
                             rows.append((arch, cell, direction, dtype, hidden, settings, usage))
     return rows
 
