@@ -54,8 +54,8 @@ def _forward(drive_ptr, states_ptr, weight_ptr, steps, batch, n, drive_step, dri
     within = rows * n + units  # the tile's offsets inside one cell's (B, N) block
     drive_at = drive_ptr + cell * drive_cell + within
     state_at = states_ptr + cell * (steps + 1) * batch * n + within
-    if not RESIDENT:
-        rows_at = states_ptr + cell * (steps + 1) * batch * n + rows * n  # h_t, as rows
+    if not RESIDENT:  # h_t as rows (the cell's offset written out again: sharing it cost the resident
+        rows_at = states_ptr + cell * (steps + 1) * batch * n + rows * n  # kernel 16 registers, sm_90)
     h = tl.load(state_at, mask=tile_ok, other=0.0)
     for _ in range(steps):
         if RESIDENT:
