@@ -10,7 +10,11 @@ shape (T = 784, N = 100, Adam, per-cell clipping, --probe-every 0; same batches 
      cells against M sequential torch.nn.RNN runs (cuDNN), and the ratio
      (targets: M = 1 at most 2x cuDNN's time; M = 6 faster; M = 32 at least 10x faster), and the
      same stack with the kernels off (RNN_DYNAMICS_KERNELS=off: the per-step loop), and the peak GPU memory
-     of one update against that of one cuDNN run;
+     of one update against that of one cuDNN run. cuDNN runs as torch sets it up by default, which lets its
+     float32 products use TF32 on Ampere and later GPUs (PyTorch asks for CUDNN_FMA_MATH only where TF32 is
+     switched off), while this project's dots are float64 or TF32x3 (float32-class); so the cuDNN runs are
+     also timed with TF32 off (IEEE float32), the like-for-like baseline, and the header says which
+     arithmetic each side used;
   2. the same for the LSTM and the GRU (M up to 32) against torch.nn.LSTM / torch.nn.GRU (cuDNN), and the
      launch geometries the tuned kernels chose;
   3. one call of each default probe and of the Lyapunov probe on a stack of 6, on cuda and on the CPU, in a
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from contextlib import contextmanager
 import subprocess
 import sys
 import tempfile
@@ -37,6 +42,7 @@ from bench_spine import BASELINES, INITS, plain_training, stack_training
 from rnn_dynamics.config import StudyConfig
 from rnn_dynamics.jacobians import default_lags
 from rnn_dynamics.kernels import scan_kernel, scan_kernels
+from rnn_dynamics.kernels.launch import capability, dot_arithmetic
 from rnn_dynamics.models import get_cell
 from rnn_dynamics.probes import PROBES, ProbeContext, ProbeSettings
 from rnn_dynamics.tasks import make_task
@@ -66,6 +72,31 @@ def peak_gigabytes(fn) -> float:
     return (torch.cuda.max_memory_allocated() - before) / 2 ** 30
 
 
+def cudnn_float32_products() -> str:
+    """What torch's settings let cuDNN's float32 RNN products use: "tf32" (torch's default) or "ieee"."""
+    rnn = torch.backends.cudnn.rnn
+    if hasattr(rnn, "fp32_precision"):  # torch >= 2.9; reading the legacy flag after setting this one raises
+        return "ieee" if rnn.fp32_precision == "ieee" else "tf32"
+    return "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
+
+
+@contextmanager
+def cudnn_in_ieee_float32():
+    """cuDNN's float32 RNN products in IEEE float32 (CUDNN_FMA_MATH), not TF32, inside the block."""
+    rnn = torch.backends.cudnn.rnn
+    if hasattr(rnn, "fp32_precision"):
+        previous, rnn.fp32_precision = rnn.fp32_precision, "ieee"
+    else:
+        previous, torch.backends.cudnn.allow_tf32 = torch.backends.cudnn.allow_tf32, False
+    try:
+        yield
+    finally:
+        if hasattr(rnn, "fp32_precision"):
+            rnn.fp32_precision = previous
+        else:
+            torch.backends.cudnn.allow_tf32 = previous
+
+
 def inits_for(m: int) -> list[str]:
     """M distinct init specs (the six families, then scaled identities of other scales)."""
     return (INITS + [f"scaled_identity:scale={0.1 + 0.01 * i:.2f}" for i in range(max(0, m - len(INITS)))])[:m]
@@ -78,20 +109,25 @@ def stack_against_cudnn(cell: str, sizes, batch: int, steps: int, repeats: int, 
     plain_training(module_cls, nonlinearity, task, 2, 100, device)
     for m in sizes:
         stack_training(cell, nonlinearity, task, inits_for(m), 1, 100, device)  # this M's first-use costs
-        ours, theirs, loop = [], [], []
+        ours, theirs, theirs_ieee, loop = [], [], [], []
         for _ in range(repeats):  # alternate, so that drifts hit both sides alike
             ours.append(synced(lambda: stack_training(cell, nonlinearity, task, inits_for(m), steps, 100, device),
                                device))
             theirs.append(m * synced(lambda: plain_training(module_cls, nonlinearity, task, steps, 100, device),
                                      device))
+            with cudnn_in_ieee_float32():
+                theirs_ieee.append(m * synced(lambda: plain_training(module_cls, nonlinearity, task, steps, 100,
+                                                                     device), device))
             with scan_kernels("off"):
                 loop.append(synced(lambda: stack_training(cell, nonlinearity, task, inits_for(m), steps, 100, device),
                                    device))
-        t_ours, t_theirs, t_loop = (statistics.median(times) / steps for times in (ours, theirs, loop))
+        t_ours, t_theirs, t_ieee, t_loop = (statistics.median(times) / steps
+                                            for times in (ours, theirs, theirs_ieee, loop))
         memory_ours = peak_gigabytes(lambda: stack_training(cell, nonlinearity, task, inits_for(m), 1, 100, device))
         memory_theirs = peak_gigabytes(lambda: plain_training(module_cls, nonlinearity, task, 1, 100, device))
         print(f"  batch {batch:3d}, M = {m:3d}: this project {t_ours * 1e3:7.1f} ms/update, {m} sequential cuDNN "
-              f"torch.nn.{module_cls.__name__} {t_theirs * 1e3:7.1f} ms/update: {t_theirs / t_ours:.2f}x faster; "
+              f"torch.nn.{module_cls.__name__} {t_theirs * 1e3:7.1f} ms/update: {t_theirs / t_ours:.2f}x faster "
+              f"(cuDNN in IEEE float32 {t_ieee * 1e3:7.1f} ms/update: {t_ieee / t_ours:.2f}x); "
               f"per-step loop {t_loop * 1e3:7.1f} ms/update; peak memory of an update {memory_ours:.2f} GiB, "
               f"of one cuDNN run's {memory_theirs:.2f} GiB")
 
@@ -148,6 +184,9 @@ def main() -> int:
     sizes, steps, repeats = ((1, 6, 32), 5, 2) if args.quick else ((1, 6, 32, 128), 10, 3)
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}; T = 784, N = 100, "
           f"Adam, per-cell clipping; {steps} updates per timing, median of {repeats}")
+    print(f"float32 products: cuDNN's {cudnn_float32_products()} (torch's settings), this project's "
+          f"{dot_arithmetic(torch.float32, capability(torch.zeros(1, device='cuda')))} "
+          "(rnn_dynamics.kernels.launch.dot_arithmetic)")
     for cell, (_, _, nonlinearity) in BASELINES.items():
         kernel = scan_kernel(cell, torch.zeros(1, device="cuda"), 100, nonlinearity)  # warns where it falls back
         print(f"0. {cell} ({nonlinearity}, float32, N = 100): "

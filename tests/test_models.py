@@ -328,3 +328,17 @@ def test_the_gpu_benchmarks_say_they_need_a_gpu(script):
                           env={**os.environ, "PYTHONPATH": str(root)})
     assert proc.returncode == 2 and proc.stdout == "", proc.stdout
     assert len(proc.stderr.strip().splitlines()) == 1 and "no CUDA GPU" in proc.stderr
+
+
+def test_the_gpu_benchmark_times_cudnn_in_ieee_float32_and_then_restores_torchs_setting(monkeypatch):
+    """bench_gpu.py's like-for-like baseline: cuDNN's float32 RNN products without TF32 inside the block only
+    (torch's default lets cuDNN use TF32, while the kernels' dots are float32-class)."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_gpu
+
+    assert bench_gpu.cudnn_float32_products() == "tf32"
+    with bench_gpu.cudnn_in_ieee_float32():
+        assert bench_gpu.cudnn_float32_products() == "ieee"
+    assert bench_gpu.cudnn_float32_products() == "tf32"
