@@ -2,6 +2,7 @@
 
     python -m analyses.reproduce --preset quick --workers 2 --data-dir ../shared/data/mnist-10k
     python -m analyses.reproduce --preset paper --scheduler tcp://head:8786
+    python -m analyses.reproduce --preset paper --device cuda --workers 4     # a node of 4 GPUs
 
 The studies, each with the paper's four models (--models paper) at the task's preset: the adding
 problem, pixel-by-pixel and permuted MNIST, Penn Treebank characters (and words at the paper preset),
@@ -36,12 +37,13 @@ PAPER_ONLY = {"ptb_word": ("ptb", {"task_options": {"level": "word"}})}
 TINY = {"hidden": 8, "steps": 4, "probe_every": 2, "probe_batch": 2, "probe_test_size": 16}
 
 
-def studies(preset: str, data_dir: str | None) -> dict[str, StudyConfig]:
-    """The validated study of every figure at ``preset``."""
+def studies(preset: str, data_dir: str | None, device: str = "cpu") -> dict[str, StudyConfig]:
+    """The validated study of every figure at ``preset``, on ``device``."""
     chosen = {**STUDIES, **(PAPER_ONLY if preset == "paper" else {})}
     configs = {}
     for name, (task, extra) in chosen.items():
-        fields = {"models": ["paper"], "data_dir": data_dir, **(TINY if preset == "tiny" else {}), **extra}
+        fields = {"models": ["paper"], "data_dir": data_dir, "device": device, **(TINY if preset == "tiny" else {}),
+                  **extra}
         configs[name] = StudyConfig.from_preset(task, preset, **fields).validate()
     return configs
 
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default="results/reproduce", help="folder of the studies and figures "
                                                                         "(default results/reproduce)")
     parser.add_argument("--data-dir", default=None, help="data root (MNIST must be there or fetched)")
+    parser.add_argument("--device", default="cpu", help="torch device of every study: cpu, cuda or cuda:N (default "
+                                                        "cpu; with --workers, cuda gives each worker its own GPU)")
     add_execution_flags(parser)
     args = parser.parse_args(argv)
     results = Path(args.results)
@@ -60,11 +64,11 @@ def main(argv: list[str] | None = None) -> int:
 
     with ExitStack() as cleanup:
         try:
-            configs = studies(args.preset, args.data_dir)
+            configs = studies(args.preset, args.data_dir, args.device)
             outs = {name: check_writable(results / f"{name}.nc") for name in configs}
             complete = {name for name, config in configs.items()
                         if check_out(outs[name], config.to_dict(), overwrite=False)}
-            executor = cleanup.enter_context(executor_for(args))
+            executor = cleanup.enter_context(executor_for(args, args.device))
             for config in configs.values():
                 check_resources(config, executor.available_bytes(config))
         except ValueError as err:

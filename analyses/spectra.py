@@ -94,8 +94,9 @@ def check_out(out: Path, config: dict, overwrite: bool) -> bool:
                      "pass --overwrite to replace it, or choose another --out")
 
 
-def executor_for(args):
-    """The executor the flags ask for, as a context manager (a dask cluster is shut down afterwards)."""
+def executor_for(args, device: str = "cpu"):
+    """The executor the flags ask for, as a context manager (a dask cluster is shut down afterwards); local
+    workers of a study on ``cuda`` get one GPU each (:func:`rnn_dynamics.executors.worker_gpus`)."""
     from rnn_dynamics import executors
     from rnn_dynamics.kernels import kernel_mode
 
@@ -105,7 +106,7 @@ def executor_for(args):
     if args.threads == executors.AUTO and (args.workers or args.scheduler):
         raise ValueError("--threads auto applies in-process only; dask workers need a number (default 1)")
     if args.workers:
-        return executors.local_cluster(args.workers, args.threads)
+        return executors.local_cluster(args.workers, args.threads, executors.worker_gpus(device, args.workers))
     if args.scheduler:
         return executors.remote_cluster(args.scheduler, args.threads)
     return nullcontext(executors.InProcess(args.threads))
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(summary_table(read_dataset(out)))
                 print(f"{out} already holds this study: nothing to run (--overwrite recomputes it)")
                 return 0
-            executor = cleanup.enter_context(executor_for(args))
+            executor = cleanup.enter_context(executor_for(args, config.device))
             check_resources(config, executor.available_bytes(config))
         except ValueError as err:
             fail(error_message(err))

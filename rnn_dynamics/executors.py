@@ -126,12 +126,13 @@ class Dask:
     dask on another worker.
     """
 
-    def __init__(self, client, threads: int | None = None):
-        self.client, self.threads = client, threads or 1
+    def __init__(self, client, threads: int | None = None, gpus: list[str] | None = None):
+        self.client, self.threads, self.gpus = client, threads or 1, gpus
 
     def describe(self) -> str:
         workers = len(self.client.scheduler_info(n_workers=-1)["workers"])
-        return f"dask.distributed ({workers} workers at {self.client.scheduler.address})"
+        pinned = f", one GPU each (CUDA_VISIBLE_DEVICES {', '.join(self.gpus)})" if self.gpus else ""
+        return f"dask.distributed ({workers} workers at {self.client.scheduler.address}{pinned})"
 
     def available_bytes(self, config: StudyConfig) -> int | None:
         limits = [w.get("memory_limit") for w in self.client.scheduler_info(n_workers=-1)["workers"].values()]
@@ -150,16 +151,47 @@ class Dask:
             yield futures[future], future.result()
 
 
+def worker_gpus(device: str, workers: int) -> list[str] | None:
+    """The GPU each local worker process of a study on ``device`` sees alone (its CUDA_VISIBLE_DEVICES), round
+    robin over the GPUs this process sees, as dask-cuda pins its workers: for ``cuda``, worker i gets the i-th
+    GPU (an entry of this process's own CUDA_VISIBLE_DEVICES where that is set), so that N workers on a node of
+    N GPUs use all of them rather than queueing on the first. None (nothing pinned) for the CPU, for a named
+    ``cuda:N`` (every worker on that GPU, as asked) and where torch sees no GPU."""
+    if device != "cuda":
+        return None
+    import torch
+
+    count = torch.cuda.device_count()
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    gpus = [entry.strip() for entry in listed.split(",")][:count] if listed is not None else \
+        [str(index) for index in range(count)]
+    return [gpus[worker % len(gpus)] for worker in range(workers)] if gpus else None
+
+
+def _one_gpu_nanny():
+    """A dask Nanny whose worker process sees one GPU: the entry of ``gpus`` at the worker's name (0, 1, ...:
+    LocalCluster's names)."""
+    from distributed import Nanny
+
+    class OneGPUNanny(Nanny):
+        def __init__(self, *args, name, gpus: list[str], env: dict | None = None, **kwargs):
+            super().__init__(*args, name=name, env={**(env or {}), "CUDA_VISIBLE_DEVICES": gpus[name]}, **kwargs)
+
+    return OneGPUNanny
+
+
 @contextmanager
-def local_cluster(workers: int, threads: int | None = None):
-    """A dask.distributed cluster of ``workers`` processes on this machine, and a client to it."""
+def local_cluster(workers: int, threads: int | None = None, gpus: list[str] | None = None):
+    """A dask.distributed cluster of ``workers`` processes on this machine, and a client to it; given ``gpus``
+    (:func:`worker_gpus`), worker i sees only GPU ``gpus[i]``."""
     import logging
 
     from distributed import Client, LocalCluster
 
+    pinning = dict(worker_class=_one_gpu_nanny(), gpus=gpus) if gpus else {}
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
-        yield Dask(client, threads)
+                      silence_logs=logging.ERROR, **pinning) as cluster, Client(cluster) as client:
+        yield Dask(client, threads, gpus)
 
 
 @contextmanager

@@ -82,6 +82,29 @@ def test_the_same_command_gives_the_same_bits_and_records_its_threads(tmp_path):
     xr.testing.assert_identical(runs[0].drop_attrs(), runs[1].drop_attrs())
 
 
+def test_local_workers_of_a_cuda_study_see_one_gpu_each(monkeypatch):
+    """--workers N --device cuda on a node of several GPUs: worker i sees GPU i (round robin), as dask-cuda pins
+    its workers; here with torch's GPU count stood in for, so the pinning itself runs without a GPU."""
+    import torch
+
+    from rnn_dynamics.executors import local_cluster, worker_gpus
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert worker_gpus("cuda", 3) == ["0", "1", "0"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")  # this process's own choice of GPUs: shared out among workers
+    assert worker_gpus("cuda", 2) == ["3", "5"]
+    assert worker_gpus("cuda:1", 2) is None and worker_gpus("cpu", 2) is None
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert worker_gpus("cuda", 2) is None
+    with local_cluster(2, gpus=["3", "5"]) as dask:
+        seen = dask.client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES"))
+        workers = dask.client.scheduler_info(n_workers=-1)["workers"]
+        names = {address: worker["name"] for address, worker in workers.items()}
+        assert {names[address]: gpu for address, gpu in seen.items()} == {0: "3", 1: "5"}
+        assert dask.describe().endswith(", one GPU each (CUDA_VISIBLE_DEVICES 3, 5))")
+
+
 def test_local_dask_workers_give_the_in_process_dataset(reference, tmp_path):
     proc = _cli(*STUDY, "--workers", "2", "--out", str(tmp_path / "dask.nc"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

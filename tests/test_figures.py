@@ -160,8 +160,12 @@ def test_reproduce_runs_every_study_then_every_figure_and_resumes(tmp_path, monk
     assert drawn_again == [[str(results), "--out", str(results / "figures")]]
 
 
-def test_reproduce_refuses_a_negative_worker_count_before_running(tmp_path):
-    proc = _run("analyses.reproduce", "--preset", "tiny", "--workers", "-1", "--results", str(tmp_path / "r"),
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "-1"], "error: --workers must be >= 0 (0: in this process), got -1"),
+    (["--device", "tpu"], "error: --device 'tpu' is not a device; valid: cpu, cuda, cuda:N"),  # every study's
+])
+def test_reproduce_refuses_bad_flags_before_running(args, message, tmp_path):
+    proc = _run("analyses.reproduce", "--preset", "tiny", *args, "--results", str(tmp_path / "r"),
                 "--data-dir", os.environ["RNN_DYNAMICS_DATA"], cwd=tmp_path)
-    assert proc.returncode == 2 and proc.stderr.strip() == "error: --workers must be >= 0 (0: in this process), got -1"
+    assert proc.returncode == 2 and proc.stderr.strip() == message
     assert not (tmp_path / "r").exists()
