@@ -87,12 +87,17 @@ class GatedJacobians:
         return self.parts * self.units
 
     def dense(self, i: int) -> torch.Tensor:
-        """J_{i+1} as a matrix (..., P N, P N)."""
-        blocks = torch.diag_embed(self.diagonal[i])  # (..., P, P, N, N): row part, column part, rows, columns
-        gated = self.weight.unflatten(-2, (self.n_gates, self.units))  # (..., G, N, N)
-        from_h = torch.einsum("...rgn,...gnm->...rnm", self.eta[i], gated)
-        blocks = blocks + torch.nn.functional.pad(from_h.unsqueeze(-3), (0, 0, 0, 0, 0, self.parts - 1))
-        return blocks.transpose(-3, -2).reshape(*blocks.shape[:-4], self.size, self.size)
+        """J_{i+1} as a matrix (..., P N, P N), written block by block into one buffer with elementwise products,
+        as in :meth:`right` (einsum, pad and copies took 2-4x the time: N = 100, 4 sequences, 2 CPU cores)."""
+        eta, diagonal = self.eta[i].unsqueeze(-1), self.diagonal[i]  # (..., P, G, N, 1), (..., P, P, N)
+        gated = self.weight.unflatten(-2, (self.n_gates, self.units)).unsqueeze(-4)  # (..., 1, G, N, N)
+        shape = torch.broadcast_shapes(eta.shape[:-4], gated.shape[:-4], diagonal.shape[:-3])
+        blocks = eta.new_zeros(*shape, self.parts, self.units, self.parts, self.units)  # row part, rows, col part, cols
+        from_h = blocks[..., 0, :]  # (..., P, N, N): the columns of part 0, h
+        for g in range(self.n_gates):
+            from_h.addcmul_(eta[..., g, :, :], gated[..., g, :, :])
+        blocks.diagonal(dim1=-3, dim2=-1).add_(diagonal)  # (..., P, P, N) view: each block's diagonal
+        return blocks.reshape(*shape, self.size, self.size)
 
     def left(self, i: int, q: torch.Tensor) -> torch.Tensor:
         """J_{i+1} @ q for q (..., P N, k), costing one matmul with the stacked blocks."""
