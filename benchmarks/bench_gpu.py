@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from contextlib import contextmanager
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
