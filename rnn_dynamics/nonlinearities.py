@@ -97,7 +97,13 @@ class Tanh(Nonlinearity):
         return torch.tanh(pre)
 
     def apply_(self, x):
-        return x.tanh_()
+        if x.is_contiguous() or x.device.type != "cpu":
+            return x.tanh_()
+        # On strided memory (a gated cell's candidate slice of its gates) torch's CPU tanh wakes its threads for
+        # a few thousand values: with 2 threads 19 us for 16 x 100 float32 values, against 6.4 us for a
+        # contiguous copy, tanh and copy back (1 thread: 2 us either way; 64 x 100: 69 against 29 us)
+        contiguous = x.contiguous()
+        return x.copy_(contiguous.tanh_())
 
     def derivative(self, pre):
         return 1.0 - torch.tanh(pre) ** 2
