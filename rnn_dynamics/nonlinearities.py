@@ -94,7 +94,7 @@ class Tanh(Nonlinearity):
     active_meaning = f"fraction of saturated units, |h| > {TANH_SATURATION}"
 
     def __call__(self, pre):
-        return torch.tanh(pre)
+        return torch.tanh(pre.contiguous() if pre.device.type == "cpu" else pre)  # see apply_
 
     def apply_(self, x):
         if x.is_contiguous() or x.device.type != "cpu":
