@@ -135,6 +135,16 @@ class Dask:
         return f"dask.distributed ({workers} workers at {self.client.scheduler.address}{pinned})"
 
     def available_bytes(self, config: StudyConfig) -> int | None:
+        """What one stack may take on any worker: for a study on a GPU, the free memory of each worker's GPU
+        shared among the workers on it (:func:`per_worker_gpu_bytes`); else the workers' memory limits."""
+        if config.device.startswith("cuda"):
+            try:
+                reports = self.client.run(gpu_free_bytes, config.device)
+            except Exception as err:  # noqa: BLE001 - whatever a worker raised, said in one line before any stack runs
+                said = (str(err).splitlines() or [""])[0]
+                raise ValueError(f"--device {config.device!r}: a dask worker cannot use it "
+                                 f"({type(err).__name__}: {said})") from None
+            return per_worker_gpu_bytes(reports.values())
         limits = [w.get("memory_limit") for w in self.client.scheduler_info(n_workers=-1)["workers"].values()]
         limits = [limit for limit in limits if limit]
         return min(limits) if limits else None
@@ -149,6 +159,23 @@ class Dask:
                    for spec in specs}
         for future in as_completed(futures):
             yield futures[future], future.result()
+
+
+def gpu_free_bytes(device: str) -> tuple[str, int]:
+    """On a worker: which GPU ``device`` is there (its UUID, the same whatever CUDA_VISIBLE_DEVICES numbers it)
+    and the bytes free on it."""
+    import torch
+
+    return str(torch.cuda.get_device_properties(torch.device(device)).uuid), torch.cuda.mem_get_info(device)[0]
+
+
+def per_worker_gpu_bytes(reports) -> int | None:
+    """The least GPU memory a worker can count on, from each worker's (GPU UUID, free bytes): the free memory of
+    each GPU divided among the workers that share it."""
+    sharing: dict[str, list[int]] = {}
+    for gpu, free in reports:
+        sharing.setdefault(gpu, []).append(free)
+    return min(min(free) // len(free) for free in sharing.values()) if sharing else None
 
 
 def worker_gpus(device: str, workers: int) -> list[str] | None:

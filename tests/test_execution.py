@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import xarray as xr
 
 from rnn_dynamics import StudyConfig, TrainConfig, run_study
@@ -85,8 +86,6 @@ def test_the_same_command_gives_the_same_bits_and_records_its_threads(tmp_path):
 def test_local_workers_of_a_cuda_study_see_one_gpu_each(monkeypatch):
     """--workers N --device cuda on a node of several GPUs: worker i sees GPU i (round robin), as dask-cuda pins
     its workers; here with torch's GPU count stood in for, so the pinning itself runs without a GPU."""
-    import torch
-
     from rnn_dynamics.executors import local_cluster, worker_gpus
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
@@ -103,6 +102,36 @@ def test_local_workers_of_a_cuda_study_see_one_gpu_each(monkeypatch):
         names = {address: worker["name"] for address, worker in workers.items()}
         assert {names[address]: gpu for address, gpu in seen.items()} == {0: "3", 1: "5"}
         assert dask.describe().endswith(", one GPU each (CUDA_VISIBLE_DEVICES 3, 5))")
+
+
+def test_a_cuda_study_on_dask_counts_each_gpus_free_memory_among_the_workers_sharing_it():
+    """The resource check of a study on GPUs: each worker reports its GPU (by UUID) and that GPU's free memory."""
+    from rnn_dynamics.executors import Dask, gpu_free_bytes, per_worker_gpu_bytes
+
+    assert per_worker_gpu_bytes([("GPU-a", 100), ("GPU-a", 90), ("GPU-b", 150)]) == 45
+    assert per_worker_gpu_bytes([]) is None
+
+    class StandInClient:
+        def run(self, function, device):
+            assert function is gpu_free_bytes and device == "cuda"
+            return {"tcp://w1": ("GPU-a", 8 << 30), "tcp://w2": ("GPU-b", 6 << 30), "tcp://w3": ("GPU-b", 6 << 30)}
+
+    assert Dask(StandInClient()).available_bytes(StudyConfig(device="cuda")) == 3 << 30
+
+    class WorkersWithoutAGpu:
+        def run(self, function, device):
+            raise RuntimeError("No CUDA GPUs are available")
+
+    with pytest.raises(ValueError, match=r"^--device 'cuda': a dask worker cannot use it \(RuntimeError: No CUDA"):
+        Dask(WorkersWithoutAGpu()).available_bytes(StudyConfig(device="cuda"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_cuda_worker_reports_its_gpu_and_free_memory():
+    from rnn_dynamics.executors import gpu_free_bytes
+
+    gpu, free = gpu_free_bytes("cuda")
+    assert gpu == str(torch.cuda.get_device_properties(0).uuid) and 0 < free <= torch.cuda.mem_get_info()[1]
 
 
 def test_local_dask_workers_give_the_in_process_dataset(reference, tmp_path):
