@@ -197,12 +197,13 @@ def worker_gpus(device: str, workers: int) -> list[str] | None:
 
 def _one_gpu_nanny():
     """A dask Nanny whose worker process sees one GPU: the entry of ``gpus`` at the worker's name (0, 1, ...:
-    LocalCluster's names)."""
+    LocalCluster's names), round robin."""
     from distributed import Nanny
 
     class OneGPUNanny(Nanny):
         def __init__(self, *args, name, gpus: list[str], env: dict | None = None, **kwargs):
-            super().__init__(*args, name=name, env={**(env or {}), "CUDA_VISIBLE_DEVICES": gpus[name]}, **kwargs)
+            super().__init__(*args, name=name, env={**(env or {}), "CUDA_VISIBLE_DEVICES": gpus[name % len(gpus)]},
+                             **kwargs)
 
     return OneGPUNanny
 
