@@ -42,7 +42,6 @@ from bench_spine import BASELINES, INITS, plain_training, stack_training
 from rnn_dynamics.config import StudyConfig
 from rnn_dynamics.jacobians import default_lags
 from rnn_dynamics.kernels import scan_kernel, scan_kernels
-from rnn_dynamics.kernels.launch import capability, dot_arithmetic
 from rnn_dynamics.models import get_cell
 from rnn_dynamics.probes import PROBES, ProbeContext, ProbeSettings
 from rnn_dynamics.tasks import make_task
@@ -184,8 +183,13 @@ def main() -> int:
     sizes, steps, repeats = ((1, 6, 32), 5, 2) if args.quick else ((1, 6, 32, 128), 10, 3)
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}; T = 784, N = 100, "
           f"Adam, per-cell clipping; {steps} updates per timing, median of {repeats}")
-    print(f"float32 products: cuDNN's {cudnn_float32_products()} (torch's settings), this project's "
-          f"{dot_arithmetic(torch.float32, capability(torch.zeros(1, device='cuda')))} "
+    try:  # Triton's module: where it is missing, the per-step loop runs
+        from rnn_dynamics.kernels.launch import capability, dot_arithmetic
+
+        ours = dot_arithmetic(torch.float32, capability(torch.zeros(1, device="cuda")))
+    except ImportError:
+        ours = "the per-step loop's (no Triton)"
+    print(f"float32 products: cuDNN's {cudnn_float32_products()} (torch's settings), this project's {ours} "
           "(rnn_dynamics.kernels.launch.dot_arithmetic)")
     for cell, (_, _, nonlinearity) in BASELINES.items():
         kernel = scan_kernel(cell, torch.zeros(1, device="cuda"), 100, nonlinearity)  # warns where it falls back

@@ -335,7 +335,6 @@ def test_the_gpu_benchmark_times_cudnn_in_ieee_float32_and_then_restores_torchs_
     (torch's default lets cuDNN use TF32, while the kernels' dots are float32-class)."""
     from pathlib import Path
 
-    pytest.importorskip("triton")  # bench_gpu reads the kernels' dot arithmetic
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import bench_gpu
 
