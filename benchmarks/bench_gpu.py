@@ -71,29 +71,32 @@ def peak_gigabytes(fn) -> float:
     return (torch.cuda.max_memory_allocated() - before) / 2 ** 30
 
 
+def _cudnn_rnn_tf32_flag() -> tuple[object, str, object]:
+    """Where torch keeps whether cuDNN's float32 RNN products may use TF32, and the value that forbids it:
+    ``torch.backends.cudnn.rnn.fp32_precision`` (torch >= 2.9; reading the legacy flag after setting this one
+    raises), else the legacy ``torch.backends.cudnn.allow_tf32``."""
+    rnn = torch.backends.cudnn.rnn
+    if hasattr(rnn, "fp32_precision"):
+        return rnn, "fp32_precision", "ieee"
+    return torch.backends.cudnn, "allow_tf32", False
+
+
 def cudnn_float32_products() -> str:
     """What torch's settings let cuDNN's float32 RNN products use: "tf32" (torch's default) or "ieee"."""
-    rnn = torch.backends.cudnn.rnn
-    if hasattr(rnn, "fp32_precision"):  # torch >= 2.9; reading the legacy flag after setting this one raises
-        return "ieee" if rnn.fp32_precision == "ieee" else "tf32"
-    return "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
+    holder, name, ieee = _cudnn_rnn_tf32_flag()
+    return "ieee" if getattr(holder, name) == ieee else "tf32"
 
 
 @contextmanager
 def cudnn_in_ieee_float32():
     """cuDNN's float32 RNN products in IEEE float32 (CUDNN_FMA_MATH), not TF32, inside the block."""
-    rnn = torch.backends.cudnn.rnn
-    if hasattr(rnn, "fp32_precision"):
-        previous, rnn.fp32_precision = rnn.fp32_precision, "ieee"
-    else:
-        previous, torch.backends.cudnn.allow_tf32 = torch.backends.cudnn.allow_tf32, False
+    holder, name, ieee = _cudnn_rnn_tf32_flag()
+    previous = getattr(holder, name)
+    setattr(holder, name, ieee)
     try:
         yield
     finally:
-        if hasattr(rnn, "fp32_precision"):
-            rnn.fp32_precision = previous
-        else:
-            torch.backends.cudnn.allow_tf32 = previous
+        setattr(holder, name, previous)
 
 
 def inits_for(m: int) -> list[str]:
