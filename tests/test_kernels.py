@@ -28,8 +28,8 @@ from rnn_dynamics.kernels import _agrees  # noqa: E402
 from rnn_dynamics.kernels.activations import KERNEL_ACTIVATIONS, register_kernel_activation  # noqa: E402
 from rnn_dynamics.kernels import tuning  # noqa: E402
 from rnn_dynamics.kernels.elman import LAUNCH  # noqa: E402
-from rnn_dynamics.kernels.launch import (blocks, geometries, geometry, resident_weight_bytes,  # noqa: E402
-                                        shared_memory_per_block)
+from rnn_dynamics.kernels.launch import (blocks, device_shared_memory, device_target, geometries,  # noqa: E402
+                                        geometry, resident_weight_bytes, shared_memory_per_block)
 from rnn_dynamics.kernels.tuning import choose, forced_geometry  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -509,6 +509,21 @@ def test_the_shared_memory_of_a_gpu_by_its_compute_capability():
     assert shared_memory_per_block((6, 1)) == 64 << 10
     resident = geometries(100, torch.float32, (8, 6), LAUNCH)[0]
     assert resident_weight_bytes(resident) == 144 << 10 and not resident["RESIDENT"]
+
+
+def test_a_present_gpu_is_asked_for_its_shared_memory(monkeypatch):
+    """The device's own opt-in limit (what Triton checks) decides where the matrix stays on chip; the table by
+    compute capability serves only where torch does not report it."""
+    from types import SimpleNamespace
+
+    reported = SimpleNamespace(major=9, minor=0, shared_memory_per_block_optin=99 << 10)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: reported)
+    assert device_shared_memory(torch.device("cuda", 0)) == 99 << 10
+    assert not geometries(100, torch.float32, (9, 0), LAUNCH, shared_memory=99 << 10)[0]["RESIDENT"]
+    assert geometries(100, torch.float32, (9, 0), LAUNCH)[0]["RESIDENT"]
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: SimpleNamespace(major=8, minor=6))
+    assert device_shared_memory(torch.device("cuda", 0)) == 99 << 10
+    assert device_target(torch.zeros(1)) == dict(gpu=None, shared_memory=None)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -107,7 +107,7 @@ def describe_recurrence(cell_type: str, like: torch.Tensor, hidden_size: int, no
 
     from . import launch
 
-    default = launch.geometries(hidden_size, like.dtype, launch.capability(like), module.LAUNCH)[0]
+    default = launch.geometries(hidden_size, like.dtype, options=module.LAUNCH, **launch.device_target(like))[0]
     streamed = ", matrix streamed from cache" if default.get("RESIDENT") is False else ""
     return f"Triton scan kernels (triton {triton.__version__}, {default['DOT']} dots{streamed})"
 

@@ -66,7 +66,8 @@ def geometry(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None) -> di
 
 #: Shared memory one program (CUDA block) may use, in bytes, by compute capability (the CUDA C++ Programming
 #: Guide's technical specifications, "maximum amount of shared memory per thread block"); a capability not
-#: listed takes the entry of the nearest one below it. Triton refuses to launch a kernel that needs more.
+#: listed takes the entry of the nearest one below it. Triton refuses to launch a kernel that needs more. A GPU
+#: that is present is asked instead (:func:`device_shared_memory`): this table serves builds for GPUs that are not.
 SHARED_MEMORY_PER_BLOCK = {(7, 0): 96 << 10, (7, 5): 64 << 10, (8, 0): 163 << 10, (8, 6): 99 << 10,
                            (8, 7): 163 << 10, (8, 9): 99 << 10, (9, 0): 227 << 10, (10, 0): 227 << 10,
                            (12, 0): 99 << 10}
@@ -76,6 +77,22 @@ def shared_memory_per_block(gpu: tuple[int, int]) -> int:
     """:data:`SHARED_MEMORY_PER_BLOCK` of a compute capability (the nearest listed one at or below it)."""
     listed = [capability for capability in SHARED_MEMORY_PER_BLOCK if capability <= gpu]
     return SHARED_MEMORY_PER_BLOCK[max(listed)] if listed else min(SHARED_MEMORY_PER_BLOCK.values())
+
+
+def device_shared_memory(device: torch.device) -> int:
+    """Shared memory one program may use on a CUDA device: the device's own opt-in limit, the one Triton checks a
+    launch against, where torch reports it (``shared_memory_per_block_optin``), else by its compute capability."""
+    properties = torch.cuda.get_device_properties(device)
+    reported = getattr(properties, "shared_memory_per_block_optin", 0)
+    return reported or shared_memory_per_block((properties.major, properties.minor))
+
+
+def device_target(tensor: torch.Tensor) -> dict:
+    """The GPU a tensor lives on as :func:`geometries` takes it: ``gpu`` (its compute capability) and
+    ``shared_memory`` (what one program may use there); both None off CUDA (Triton's CPU interpreter)."""
+    if not tensor.is_cuda:
+        return dict(gpu=None, shared_memory=None)
+    return dict(gpu=capability(tensor), shared_memory=device_shared_memory(tensor.device))
 
 
 def resident_weight_bytes(settings: dict) -> int:
@@ -97,22 +114,24 @@ class LaunchOptions(NamedTuple):
 
 
 def geometries(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None, options: LaunchOptions,
-               batch: int | None = None) -> list[dict]:
+               batch: int | None = None, shared_memory: int | None = None) -> list[dict]:
     """The launch geometries a scan kernel may run in, :func:`geometry` first: each of the module's tile sizes
     at the default warps and at twice as many (half the registers per thread; the compile report shows which
     spill). :mod:`~rnn_dynamics.kernels.tuning` picks among them. Given a ``batch``, tiles of which half or
     more would be masked rows (beyond the default's) are left out.
 
-    Kernels that take RESIDENT hold the matrix on chip in each geometry where that fits the GPU's shared
-    memory (:func:`resident_weight_bytes`; always in the interpreter), and stream it elsewhere; a geometry
+    Kernels that take RESIDENT hold the matrix on chip in each geometry where that fits the shared memory a
+    program may use (``shared_memory``: the GPU's own, :func:`device_shared_memory`; by default by compute
+    capability; :func:`resident_weight_bytes`; always in the interpreter), and stream it elsewhere; a geometry
     that would stream where the default holds it is left out."""
     default = geometry(hidden, dtype, gpu)
     tile_rows = [rows for rows in options.tile_rows if batch is None or rows == BLOCK_B or rows < 2 * batch]
     candidates = [dict(default, BLOCK_B=rows, num_warps=warps) for rows in tile_rows
                   for warps in (default["num_warps"], 2 * default["num_warps"])]
     if options.resident:
+        limit = shared_memory or (gpu and shared_memory_per_block(gpu))
         for settings in candidates:
-            settings["RESIDENT"] = gpu is None or resident_weight_bytes(settings) <= shared_memory_per_block(gpu)
+            settings["RESIDENT"] = gpu is None or resident_weight_bytes(settings) <= limit
         candidates = [settings for settings in candidates if settings["RESIDENT"] or not candidates[0]["RESIDENT"]]
     return candidates
 

@@ -26,7 +26,7 @@ from typing import Callable
 
 import torch
 
-from .launch import LaunchOptions, capability, geometries, grid_for
+from .launch import LaunchOptions, device_target, geometries, grid_for
 
 #: Timed launches per candidate (after one that builds and checks it); the median counts.
 TIMED_RUNS = 3
@@ -61,7 +61,7 @@ def run_scan(kernel, options: LaunchOptions, shape: tuple[int, int, int], weight
     recurrent weights (their dtype and GPU), ``written`` a view of the last slab the kernel writes (the check
     of :func:`choose`)."""
     n_cells, batch, hidden = shape
-    candidates = geometries(hidden, weight.dtype, capability(weight), options, batch)
+    candidates = geometries(hidden, weight.dtype, options=options, batch=batch, **device_target(weight))
 
     def run(settings: dict) -> None:
         kernel[grid_for(n_cells, batch, settings["BLOCK_B"])](**arguments, **settings)
