@@ -86,17 +86,27 @@ class GatedJacobians:
     def size(self) -> int:
         return self.parts * self.units
 
+    def _lead_shape(self) -> torch.Size:
+        """The leading dims of one step's blocks (e.g. (M, B)): the weight's and the factors' broadcast."""
+        return torch.broadcast_shapes(self.weight.shape[:-2], self.eta.shape[1:-3], self.diagonal.shape[1:-3])
+
+    def _add_gated_blocks(self, i: int, out: torch.Tensor) -> torch.Tensor:
+        """out (..., P, N, N) += the gated part of J_{i+1}'s blocks in the columns of part 0 (h): for row part r,
+        sum_g diag(eta[i, r, g]) W_g, by elementwise products in place."""
+        eta = self.eta[i].unsqueeze(-1)  # (..., P, G, N, 1)
+        gated = self.weight.unflatten(-2, (self.n_gates, self.units)).unsqueeze(-4)  # (..., 1, G, N, N)
+        for g in range(self.n_gates):
+            out.addcmul_(eta[..., g, :, :], gated[..., g, :, :])
+        return out
+
     def dense(self, i: int) -> torch.Tensor:
         """J_{i+1} as a matrix (..., P N, P N), written block by block into one buffer with elementwise products,
         as in :meth:`right` (einsum, pad and copies took 2-4x the time: N = 100, 4 sequences, 2 CPU cores)."""
-        eta, diagonal = self.eta[i].unsqueeze(-1), self.diagonal[i]  # (..., P, G, N, 1), (..., P, P, N)
-        gated = self.weight.unflatten(-2, (self.n_gates, self.units)).unsqueeze(-4)  # (..., 1, G, N, N)
-        shape = torch.broadcast_shapes(eta.shape[:-4], gated.shape[:-4], diagonal.shape[:-3])
-        blocks = eta.new_zeros(*shape, self.parts, self.units, self.parts, self.units)  # row part, rows, col part, cols
-        from_h = blocks[..., 0, :]  # (..., P, N, N): the columns of part 0, h
-        for g in range(self.n_gates):
-            from_h.addcmul_(eta[..., g, :, :], gated[..., g, :, :])
-        blocks.diagonal(dim1=-3, dim2=-1).add_(diagonal)  # (..., P, P, N) view: each block's diagonal
+        shape = self._lead_shape()
+        # row part, rows, column part, columns
+        blocks = self.eta.new_zeros(*shape, self.parts, self.units, self.parts, self.units)
+        self._add_gated_blocks(i, blocks[..., 0, :])  # (..., P, N, N): the columns of part 0, h
+        blocks.diagonal(dim1=-3, dim2=-1).add_(self.diagonal[i])  # (..., P, P, N) view: each block's diagonal
         return blocks.reshape(*shape, self.size, self.size)
 
     def left(self, i: int, q: torch.Tensor) -> torch.Tensor:
@@ -108,17 +118,27 @@ class GatedJacobians:
         return out.flatten(-3, -2)
 
     def right(self, p: torch.Tensor, i: int) -> torch.Tensor:
-        """p @ J_{i+1} for p (..., k, P N), costing one matmul with the stacked blocks.
+        """p @ J_{i+1} for p (..., k, P N): the diagonal terms elementwise, the gated ones by one matmul.
 
-        The diagonal factors multiply elementwise, one state part at a time (P <= 2), in place where they add
-        up: einsum ran them as batches of tiny matmuls and flatten then copied them (N = 100, 4 sequences,
-        k = P N: LSTM 0.55x the time per step, GRU 0.75x, 2 CPU cores)."""
+        For a few rows (a gradient walk: k = 1) the rows meet the diagonal factors and then the stacked blocks
+        shared by every sequence, (k, G N) @ (G N, N); for many (a Jacobian product: k = P N) the step's gated
+        blocks are summed first, (k, P N) @ (P N, N), G / P times fewer products (LSTM 2, GRU 3). The diagonal
+        factors multiply elementwise, one state part at a time, in place where they add up: einsum ran them
+        as batches of tiny matmuls (N = 100, 4 sequences, k = P N: LSTM 0.55x the time per step, GRU 0.75x,
+        2 CPU cores)."""
         rows = p.unflatten(-1, (self.parts, self.units)).unsqueeze(-2)  # (..., k, P, 1, N)
-        eta, diagonal = self.eta[i].unsqueeze(-4), self.diagonal[i].unsqueeze(-4)  # (..., 1, P, G | P, N)
-        through_w, out = rows[..., 0, :, :] * eta[..., 0, :, :], rows[..., 0, :, :] * diagonal[..., 0, :, :]
+        diagonal = self.diagonal[i].unsqueeze(-4)  # (..., 1, P, P, N)
+        out = rows[..., 0, :, :] * diagonal[..., 0, :, :]
+        for r in range(1, self.parts):
+            out.addcmul_(rows[..., r, :, :], diagonal[..., r, :, :])  # (..., k, P, N)
+        if p.shape[-2] * (self.n_gates - self.parts) > self.parts * self.n_gates:
+            blocks = self.eta.new_zeros(*self._lead_shape(), self.parts, self.units, self.units)
+            out[..., 0, :] += p @ self._add_gated_blocks(i, blocks).flatten(-3, -2)
+            return out.flatten(-2)
+        eta = self.eta[i].unsqueeze(-4)  # (..., 1, P, G, N)
+        through_w = rows[..., 0, :, :] * eta[..., 0, :, :]
         for r in range(1, self.parts):
             through_w.addcmul_(rows[..., r, :, :], eta[..., r, :, :])  # (..., k, G, N)
-            out.addcmul_(rows[..., r, :, :], diagonal[..., r, :, :])  # (..., k, P, N)
         out[..., 0, :] += _rows_times_shared(through_w.flatten(-2), self.weight)
         return out.flatten(-2)
 
