@@ -21,7 +21,6 @@ from typing import Callable, Sequence
 
 import torch
 
-from .spectra import next_qr_interval
 
 
 class ElmanJacobians:
@@ -40,9 +39,6 @@ class ElmanJacobians:
     @property
     def size(self) -> int:
         return self.weight.shape[-1]
-
-    def to(self, dtype: torch.dtype) -> "ElmanJacobians":
-        return ElmanJacobians(self.weight.to(dtype), self.dact.to(dtype))
 
     def dense(self, i: int) -> torch.Tensor:
         """J_{i+1} as a matrix (..., N, N)."""
@@ -89,9 +85,6 @@ class GatedJacobians:
     @property
     def size(self) -> int:
         return self.parts * self.units
-
-    def to(self, dtype: torch.dtype) -> "GatedJacobians":
-        return GatedJacobians(self.weight.to(dtype), self.eta.to(dtype), self.diagonal.to(dtype))
 
     def _lead_shape(self) -> torch.Size:
         """The leading dims of one step's blocks (e.g. (M, B)): the weight's and the factors' broadcast."""
@@ -165,9 +158,6 @@ class DenseJacobians:
     def size(self) -> int:
         return self.jacobians.shape[-1]
 
-    def to(self, dtype: torch.dtype) -> "DenseJacobians":
-        return DenseJacobians(self.jacobians.to(dtype))
-
     def dense(self, i: int) -> torch.Tensor:
         return self.jacobians[i]
 
@@ -236,166 +226,32 @@ def product_log_norms(jacobians: JacobianSequence, lags: Sequence[int], *, full_
     log_singular_values the (..., N) ln singular values of the full product dh_T/dh_0
     (descending) when ``full_spectrum`` is set, else None. A product that is exactly
     zero (every path cut by inactive ReLUs) gives -inf.
-
-    The products are built right to left, P_k = P_{k-1} J_{T-k+1}, rescaled every step with the log
-    of the scale carried apart. The rows of a long product turn towards one another, so its small
-    singular values drown in the rounding of the large ones (float32 products of 784 steps kept those
-    within about e^-6..e^-16 of the largest; below that they were off by up to 12 nats). With
-    ``full_spectrum`` the product is therefore kept factored, in float64, as P_k = L Y: every few
-    steps (fewer where the directions spread faster, as in the Lyapunov QR method) Y = L' Q is split
-    by an LQ decomposition, L <- L L' (right products never mix L's rows, so each keeps its own log
-    scale) and Y <- Q; the singular values of L then come from a one-sided Jacobi SVD of its columns
-    with their log scales carried apart (:func:`_jacobi_log_singular_values`), exact to about 1e-6
-    nats however far they spread.
     """
     seq_len = len(jacobians)
     lags = _check_lags(lags, seq_len)
-    if full_spectrum and lags[-1] != seq_len:
-        raise ValueError("full_spectrum needs the lag equal to the sequence length among the lags")
     wanted = set(lags)
-    if full_spectrum:
-        jacobians = jacobians.to(torch.float64)
     prod = jacobians.dense(seq_len - 1)
-    factor = _LowerFactor(prod) if full_spectrum else None
-    kept, offsets, scales = [], [], []
+    kept, scales = [], []
     for k in range(1, lags[-1] + 1):
         if k > 1:
             prod = jacobians.right(prod, seq_len - k)
         scale = prod.abs().amax(dim=(-2, -1))  # 0 where every path is cut: the product stays 0 from then on
         prod = prod / torch.where(scale == 0, torch.ones_like(scale), scale)[..., None, None]
         scales.append(scale)
-        if factor is not None and (factor.due(k) or k == lags[-1]):
-            prod = factor.absorb(prod, k)
         if k in wanted:
-            matrix, offset = (prod, 0.0) if factor is None else factor.times(prod)
-            kept.append(matrix)
-            offsets.append(offset)
+            kept.append(prod)
     # ln of the scale taken out so far, summed once at the end (-inf once a product is 0)
     log_scales = torch.log(torch.stack(scales).double()).cumsum(dim=0)
-    kept_scales = torch.stack([log_scales[k - 1] + offset for k, offset in zip(lags, offsets)])
+    kept_scales = [log_scales[k - 1] for k in lags]
     norms = _where_finite(spectral_norm, torch.stack(kept)).double()
-    log_norms = torch.log(norms) + kept_scales
+    log_norms = torch.log(norms) + torch.stack(kept_scales)
     log_svals = None
     if full_spectrum:
-        log_svals = factor.log_singular_values() + log_scales[-1].unsqueeze(-1)
+        if lags[-1] != seq_len:
+            raise ValueError("full_spectrum needs the lag equal to the sequence length among the lags")
+        # in float64, as the norms: LAPACK's float32 solvers are the ones that failed to converge
+        log_svals = torch.log(_where_finite(torch.linalg.svdvals, kept[-1].double())) + kept_scales[-1].unsqueeze(-1)
     return log_norms, log_svals
-
-
-class _LowerFactor:
-    """The left factor L of a product kept as P = L Y (:func:`product_log_norms`): L lower triangular, float64,
-    each column stored as a unit vector and the log of its norm (``log_columns``). The rows of a long product's
-    L spread over thousands of nats (its diagonal fell 240 nats below its row's largest entry within 100 steps
-    of 50 x 50 Gaussian matrices), its columns over a few (8 there), so columns keep every entry in range."""
-
-    def __init__(self, like: torch.Tensor):
-        size = like.shape[-1]
-        self.columns = torch.eye(size, dtype=torch.float64, device=like.device).expand_as(like).clone()
-        self.log_columns = like.new_zeros(like.shape[:-1], dtype=torch.float64)
-        self.start, self.interval = 0, 1
-
-    def due(self, k: int) -> bool:
-        return k - self.start >= self.interval
-
-    def absorb(self, prod: torch.Tensor, k: int) -> torch.Tensor:
-        """Split prod = L' Q (LQ, as the QR of its transpose), take L' into L and return Q, P's new right factor;
-        the next split comes when the spread of the interval's growth rates says so (:func:`next_qr_interval`).
-        A product holding NaN/Inf (a diverged cell) is split as the identity and its log scales become NaN."""
-        finite = torch.isfinite(prod).all(dim=-1).all(dim=-1)
-        prod = torch.where(finite[..., None, None], prod, torch.eye(prod.shape[-1], dtype=prod.dtype,
-                                                                    device=prod.device))
-        q, r = torch.linalg.qr(prod.mT)
-        growth, length = torch.diagonal(r, dim1=-2, dim2=-1).abs(), k - self.start
-        # at most twice the last interval: until the directions have aligned with the growth rates (a few
-        # splits), the spread of the diagonal understates theirs (a 29-step interval after the first step lost
-        # 0.24 nats of the smallest singular value of a product spreading over 250 nats)
-        self.interval = min(next_qr_interval(torch.log(growth) / length, 1 << 30), 2 * length)
-        self.start = k
-        # column j of L L' is sum_i L[:, i] L'[i, j]: weighed relative to its largest term, e^(log size - top)
-        lower = r.mT
-        log_weights = self.log_columns.unsqueeze(-1) + torch.log(lower.abs())  # [i, j]: -inf where L'[i, j] = 0
-        top = log_weights.amax(dim=-2)
-        shift = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-        columns = self.columns @ (torch.sign(lower) * torch.exp(log_weights - shift.unsqueeze(-2)))
-        norms = columns.norm(dim=-2)
-        self.columns = columns / torch.where(norms == 0, torch.ones_like(norms), norms).unsqueeze(-2)
-        self.log_columns = torch.where(finite.unsqueeze(-1), top + torch.log(norms), math.nan)
-        return q.mT
-
-    def times(self, right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """L @ right as (matrix, log offset): L's columns scaled to the largest, which the offset carries."""
-        top = self.log_columns.amax(dim=-1)
-        offset = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-        return self.columns * torch.exp(self.log_columns - offset.unsqueeze(-1)).unsqueeze(-2) @ right, top
-
-    def log_singular_values(self) -> torch.Tensor:
-        """ln of L's singular values, descending (:func:`_jacobi_log_singular_values` of its columns); NaN where
-        L holds NaN."""
-        diverged = torch.isnan(self.log_columns).any(dim=-1, keepdim=True)
-        log_columns = torch.where(torch.isnan(self.log_columns), -math.inf, self.log_columns)
-        return torch.where(diverged, math.nan, _jacobi_log_singular_values(self.columns, log_columns))
-
-
-def _round_robin(size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The size - 1 rounds of a round-robin tournament of ``size`` (even) players: in each, size / 2 disjoint
-    pairs (a, b), and over all rounds every pair exactly once (the circle method)."""
-    players, rounds = list(range(size)), []
-    for _ in range(size - 1):
-        half = size // 2
-        rounds.append((torch.tensor(players[:half]), torch.tensor(players[size - 1:half - 1:-1])))
-        players = [players[0], players[-1], *players[1:-1]]
-    return rounds
-
-
-def _jacobi_log_singular_values(columns: torch.Tensor, log_scales: torch.Tensor,
-                                max_sweeps: int = 40) -> torch.Tensor:
-    """ln of the singular values, descending, of X = columns diag(e^log_scales) ((..., n, m), m <= n, float64),
-    by one-sided (Hestenes) Jacobi: pairs of columns are rotated until all are orthogonal, and the singular
-    values are then their norms. Each column is kept as a unit vector and the log of its norm, and a rotation
-    is written in terms of the ratio r = e^(s_small - s_big) of the two scales, so that columns whose norms
-    differ by far more than the float range rotate exactly (as r -> 0 the rotation becomes the Gram-Schmidt
-    step that takes the big column's direction out of the small one). Disjoint pairs rotate together
-    (round-robin order), for every matrix of the batch at once; sweeps end when no pair is further from
-    orthogonal than m float64 epsilons. A zero column gives -inf."""
-    m = columns.shape[-1]
-    norms = columns.norm(dim=-2)
-    units = columns / torch.where(norms == 0, torch.ones_like(norms), norms).unsqueeze(-2)
-    scales = torch.where(norms == 0, -math.inf, log_scales + torch.log(norms))
-    if m % 2:  # a zero column with scale -inf: a bye in the tournament
-        units = torch.cat([units, torch.zeros_like(units[..., :1])], dim=-1)
-        scales = torch.cat([scales, torch.full_like(scales[..., :1], -math.inf)], dim=-1)
-    tolerance = m * torch.finfo(torch.float64).eps
-    rounds = _round_robin(units.shape[-1])
-    for _ in range(max_sweeps):
-        worst = 0.0
-        for a, b in rounds:
-            swap = scales[..., b] > scales[..., a]  # the pair's bigger column first
-            first, second = torch.where(swap, b, a), torch.where(swap, a, b)  # (..., m / 2)
-            at_first, at_second = (index.unsqueeze(-2).expand(*units.shape[:-1], -1) for index in (first, second))
-            big, small = units.gather(-1, at_first), units.gather(-1, at_second)
-            s_big, s_small = scales.gather(-1, first), scales.gather(-1, second)
-            cos = (big * small).sum(dim=-2)
-            live = torch.isfinite(s_small) & (cos != 0)
-            if not live.any():
-                continue
-            worst = max(worst, cos.abs().where(live, 0.0).max().item())
-            ratio = torch.exp(s_small - s_big).where(live, 1.0)
-            eta = (ratio.square() - 1) / (2 * cos.where(live, 1.0))
-            # t / r of the classical rotation t = sign(zeta) / (|zeta| + sqrt(1 + zeta^2)), zeta = eta / r
-            t_over_r = torch.where(eta >= 0, 1.0, -1.0) / (eta.abs() + torch.sqrt(ratio.square() + eta.square()))
-            t_over_r = t_over_r.where(live, 0.0)
-            c = torch.rsqrt(1 + (ratio * t_over_r).square())
-            new_big = c.unsqueeze(-2) * (big - (t_over_r * ratio.square()).unsqueeze(-2) * small)
-            new_small = c.unsqueeze(-2) * (t_over_r.unsqueeze(-2) * big + small)
-            big_norm, small_norm = new_big.norm(dim=-2), new_small.norm(dim=-2)
-            s_big = torch.where(big_norm == 0, -math.inf, s_big + torch.log(big_norm))
-            s_small = torch.where(small_norm == 0, -math.inf, s_small + torch.log(small_norm))
-            new_big = new_big / torch.where(big_norm == 0, torch.ones_like(big_norm), big_norm).unsqueeze(-2)
-            new_small = new_small / torch.where(small_norm == 0, torch.ones_like(small_norm), small_norm).unsqueeze(-2)
-            units = units.scatter(-1, at_first, new_big).scatter(-1, at_second, new_small)
-            scales = scales.scatter(-1, first, s_big).scatter(-1, second, s_small)
-        if worst <= tolerance:
-            break
-    return scales.sort(dim=-1, descending=True).values[..., :m]
 
 
 def lag_product_autograd(step: Callable, h_start: torch.Tensor, drives: torch.Tensor) -> torch.Tensor:

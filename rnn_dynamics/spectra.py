@@ -72,10 +72,9 @@ def _check_lyapunov_args(n: int, steps: int, k: int | None, warmup: int, reortho
     return k
 
 
-def next_qr_interval(rates: torch.Tensor, reortho_every: int) -> int:
+def _next_interval(rates: torch.Tensor, reortho_every: int) -> int:
     """Steps until the next QR: ``reortho_every``, or fewer where the finite local rates of the
-    last block spread so far that the smallest direction would lose precision (QR_SPREAD_LIMIT).
-    Also the interval of the factored Jacobian products (:func:`~rnn_dynamics.jacobians.product_log_norms`)."""
+    last block spread so far that the smallest direction would lose precision (QR_SPREAD_LIMIT)."""
     finite = torch.isfinite(rates)
     if reortho_every == 1 or not finite.any():
         return reortho_every
@@ -135,7 +134,7 @@ def qr_lyapunov(
             sums = sums + logs
             local.append(logs / length)
             block_ends.append(t + 1)
-        interval = next_qr_interval(logs / length, reortho_every)
+        interval = _next_interval(logs / length, reortho_every)
         block_start = t + 1
     exponents = sums / (steps - warmup)
     exponents, order = torch.sort(exponents, dim=-1, descending=True)
