@@ -26,7 +26,9 @@ class JacobianProducts(Probe):
                                           "spread of the norm across the probe batch; NaN when a norm is 0"),
         "jacobian_log_singular_values": Variable(
             ("layer", "step", "sv"), "ln of the singular values of ds_T/ds_0, mean over probe sequences", "nats",
-            "ln of the mean over probe sequences, descending; S = N values (2N for the LSTM)"),
+            "ln of the mean over probe sequences, descending; S = N values (2N for the LSTM). The product is "
+            "formed in the training dtype, so only values within about 7-17 nats of the largest (float32; "
+            "31-40 in float64) are resolved: smaller ones are rounding, off by up to 42 nats"),
         "jacobian_singular_values": Variable(("layer", "step", "sv"),
                                              "singular values of ds_T/ds_0, mean over probe sequences", "1",
                                              "exp(jacobian_log_singular_values)"),
