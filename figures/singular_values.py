@@ -4,15 +4,19 @@
     python -m figures.singular_values results/spectra.nc --out results/figures
 
 log10 of the singular values against their index (descending), the product's from the stored
-logarithm; gated cells: the candidate block unless --gate.
+logarithm; gated cells: the candidate block unless --gate. The product's values further below its largest
+than the training dtype is known to resolve (``RESOLVED_PRODUCT_NATS``) may be rounding: drawn faint and dotted.
 """
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 from matplotlib.lines import Line2D
+
+from rnn_dynamics.records import RESOLVED_PRODUCT_NATS
 
 from .common import finite, gate_of, main_for
 from .spectral import spectral_figure, spectral_spec
@@ -20,6 +24,8 @@ from .spectral import spectral_figure, spectral_spec
 
 def draw(ds, args):
     first, last = int(ds["step"].values[0]), int(ds["step"].values[-1])
+    dtype = json.loads(ds.attrs.get("config", "{}")).get("dtype")
+    resolved = RESOLVED_PRODUCT_NATS.get(dtype, math.inf) / math.log(10)  # in decades
 
     def panel(ax, point, cell):
         block = gate_of(cell, args.gate)
@@ -27,14 +33,20 @@ def draw(ds, args):
             weights = finite(block["singular_values"].sel(step=step).values)
             ax.plot(np.arange(1, weights.size + 1), np.log10(weights), "-", color=shade, lw=1.3)
             product = finite(cell["jacobian_log_singular_values"].sel(step=step).values) / math.log(10)
-            ax.plot(np.arange(1, product.size + 1), product, "--", color=shade, lw=1.3)
+            index = np.arange(1, product.size + 1)
+            exact = product >= np.nanmax(product, initial=-np.inf) - resolved
+            ax.plot(index, np.where(exact, product, np.nan), "--", color=shade, lw=1.3, marker=".", ms=3)
+            ax.plot(index, np.where(exact, np.nan, product), ":", color=shade, lw=0.9, alpha=0.6)
         ax.set_xlabel("index i")
         ax.set_ylabel("log10 σ_i")
 
     fig = spectral_figure(ds, args, f"Singular values, step {first} grey, step {last} coloured", panel)
-    key = [Line2D([], [], color="k", ls="-"), Line2D([], [], color="k", ls="--")]
-    fig.legend(key, ["recurrent matrix W", "Jacobian product ds_T/ds_0"], loc="outside lower center", ncol=2,
-               fontsize=8, frameon=False)
+    key = {"recurrent matrix W": Line2D([], [], color="k", ls="-"),
+           "Jacobian product ds_T/ds_0": Line2D([], [], color="k", ls="--", marker=".", ms=3)}
+    if dtype in RESOLVED_PRODUCT_NATS:
+        key[f"ds_T/ds_0 beyond {dtype}'s resolved range: may be rounding"] = Line2D([], [], color="k", ls=":",
+                                                                                    alpha=0.6)
+    fig.legend(list(key.values()), list(key), loc="outside lower center", ncol=len(key), fontsize=8, frameon=False)
     return fig
 
 
