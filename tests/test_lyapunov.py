@@ -46,6 +46,20 @@ def test_gaussian_products_match_newman_formula(gen):
     assert np.abs(lam - theory_lam).max() < 0.03
 
 
+def test_a_long_reorthonormalisation_interval_is_reached_by_doubling(gen):
+    """Q D_t Q^T with rates spread over 1.25 nats per step: asked for 30- or 100-step blocks, the QR method grows
+    its blocks from one step by doubling until the frame has turned towards the growth directions (jumping to 30
+    steps after the first, it flagged full-rank directions as killed: -inf), and agrees with QR every step."""
+    n, steps = 40, 200
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
+    rates = torch.linspace(0.0, 250.0 / steps, n, dtype=torch.float64)[torch.randperm(n, generator=gen)]
+    d = torch.exp(0.3 * torch.randn(steps, n, generator=gen, dtype=torch.float64) - rates)
+    jacobians = q @ torch.diag_embed(d) @ q.T
+    every_step = lyapunov_spectrum(jacobians)
+    for interval in (30, 100):
+        assert torch.allclose(lyapunov_spectrum(jacobians, reortho_every=interval), every_step, rtol=0, atol=1e-12)
+
+
 def test_batched_input_and_reorthonormalising_less_often(gen):
     jac = torch.randn(3, 600, 6, 6, generator=gen, dtype=torch.float64) / math.sqrt(6)
     every = lyapunov_spectrum(jac)
