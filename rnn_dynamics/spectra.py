@@ -79,13 +79,13 @@ def _next_interval(rates: torch.Tensor, reortho_every: int, length: int) -> int:
     directions (a few blocks), the spread of its rates understates theirs (after a first block of one
     step, a 30-step block flagged full-rank directions of a product spreading 1.25 nats per step as
     killed, -inf)."""
+    most = min(reortho_every, 2 * length)
     finite = torch.isfinite(rates)
-    if reortho_every == 1 or not finite.any():
-        return min(reortho_every, 2 * length)
+    if most == 1 or not finite.any():
+        return most
     high = torch.where(finite, rates, torch.full_like(rates, -math.inf)).amax(dim=-1)
     low = torch.where(finite, rates, torch.full_like(rates, math.inf)).amin(dim=-1)
     spread = (high - low)[torch.isfinite(high)].max().item()
-    most = min(reortho_every, 2 * length)
     return most if spread <= 0 else max(1, min(most, int(QR_SPREAD_LIMIT / spread)))
 
 
@@ -102,9 +102,9 @@ def qr_lyapunov(
     Q <- J_t Q every step, and at the end of every block (and of warm-up and of the
     sequence) Q = QR. The logs of |diag(R)| of the blocks after ``warmup`` are summed and
     divided by T - warmup. Blocks are ``reortho_every`` steps long at most: the first is
-    one step, and each next one is shortened where the local exponents of the last block
-    spread so far that the smallest direction would keep fewer than 8 significant digits
-    (QR_SPREAD_LIMIT), so that only directions a step killed exactly come out as -inf. Q is
+    one step, and each next one is at most twice the last and shortened where the local exponents
+    of the last block spread so far that the smallest direction would keep fewer than 8 significant
+    digits (QR_SPREAD_LIMIT), so that only directions a step killed exactly come out as -inf. Q is
     kept in LAPACK's Householder form (``geqrf``) and applied to the next J_t with
     ``ormqr``, which skips forming Q explicitly (the costliest part of a QR); |R_ii| does
     not depend on the sign convention of Q's columns, so the exponents need no sign fix.
