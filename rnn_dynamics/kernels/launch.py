@@ -90,9 +90,7 @@ def device_shared_memory(device: torch.device) -> int:
 def device_target(tensor: torch.Tensor) -> dict:
     """The GPU a tensor lives on as :func:`geometries` takes it: ``gpu`` (its compute capability) and
     ``shared_memory`` (what one program may use there); both None off CUDA (Triton's CPU interpreter)."""
-    if not tensor.is_cuda:
-        return dict(gpu=None, shared_memory=None)
-    return dict(gpu=capability(tensor), shared_memory=device_shared_memory(tensor.device))
+    return dict(gpu=capability(tensor), shared_memory=device_shared_memory(tensor.device) if tensor.is_cuda else None)
 
 
 def resident_weight_bytes(settings: dict) -> int:
