@@ -187,9 +187,12 @@ def main() -> int:
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}; T = 784, N = 100, "
           f"Adam, per-cell clipping; {steps} updates per timing, median of {repeats}")
     try:  # Triton's module: where it is missing, the per-step loop runs
-        from rnn_dynamics.kernels.launch import capability, dot_arithmetic
+        from rnn_dynamics.kernels.launch import device_target, dot_arithmetic, shared_memory_per_block
 
-        ours = dot_arithmetic(torch.float32, capability(torch.zeros(1, device="cuda")))
+        target = device_target(torch.zeros(1, device="cuda"))
+        ours = dot_arithmetic(torch.float32, target["gpu"])
+        print(f"shared memory per program: {target['shared_memory'] >> 10} KB as the device reports it (the table "
+              f"by compute capability {target['gpu']}: {shared_memory_per_block(target['gpu']) >> 10} KB)")
     except ImportError:
         ours = "the per-step loop's (no Triton)"
     print(f"float32 products: cuDNN's {cudnn_float32_products()} (torch's settings), this project's {ours} "
