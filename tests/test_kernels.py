@@ -501,6 +501,38 @@ def test_every_kernel_compiles_for_hopper_and_ampere():
     assert sum("sm_90 elman" in line and "matrix on chip)" not in line for line in lines) == 0, proc.stdout
 
 
+def test_the_gated_kernels_offer_loads_pipelined_two_stages_deep_and_they_build():
+    """A tuning candidate, never the default geometry: each gated kernel's two-stage build for sm_90 (N = 100,
+    float32, 512 threads) compiles with Triton's compiler and ptxas within 255 registers and launches (a program
+    fits on a multiprocessor). They spill, which only the GPU's timing can price."""
+    import os
+    import subprocess
+    import sys
+
+    gated = [cell for cell in KERNEL_CELLS
+             if 2 in importlib.import_module(f"rnn_dynamics.kernels.{cell}").LAUNCH.stages]
+    assert gated == ["gru", "lstm"]
+    for cell in gated:
+        candidates = geometries(100, torch.float32, (9, 0), importlib.import_module(f"rnn_dynamics.kernels.{cell}")
+                                .LAUNCH)
+        assert candidates[0]["num_stages"] == 1 and [c["num_stages"] for c in candidates].count(2) == 2
+    code = """
+import torch
+from rnn_dynamics.kernels import compile_report as report, gru, lstm
+from rnn_dynamics.kernels.launch import geometries
+for module in (gru, lstm):
+    settings = [g for g in geometries(100, torch.float32, (9, 0), module.LAUNCH) if g["num_stages"] == 2][-1]
+    for kernel in (module._forward, module._backward):
+        usage = report.resource_usage(report.compile_kernel(kernel, 90, "float32", settings))
+        print(usage.registers, report.programs_per_sm(90, usage, 32 * settings["num_warps"]))
+"""
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    builds = [tuple(map(int, line.split())) for line in proc.stdout.splitlines()]
+    assert len(builds) == 4 and all(registers <= 255 and programs >= 1 for registers, programs in builds), builds
+
+
 def test_the_shared_memory_of_a_gpu_by_its_compute_capability():
     """Listed capabilities as listed; others take the nearest listed one below (a newer minor version keeps its
     generation's), and one below every entry the smallest."""

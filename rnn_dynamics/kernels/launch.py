@@ -104,19 +104,21 @@ def resident_weight_bytes(settings: dict) -> int:
 
 class LaunchOptions(NamedTuple):
     """What a kernel module's launches may vary (each module declares its own as ``LAUNCH``): the sequences
-    per program they allow, and whether its kernels take RESIDENT (the cell's matrix held on chip, or
-    streamed from cache each step)."""
+    per program they allow, whether its kernels take RESIDENT (the cell's matrix held on chip, or
+    streamed from cache each step), and how many stages deep Triton may pipeline the loads of a loop
+    (``num_stages``; the first, one stage, is the default geometry's)."""
 
     tile_rows: tuple[int, ...] = (BLOCK_B,)
     resident: bool = False
+    stages: tuple[int, ...] = (1,)
 
 
 def geometries(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None, options: LaunchOptions,
                batch: int | None = None, shared_memory: int | None = None) -> list[dict]:
     """The launch geometries a scan kernel may run in, :func:`geometry` first: each of the module's tile sizes
     at the default warps and at twice as many (half the registers per thread; the compile report shows which
-    spill). :mod:`~rnn_dynamics.kernels.tuning` picks among them. Given a ``batch``, tiles of which half or
-    more would be masked rows (beyond the default's) are left out.
+    spill), each at the module's pipeline depths. :mod:`~rnn_dynamics.kernels.tuning` picks among them. Given a
+    ``batch``, tiles of which half or more would be masked rows (beyond the default's) are left out.
 
     Kernels that take RESIDENT hold the matrix on chip in each geometry where that fits the shared memory a
     program may use (``shared_memory``: the GPU's own, :func:`device_shared_memory`; by default by compute
@@ -124,8 +126,8 @@ def geometries(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None, opt
     that would stream where the default holds it is left out."""
     default = geometry(hidden, dtype, gpu)
     tile_rows = [rows for rows in options.tile_rows if batch is None or rows == BLOCK_B or rows < 2 * batch]
-    candidates = [dict(default, BLOCK_B=rows, num_warps=warps) for rows in tile_rows
-                  for warps in (default["num_warps"], 2 * default["num_warps"])]
+    candidates = [dict(default, BLOCK_B=rows, num_warps=warps, num_stages=stages) for rows in tile_rows
+                  for warps in (default["num_warps"], 2 * default["num_warps"]) for stages in options.stages]
     if options.resident:
         limit = shared_memory or (gpu and shared_memory_per_block(gpu))
         for settings in candidates:

@@ -112,7 +112,8 @@ def choose(run: Callable[[dict], None], candidates: list[dict], written: torch.T
 def describe(settings: dict) -> str:
     """A launch geometry in words, e.g. "32 sequences x 256 threads, matrix on chip"."""
     matrix = {True: ", matrix on chip", False: ", matrix streamed", None: ""}[settings.get("RESIDENT")]
-    return f"{settings['BLOCK_B']} sequences x {32 * settings['num_warps']} threads{matrix}"
+    stages = f", loads {settings['num_stages']} stages deep" if settings.get("num_stages", 1) > 1 else ""
+    return f"{settings['BLOCK_B']} sequences x {32 * settings['num_warps']} threads{matrix}{stages}"
 
 
 def choices() -> list[str]:
