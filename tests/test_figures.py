@@ -71,38 +71,42 @@ def test_paper_figures_have_one_panel_per_length_and_per_dataset(results, tmp_pa
     assert labels[:4] == ["IRNN", "RNN + tanh", "RNN + ReLU", "LSTM"] and "trivial baseline" in labels[-1]
 
 
-def test_spectral_figures_say_which_seed_and_length_they_draw(results):
-    from figures import eigenvalues
-    from figures.common import add_selection, load_study
-
+def _selection(*args: str):
+    """The spectral figures' selection flags (--seed, --seq-len, ...) parsed from ``args``."""
     import argparse
+
+    from figures.common import add_selection
 
     parser = argparse.ArgumentParser()
     add_selection(parser)
+    return parser.parse_args(list(args))
+
+
+def test_spectral_figures_say_which_seed_and_length_they_draw(results):
+    from figures import eigenvalues
+    from figures.common import load_study
+
     ds = load_study(results / "adding.nc")
-    figure = eigenvalues.draw(ds, parser.parse_args(["--seed", "1", "--seq-len", "16"]))
+    figure = eigenvalues.draw(ds, _selection("--seed", "1", "--seq-len", "16"))
     assert "seed 1 of 2, T = 16 (of 10, 16)" in figure._suptitle.get_text()
 
 
 def test_the_products_singular_values_beyond_the_resolved_range_are_drawn_apart(results):
     """Values further below the largest than RESOLVED_PRODUCT_NATS (the study trained in float32) go to the faint
     dotted line, the rest to the dashed one; the legend says so."""
-    import argparse
     import math
 
     import numpy as np
 
     from figures import singular_values
-    from figures.common import add_selection, load_study
+    from figures.common import load_study
     from rnn_dynamics.records import RESOLVED_PRODUCT_NATS
 
     ds = load_study(results / "adding.nc")
     spread = np.linspace(0.0, -20.0, ds.sizes["sv"])  # nats below the largest
     ds["jacobian_log_singular_values"] = ds["jacobian_log_singular_values"].copy(data=np.broadcast_to(
         spread, ds["jacobian_log_singular_values"].shape).copy())
-    parser = argparse.ArgumentParser()
-    add_selection(parser)
-    figure = singular_values.draw(ds, parser.parse_args([]))
+    figure = singular_values.draw(ds, _selection())
     dashed, dotted = [line for line in figure.axes[0].get_lines() if line.get_linestyle() in ("--", ":")][-2:]
     cut = -RESOLVED_PRODUCT_NATS["float32"] / math.log(10)
     assert np.nanmin(dashed.get_ydata()) >= cut > np.nanmax(dotted.get_ydata())
