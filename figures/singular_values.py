@@ -5,7 +5,8 @@
 
 log10 of the singular values against their index (descending), the product's from the stored
 logarithm; gated cells: the candidate block unless --gate. The product's values further below its largest
-than the training dtype is known to resolve (``RESOLVED_PRODUCT_NATS``) may be rounding: drawn faint and dotted.
+than the dtype it was formed in is known to resolve (``RESOLVED_PRODUCT_NATS``) may be rounding: drawn faint and
+dotted.
 """
 
 from __future__ import annotations
@@ -22,9 +23,16 @@ from .common import finite, gate_of, main_for
 from .spectral import spectral_figure, spectral_spec
 
 
+def product_dtype(ds) -> str | None:
+    """The dtype ds_T/ds_0 was formed in: the variable's attr, or for datasets written before it had one the training
+    dtype (then the product's)."""
+    attrs = ds["jacobian_log_singular_values"].attrs
+    return attrs.get("product_dtype") or json.loads(ds.attrs.get("config", "{}")).get("dtype")
+
+
 def draw(ds, args):
     first, last = int(ds["step"].values[0]), int(ds["step"].values[-1])
-    dtype = json.loads(ds.attrs.get("config", "{}")).get("dtype")
+    dtype = product_dtype(ds)
     resolved = RESOLVED_PRODUCT_NATS.get(dtype, math.inf) / math.log(10)  # in decades
 
     def panel(ax, point, cell):

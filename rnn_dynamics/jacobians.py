@@ -218,7 +218,7 @@ def _where_finite(fn: Callable, matrices: torch.Tensor) -> torch.Tensor:
     """``fn`` of a batch of matrices, NaN for those holding NaN/Inf (a diverged cell), which LAPACK refuses."""
     finite = torch.isfinite(matrices).all(dim=-1).all(dim=-1)
     result = fn(torch.where(finite[..., None, None], matrices, torch.zeros_like(matrices)))
-    mask = finite.reshape(*finite.shape, *([1] * (result.dim() - finite.dim())))
+    mask = finite.reshape((*finite.shape, *([1] * (result.dim() - finite.dim()))))
     return torch.where(mask, result, torch.full_like(result, math.nan))
 
 
@@ -232,28 +232,30 @@ def product_log_norms(jacobians: JacobianSequence, lags: Sequence[int], *, full_
     """
     seq_len = len(jacobians)
     lags = _check_lags(lags, seq_len)
+    if full_spectrum and lags[-1] != seq_len:
+        raise ValueError("full_spectrum needs the lag equal to the sequence length among the lags")
     wanted = set(lags)
-    prod = jacobians.dense(seq_len - 1)
-    kept, scales = [], []
+    prod = jacobians.dense(seq_len - 1).clone()  # rescaled in place below; a dense step may be a view of the factors
+    norms, scales = [], []
+    log_scale = torch.zeros(prod.shape[:-2], dtype=torch.float64, device=prod.device)
     for k in range(1, lags[-1] + 1):
         if k > 1:
             prod = jacobians.right(prod, seq_len - k)
-        scale = prod.abs().amax(dim=(-2, -1))  # 0 where every path is cut: the product stays 0 from then on
-        prod = prod / torch.where(scale == 0, torch.ones_like(scale), scale)[..., None, None]
+        # max |entry|, without the copy that abs() makes; 0 where every path is cut: the product stays 0 from then on
+        scale = torch.maximum(prod.amax(dim=(-2, -1)), -prod.amin(dim=(-2, -1)))
+        prod.div_(torch.where(scale == 0, torch.ones_like(scale), scale)[..., None, None])
         scales.append(scale)
         if k in wanted:
-            kept.append(prod)
-    # ln of the scale taken out so far, summed once at the end (-inf once a product is 0)
-    log_scales = torch.log(torch.stack(scales).double()).cumsum(dim=0)
-    kept_scales = [log_scales[k - 1] for k in lags]
-    norms = _where_finite(spectral_norm, torch.stack(kept)).double()
-    log_norms = torch.log(norms) + torch.stack(kept_scales)
+            # ln of the scale taken out so far (-inf once a product is 0); each product's norm taken as it passes,
+            # so that no more than one product is held whatever the number of lags
+            log_scale = log_scale + torch.log(torch.stack(scales).double()).sum(dim=0)
+            scales = []
+            norms.append(torch.log(_where_finite(spectral_norm, prod).double()) + log_scale)
+    log_norms = torch.stack(norms)
     log_svals = None
     if full_spectrum:
-        if lags[-1] != seq_len:
-            raise ValueError("full_spectrum needs the lag equal to the sequence length among the lags")
         # in float64, as the norms: LAPACK's float32 solvers are the ones that failed to converge
-        log_svals = torch.log(_where_finite(torch.linalg.svdvals, kept[-1].double())) + kept_scales[-1].unsqueeze(-1)
+        log_svals = torch.log(_where_finite(torch.linalg.svdvals, prod.double())) + log_scale.unsqueeze(-1)
     return log_norms, log_svals
 
 

@@ -64,9 +64,10 @@ class Variable:
         return attrs
 
 
-#: How far below the largest of them the recorded singular values of ds_T/ds_0 (``jacobian_log_singular_values``)
-#: are exact, in nats, by the training dtype: the product is formed in that dtype and smaller values are its
-#: rounding (tests/test_jacobians.py holds the probe to these; measured 7.1-16.6 and 30.9-39.7 nats).
+#: How far below the largest of them the singular values of ds_T/ds_0 (``jacobian_log_singular_values``) are exact,
+#: in nats, by the dtype the product is formed in; smaller values are its rounding (tests/test_jacobians.py holds
+#: ``product_log_norms`` to these; measured 7.1-16.6 and 30.9-39.7 nats). The probe forms it in float64 and says
+#: so in the variable's attrs; datasets written before that formed it in the training dtype.
 RESOLVED_PRODUCT_NATS = {"float32": 6.0, "float64": 28.0}
 
 #: Variables the study runner records once per cell (not per probe).

@@ -91,9 +91,12 @@ def test_spectral_figures_say_which_seed_and_length_they_draw(results):
     assert "seed 1 of 2, T = 16 (of 10, 16)" in figure._suptitle.get_text()
 
 
-def test_the_products_singular_values_beyond_the_resolved_range_are_drawn_apart(results):
-    """Values further below the largest than RESOLVED_PRODUCT_NATS (the study trained in float32) go to the faint
-    dotted line, the rest to the dashed one; the legend says so."""
+@pytest.mark.parametrize("written_by, product_dtype", [("this version", "float64"), ("an older version", "float32")])
+def test_the_products_singular_values_beyond_the_resolved_range_are_drawn_apart(results, written_by, product_dtype):
+    """Values further below the largest than RESOLVED_PRODUCT_NATS of the dtype the product was formed in go to the
+    faint dotted line, the rest to the dashed one; the legend says so. The probe forms it in float64 and says so in
+    the variable's attrs; a dataset without that attr (an older version's) formed it in the training dtype, float32
+    in this study."""
     import math
 
     import numpy as np
@@ -103,15 +106,19 @@ def test_the_products_singular_values_beyond_the_resolved_range_are_drawn_apart(
     from rnn_dynamics.records import RESOLVED_PRODUCT_NATS
 
     ds = load_study(results / "adding.nc")
-    spread = np.linspace(0.0, -20.0, ds.sizes["sv"])  # nats below the largest
-    ds["jacobian_log_singular_values"] = ds["jacobian_log_singular_values"].copy(data=np.broadcast_to(
-        spread, ds["jacobian_log_singular_values"].shape).copy())
+    variable = ds["jacobian_log_singular_values"]
+    assert variable.attrs["product_dtype"] == "float64" and variable.attrs["resolved_nats"] == 28.0
+    spread = np.linspace(0.0, -60.0, ds.sizes["sv"])  # nats below the largest
+    variable = variable.copy(data=np.broadcast_to(spread, variable.shape).copy())
+    if written_by == "an older version":
+        variable.attrs = {k: v for k, v in variable.attrs.items() if k not in ("product_dtype", "resolved_nats")}
+    ds["jacobian_log_singular_values"] = variable
     figure = singular_values.draw(ds, _selection())
     dashed, dotted = [line for line in figure.axes[0].get_lines() if line.get_linestyle() in ("--", ":")][-2:]
-    cut = -RESOLVED_PRODUCT_NATS["float32"] / math.log(10)
+    cut = -RESOLVED_PRODUCT_NATS[product_dtype] / math.log(10)
     assert np.nanmin(dashed.get_ydata()) >= cut > np.nanmax(dotted.get_ydata())
     assert np.isfinite(dashed.get_ydata()).sum() + np.isfinite(dotted.get_ydata()).sum() == ds.sizes["sv"]
-    assert "beyond float32's resolved range" in figure.legends[0].get_texts()[-1].get_text()
+    assert f"beyond {product_dtype}'s resolved range" in figure.legends[0].get_texts()[-1].get_text()
 
 
 def _run(module, *args, cwd):

@@ -141,6 +141,36 @@ def test_linear_half_identity_records_half_to_the_lag():
     np.testing.assert_allclose(point["jacobian_log_singular_values"], 30 * math.log(0.5), rtol=1e-6)
 
 
+def test_a_float32_study_resolves_the_products_singular_values_as_far_as_float64():
+    """W = H D H^T / 16, H the 16 x 16 Hadamard matrix and d_i = (16 - i) / 16, is exact in float32 (multiples of
+    1/256), so under the linear nonlinearity ds_T/ds_0 = W^30 has singular values d_i^30, spreading over 83 nats.
+    The probe forms the product in float64 in a float32 study too: the ten values within its resolved_nats (28) of
+    the largest come out exact; formed in float32, those beyond about 7-17 nats were rounding."""
+    from rnn_dynamics import inits
+
+    hadamard = torch.ones(1, 1, dtype=torch.float64)
+    for _ in range(4):
+        hadamard = torch.cat([torch.cat([hadamard, hadamard], 1), torch.cat([hadamard, -hadamard], 1)])
+    d = torch.arange(16, 0, -1, dtype=torch.float64) / 16
+
+    @inits.register_init("test_graded_hadamard")
+    def graded(shape, nonlinearity, generator):
+        return hadamard @ torch.diag(d) @ hadamard.T / 16
+
+    try:
+        ds = _known_study(inits=["test_graded_hadamard"], nonlinearities=["linear"], hidden=16)
+    finally:
+        inits.INITS.unregister("test_graded_hadamard")
+    assert ds.attrs["config"] and json.loads(ds.attrs["config"])["dtype"] == "float32"
+    recorded = ds["jacobian_log_singular_values"]
+    values = recorded.sel(cell="elman", init="test_graded_hadamard", nonlinearity="linear", seq_len=30, seed=0,
+                          layer=0, step=0).values
+    expected = 30 * np.log(d.numpy())
+    within = expected[0] - expected <= recorded.attrs["resolved_nats"]
+    assert recorded.attrs["product_dtype"] == "float64" and within.sum() == 10
+    np.testing.assert_allclose(values[within], expected[within], rtol=0, atol=0.01)
+
+
 def test_identity_relu_with_positive_states_records_norm_one():
     ds = _known_study(inits=["identity"], nonlinearities=["relu"], bias=1.0)  # a_t = h_{t-1} + 1 + tiny > 0
     point = ds.sel(cell="elman", init="identity", nonlinearity="relu", seq_len=30, seed=0, layer=0, step=0)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import torch
 
 from ..jacobians import product_log_norms
-from ..records import Variable
-from .base import Probe, ProbeContext, log_mean_exp, register_probe
+from ..records import RESOLVED_PRODUCT_NATS, Variable
+from .base import Probe, ProbeContext, ProbeSettings, log_mean_exp, register_probe
+
+#: The products are formed in float64 whatever the training dtype: the step Jacobians' factors are exact in it, and
+#: the singular values it resolves below the largest reach 28 nats instead of float32's 6 (RESOLVED_PRODUCT_NATS).
+PRODUCT_DTYPE = "float64"
 
 
 @register_probe
@@ -27,8 +31,8 @@ class JacobianProducts(Probe):
         "jacobian_log_singular_values": Variable(
             ("layer", "step", "sv"), "ln of the singular values of ds_T/ds_0, mean over probe sequences", "nats",
             "ln of the mean over probe sequences, descending; S = N values (2N for the LSTM). The product is "
-            "formed in the training dtype, so only values within about 7-17 nats of the largest (float32; "
-            "31-40 in float64) are resolved: smaller ones are rounding, off by up to 42 nats"),
+            "formed in float64 whatever the training dtype (attr product_dtype), so the values within about 31-40 "
+            "nats of the largest are resolved (attr resolved_nats: the tested bound); smaller ones are rounding"),
         "jacobian_singular_values": Variable(("layer", "step", "sv"),
                                              "singular values of ds_T/ds_0, mean over probe sequences", "1",
                                              "exp(jacobian_log_singular_values)"),
@@ -38,7 +42,7 @@ class JacobianProducts(Probe):
     def record(self, ctx: ProbeContext):
         log_norms, spread, log_svals = [], [], []
         for layer in range(ctx.model.num_layers):
-            jac = ctx.model.step_jacobians(ctx.trace, layer)
+            jac = ctx.model.step_jacobians(ctx.trace, layer, dtype=getattr(torch, PRODUCT_DTYPE))
             norms, svals = product_log_norms(jac, ctx.settings.lags, full_spectrum=True)  # (K, M, B), (M, B, S)
             log_norms.append(log_mean_exp(norms, dim=-1).T)
             spread.append(norms.std(dim=-1).T)
@@ -47,3 +51,7 @@ class JacobianProducts(Probe):
         return {"jacobian_log_norm": log_norm, "jacobian_norm": log_norm.exp(),
                 "jacobian_log_norm_std": torch.stack(spread, dim=1),
                 "jacobian_log_singular_values": log_sv, "jacobian_singular_values": log_sv.exp()}
+
+    def attrs(self, settings: ProbeSettings) -> dict[str, dict]:
+        resolved = {"product_dtype": PRODUCT_DTYPE, "resolved_nats": RESOLVED_PRODUCT_NATS[PRODUCT_DTYPE]}
+        return {"jacobian_log_singular_values": resolved, "jacobian_singular_values": resolved}
