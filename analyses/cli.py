@@ -104,7 +104,8 @@ def _listings() -> dict[str, typing.Callable[[], list[str]]]:
                           for option, spec in cls.options.items())
         presets = "; ".join(f"{preset}: {p.description or 'sizes ' + str(p.sizes)}"
                             for preset, p in cls.presets.items())
-        return f"{name}: {first_line(cls)} Default seq_len {cls.default_seq_len}{options}. Presets: {presets}"
+        length = "the data's" if cls.default_seq_len is None else cls.default_seq_len
+        return f"{name}: {first_line(cls)} Default seq_len {length}{options}. Presets: {presets}"
 
     return {
         "inits": lambda: [f"{name}({params}): {doc}" for name, params, doc in describe_inits()],

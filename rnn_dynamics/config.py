@@ -144,7 +144,7 @@ class StudyConfig:
 
     def __post_init__(self):
         if not self.seq_len and self.task in TASKS.names():
-            self.seq_len = [get_task(self.task).default_seq_len]
+            self.seq_len = [get_task(self.task).default_length(self.data_dir, **self.task_options)]
 
     @classmethod
     def from_preset(cls, task: str, preset: str, **given) -> "StudyConfig":

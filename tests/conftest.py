@@ -1,8 +1,8 @@
 """Shared fixtures: small seeded inputs, float64 stacks for exact comparisons, and a data root.
 
 Every test runs with RNN_DYNAMICS_DATA pointing at a data root the tests make: synthetic MNIST
-digits in the official IDX layout, a small PTB-format corpus and a small TIMIT-layout corpus,
-so that every task runs without downloads (the speech task reads the TIMIT fixture).
+digits in the official IDX layout, a small PTB-format corpus, a small TIMIT-layout corpus and an .npz of
+sequences, so that every task runs without downloads (the speech task reads the TIMIT fixture).
 Without a GPU, Triton's interpreter runs the fused scan kernels on the CPU (tests/test_kernels.py);
 it must be chosen before Triton is imported.
 """
@@ -15,7 +15,7 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from fixtures import make_mnist, make_ptb, make_timit
+from fixtures import make_mnist, make_ptb, make_sequences, make_timit
 from rnn_dynamics.models import get_cell
 
 
@@ -25,6 +25,7 @@ def data_root(tmp_path_factory):
     make_mnist(root / "mnist")
     make_ptb(root / "ptb")
     make_timit(root)
+    make_sequences(root / "sequences.npz")
     previous = os.environ.get("RNN_DYNAMICS_DATA")
     os.environ["RNN_DYNAMICS_DATA"] = str(root)
     yield root

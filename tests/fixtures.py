@@ -1,4 +1,5 @@
-"""Small data files in the standard formats, made by the tests: MNIST IDX, PTB text, TIMIT (SPHERE + PHN)."""
+"""Small data files in the standard formats, made by the tests: MNIST IDX, PTB text, TIMIT (SPHERE + PHN), and the
+.npz of sequences the npz task reads."""
 
 from __future__ import annotations
 
@@ -62,3 +63,21 @@ def make_timit(root: Path, utterances: int = 6) -> Path:
         write_sphere(folder / "SA1.WAV", np.zeros(1600, np.float32))  # SA sentences are left out
         (folder / "SA1.PHN").write_text("0 1600 h#\n")
     return root
+
+
+def make_sequences(path: Path, train: int = 96, test: int = 48, steps: int = 12, channels: int = 3,
+                   targets: str = "classes") -> Path:
+    """An .npz of the npz task's layout whose targets follow from the inputs: ``classes``, which of the
+    channels sums highest over the sequence; ``classes_per_step``, which is highest at each step; ``values``,
+    each channel's mean (K = channels)."""
+    rng = np.random.default_rng(3)
+    arrays = {}
+    for split, count in (("train", train), ("test", test)):
+        x = rng.standard_normal((count, steps, channels)).astype(np.float32)
+        y = {"classes": lambda: x.sum(axis=1).argmax(axis=-1),
+             "classes_per_step": lambda: x.argmax(axis=-1),
+             "values": lambda: x.mean(axis=1).astype(np.float64)}[targets]()
+        arrays[f"{split}_x"], arrays[f"{split}_y"] = x, y
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return path

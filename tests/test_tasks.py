@@ -49,3 +49,104 @@ def test_bad_task_options():
         make_task("adding", preset="huge")
     with pytest.raises(ValueError, match="batch size must be positive"):
         make_task("adding", batch_size=0, preset="tiny")
+
+
+# ---------------------------------------------------------------- your own sequences (.npz)
+
+
+@pytest.mark.parametrize("targets", ["classes", "classes_per_step", "values"])
+def test_an_npz_file_makes_the_task_its_targets_say_with_the_trivial_scores_as_numpy_gives_them(targets, tmp_path):
+    import math
+
+    import numpy as np
+
+    from fixtures import make_sequences
+
+    path = make_sequences(tmp_path / "mine.npz", targets=targets)
+    arrays = dict(np.load(path))
+    task = make_task("npz", file=str(path), batch_size=8)
+    train_y, test_y = arrays["train_y"], arrays["test_y"]
+    assert task.seq_len == 12 and task.input_size == 3 and task.train_x.shape == (12, 96, 3)
+    assert torch.equal(task.test_x, torch.from_numpy(arrays["test_x"]).transpose(0, 1))
+    if targets == "values":
+        assert (task.readout, task.metric_name, task.output_size) == ("last", "mse", 3)
+        expected_loss = expected_metric = ((test_y - train_y.mean(axis=0)) ** 2).mean()
+    else:
+        readout = "last" if targets == "classes" else "all"
+        counts = np.bincount(train_y.ravel(), minlength=3) + 1.0  # prior_logits smooths by one
+        log_prior = np.log(counts / counts.sum())
+        assert (task.readout, task.output_size) == (readout, 3)
+        expected_loss = -log_prior[test_y].mean()
+        hits = (test_y == log_prior.argmax()).mean()
+        expected_metric = hits if targets == "classes" else 1 - hits
+    assert task.attrs() == {"sequences_file": str(path.resolve()), "targets": targets}
+    x, y = task.train_batch(1)  # a training batch scores one loss per sequence
+    assert x.shape == (12, 8, 3) and task.per_sample_loss(task.baseline_outputs(x), y).shape == (1, 8)
+    loss, metric = task.baseline_scores(0)
+    assert math.isclose(loss, expected_loss, rel_tol=1e-6) and math.isclose(metric, expected_metric, rel_tol=1e-6)
+
+
+def test_a_study_of_an_npz_file_learns_it_and_takes_its_length(tmp_path):
+    """Which of three channels sums highest over 12 steps: an RNN learns it well above the class prior."""
+    from fixtures import make_sequences
+
+    from rnn_dynamics import StudyConfig, TrainConfig, run_study
+
+    path = make_sequences(tmp_path / "mine.npz", train=1000, test=300)
+    config = StudyConfig(task="npz", task_options={"file": str(path)}, inits=["orthogonal"], nonlinearities=["tanh"],
+                         hidden=16, probe_batch=2, train=TrainConfig(steps=300, probe_every=300, lr=0.01))
+    assert config.seq_len == [12]
+    ds = run_study(config, progress=False)
+    accuracy = ds["test_metric"].isel(step=-1).item()
+    assert ds.attrs["targets"] == "classes" and ds.attrs["sequences_file"] == str(path.resolve())
+    assert accuracy > ds["test_metric_baseline"].item() + 0.3, accuracy
+
+
+@pytest.mark.parametrize("change, message", [
+    ("no file", "task 'npz': no file at"),
+    ("not npz", "is not an .npz file numpy can read"),
+    ("one .npy array", "holds one array, not the train_x, train_y, test_x, test_y of an .npz file"),
+    ("no test_y", "lacks test_y; it needs train_x, train_y, test_x, test_y"),
+    ("integer inputs", "train_x must be float (n, T, D) or (n, T) with n, T, D >= 1, got int64 (96, 12, 3)"),
+    ("other T", "test_x has (T, D) = (11, 3), train_x (12, 3); they must be equal"),
+    ("labels per other length", "targets of dtype int64 and shape (96, 5) are none of the valid layouts"),
+    ("negative label", "class labels must be 0 or more"),
+    ("NaN input", "train_x holds NaN or infinite values"),
+    ("one label short", "train_y must have one target per sequence of train_x (96), got shape (95,)"),
+    ("other seq_len", "the sequences of"),
+])
+def test_a_bad_npz_file_stops_the_study_in_one_line(change, message, tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    from analyses import spectra
+    from fixtures import make_sequences
+
+    path = make_sequences(tmp_path / "mine.npz")
+    arrays = dict(np.load(path))
+    if change == "no file":
+        path.unlink()
+    elif change == "not npz":
+        path.write_text("train_x,train_y\n")
+    elif change == "one .npy array":
+        with path.open("wb") as handle:
+            np.save(handle, arrays["train_x"])
+    elif change != "other seq_len":
+        edit = {"no test_y": lambda: arrays.pop("test_y"),
+                "integer inputs": lambda: arrays.update(train_x=arrays["train_x"].astype(np.int64)),
+                "other T": lambda: arrays.update(test_x=arrays["test_x"][:, :11]),
+                "labels per other length": lambda: arrays.update(train_y=np.zeros((96, 5), np.int64),
+                                                                 test_y=np.zeros((48, 5), np.int64)),
+                "negative label": lambda: arrays["test_y"].__setitem__(0, -1),
+                "NaN input": lambda: arrays["train_x"].__setitem__((0, 0, 0), np.nan),
+                "one label short": lambda: arrays.update(train_y=arrays["train_y"][:95])}
+        edit[change]()
+        np.savez(path, **arrays)
+    monkeypatch.chdir(tmp_path)
+    before = set(tmp_path.rglob("*"))
+    extra = ["--seq-len", "13"] if change == "other seq_len" else []
+    with pytest.raises(SystemExit) as exit_info:
+        spectra.main(["--task", "npz", "--file", str(path), *extra, "--quiet", "--out", str(tmp_path / "s.nc")])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert set(tmp_path.rglob("*")) == before

@@ -82,7 +82,7 @@ class Task(ABC):
     """
 
     name: ClassVar[str] = ""
-    default_seq_len: ClassVar[int]
+    default_seq_len: ClassVar[int | None]
     options: ClassVar[dict[str, Option]] = {}
     presets: ClassVar[dict[str, Preset]] = {}
     #: Whether training carries the state from one segment to the next (language modelling).
@@ -116,8 +116,14 @@ class Task(ABC):
         for label, value in zip(("train size", "test size"), sizes):
             if value is not None and value < 1:
                 raise ValueError(f"{label} must be positive, got {value}")
-        return cls(seq_len=seq_len or cls.default_seq_len, seed=seed, batch_size=batch_size, sizes=sizes,
-                   data_dir=data_dir, **parsed)
+        return cls(seq_len=seq_len or cls.default_length(data_dir, **parsed), seed=seed, batch_size=batch_size,
+                   sizes=sizes, data_dir=data_dir, **parsed)
+
+    @classmethod
+    def default_length(cls, data_dir=None, **options) -> int:
+        """The sequence length a study takes where it is given none: ``default_seq_len``, or for a task whose
+        data fixes it (its ``default_seq_len`` None), the data's."""
+        return cls.default_seq_len
 
     def __init__(self, train_x, train_y, test_x, test_y, seed: int, batch_size: int):
         self.train_x, self.train_y, self.test_x, self.test_y = train_x, train_y, test_x, test_y
