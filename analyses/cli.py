@@ -94,7 +94,7 @@ def _add_plugin_options(parser: argparse.ArgumentParser) -> None:
             for name, option in cls.options.items():
                 choices = f"; one of: {', '.join(map(str, option.choices))}" if option.choices else ""
                 parser.add_argument(flag(name), type=option.kind, default=None, metavar=name.upper(),
-                                    help=f"{option.help} ({kind} {owner}{choices}; default {option.default})")
+                                    help=f"{option.help} ({kind} {owner}{choices}; default {option.default!r})")
 
 
 #: ``--list-NAME`` flags: what each prints, one line per registered plug-in.
