@@ -29,6 +29,7 @@ def results(tmp_path_factory, data_root):
                   folder / "adding.nc")
     write_dataset(_study("mnist", models=["irnn", "lstm"]), folder / "mnist.nc")
     write_dataset(_study("pmnist", models=["irnn"]), folder / "pmnist.nc")
+    write_dataset(_study("npz", models=["irnn", "lstm"]), folder / "mine.nc")  # the data root's sequences.npz
     write_dataset(_study("ptb", task_options={"level": "char"}, models=["irnn", "rnn_tanh"], seq_len=[8]),
                   folder / "ptb_char.nc")
     write_dataset(_study("speech", models=["irnn", "irnn_scaled"], seq_len=[20]), folder / "speech.nc")
@@ -44,7 +45,7 @@ def _images(folder: Path) -> dict[str, int]:
 def test_every_figure_of_a_results_folder(results, tmp_path, capsys):
     assert draw_everything([str(results), "--out", str(tmp_path)]) == 0
     written = _images(tmp_path)
-    for name in ("adding", "mnist"):
+    for name in ("adding", "mnist", "mine-learning"):
         assert written[f"{name}.png"] > 10_000 and written[f"{name}.pdf"] > 1_000
     assert "lm_speech.md" in written and "lm_speech.csv" in written
     for spec in figure_specs().values():
@@ -69,6 +70,19 @@ def test_paper_figures_have_one_panel_per_length_and_per_dataset(results, tmp_pa
     assert titles == ["T = 10", "T = 16"]
     labels = [text.get_text() for text in figure.legends[0].get_texts()]
     assert labels[:4] == ["IRNN", "RNN + tanh", "RNN + ReLU", "LSTM"] and "trivial baseline" in labels[-1]
+
+
+def test_an_npz_study_draws_its_own_metric_against_step(results):
+    from figures import npz
+
+    ds = xr.load_dataset(results / "mine.nc").assign_attrs(source_file="mine")
+    figure = npz.draw([ds], None)["mine-learning"]
+    axis = figure.axes[0]
+    assert axis.get_ylabel() == "test accuracy" and axis.get_title() == "T = 12"
+    labels = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert labels == ["IRNN", "LSTM", "trivial baseline (same test sequences)"]
+    baseline = [line for line in axis.get_lines() if line.get_linestyle() == "--"][0]
+    assert baseline.get_ydata()[0] == pytest.approx(float(ds["test_metric_baseline"].mean()))
 
 
 def _selection(*args: str):
