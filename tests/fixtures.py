@@ -69,14 +69,18 @@ def make_sequences(path: Path, train: int = 96, test: int = 48, steps: int = 12,
                    targets: str = "classes") -> Path:
     """An .npz of the npz task's layout whose targets follow from the inputs: ``classes``, which of the
     channels sums highest over the sequence; ``classes_per_step``, which is highest at each step; ``values``,
-    each channel's mean (K = channels)."""
+    each channel's mean (K = channels); ``tokens``, integer inputs 0..channels-1 whose class is the first."""
     rng = np.random.default_rng(3)
     arrays = {}
     for split, count in (("train", train), ("test", test)):
-        x = rng.standard_normal((count, steps, channels)).astype(np.float32)
+        if targets == "tokens":
+            x = rng.integers(0, channels, (count, steps))
+        else:
+            x = rng.standard_normal((count, steps, channels)).astype(np.float32)
         y = {"classes": lambda: x.sum(axis=1).argmax(axis=-1),
              "classes_per_step": lambda: x.argmax(axis=-1),
-             "values": lambda: x.mean(axis=1).astype(np.float64)}[targets]()
+             "values": lambda: x.mean(axis=1).astype(np.float64),
+             "tokens": lambda: x[:, 0]}[targets]()
         arrays[f"{split}_x"], arrays[f"{split}_y"] = x, y
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **arrays)

@@ -102,13 +102,31 @@ def test_a_study_of_an_npz_file_learns_it_and_takes_its_length(tmp_path):
     assert accuracy > ds["test_metric_baseline"].item() + 0.3, accuracy
 
 
+def test_npz_integer_inputs_are_tokens_and_a_study_remembers_the_first_of_twelve(tmp_path):
+    """Tokens 0..2 go in as a column lookup of W_ih (input size: the vocabulary); the class is the first token,
+    which an orthogonal tanh network holds over 12 steps within 300 updates."""
+    from fixtures import make_sequences
+
+    from rnn_dynamics import StudyConfig, TrainConfig, run_study
+
+    path = make_sequences(tmp_path / "tokens.npz", train=1000, test=300, targets="tokens")
+    task = make_task("npz", file=str(path))
+    assert task.input_size == 3 and task.train_x.dtype == torch.int64 and task.train_x.shape == (12, 1000)
+    config = StudyConfig(task="npz", task_options={"file": str(path)}, inits=["orthogonal"], nonlinearities=["tanh"],
+                         hidden=16, probe_batch=2, train=TrainConfig(steps=300, probe_every=300, lr=0.01))
+    ds = run_study(config, progress=False)
+    assert ds["test_metric"].isel(step=-1).item() > 0.9 > 0.4 > ds["test_metric_baseline"].item()
+
+
 @pytest.mark.parametrize("change, message", [
     ("no file", "task 'npz': no file at"),
     ("not npz", "is not an .npz file numpy can read"),
     ("one .npy array", "holds one array, not the train_x, train_y, test_x, test_y of an .npz file"),
     ("no test_y", "lacks test_y; it needs train_x, train_y, test_x, test_y"),
-    ("integer inputs", "train_x must be float (n, T, D) or (n, T) with n, T, D >= 1, got int64 (96, 12, 3)"),
-    ("other T", "test_x has (T, D) = (11, 3), train_x (12, 3); they must be equal"),
+    ("integer channels", "train_x must be float (n, T, D), float (n, T) or integer tokens (n, T), with n, T, D >= 1, "
+                         "got int64 (96, 12, 3)"),
+    ("other T", "test_x (float32 (48, 11, 3)) and train_x (float32 (96, 12, 3)) must be alike but for n"),
+    ("negative token", "test_x holds negative tokens"),
     ("labels per other length", "targets of dtype int64 and shape (96, 5) are none of the valid layouts"),
     ("negative label", "class labels must be 0 or more"),
     ("NaN input", "train_x holds NaN or infinite values"),
@@ -132,7 +150,9 @@ def test_a_bad_npz_file_stops_the_study_in_one_line(change, message, tmp_path, m
             np.save(handle, arrays["train_x"])
     elif change != "other seq_len":
         edit = {"no test_y": lambda: arrays.pop("test_y"),
-                "integer inputs": lambda: arrays.update(train_x=arrays["train_x"].astype(np.int64)),
+                "integer channels": lambda: arrays.update(train_x=arrays["train_x"].astype(np.int64)),
+                "negative token": lambda: arrays.update(train_x=np.ones((96, 12), np.int64),
+                                                        test_x=-np.ones((48, 12), np.int64)),
                 "other T": lambda: arrays.update(test_x=arrays["test_x"][:, :11]),
                 "labels per other length": lambda: arrays.update(train_y=np.zeros((96, 5), np.int64),
                                                                  test_y=np.zeros((48, 5), np.int64)),

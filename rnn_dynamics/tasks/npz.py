@@ -1,7 +1,9 @@
 """Sequences of your own from one .npz file: a study of any init on your data without writing a task.
 
-The file (``numpy.savez``) holds four arrays. ``train_x`` and ``test_x`` are the inputs, float (n, T, D), or
-(n, T) for one channel; ``train_y`` and ``test_y`` the targets, whose dtype and shape say what is learnt:
+The file (``numpy.savez``) holds four arrays. ``train_x`` and ``test_x`` are the inputs: float (n, T, D), float
+(n, T) for one channel, or integer (n, T) tokens 0..V-1 (a column lookup of W_ih, as one-hot inputs of size V,
+the largest token in either split plus one). ``train_y`` and ``test_y`` are the targets, whose dtype and shape
+say what is learnt:
 
 - integer (n,): a class per sequence, read out after the last step (cross-entropy; accuracy);
 - integer (n, T): a class per step, read out at every step (cross-entropy; error rate over the steps);
@@ -63,19 +65,21 @@ def load_sequences(path: Path) -> dict[str, np.ndarray]:
             raise ValueError(f"task 'npz': {path} holds an array numpy will not read safely ({err})") from None
     for split in ("train", "test"):
         x, y = arrays[f"{split}_x"], arrays[f"{split}_y"]
-        if x.ndim == 2:
+        tokens = x.dtype.kind in "iu" and x.ndim == 2
+        if x.ndim == 2 and x.dtype.kind == "f":
             x = arrays[f"{split}_x"] = x[..., None]
-        if x.ndim != 3 or not np.issubdtype(x.dtype, np.floating) or 0 in x.shape:
-            raise ValueError(f"task 'npz': {split}_x must be float (n, T, D) or (n, T) with n, T, D >= 1, "
-                             f"got {x.dtype} {x.shape}")
-        if not np.isfinite(x).all():
-            raise ValueError(f"task 'npz': {split}_x holds NaN or infinite values")
+        if not (tokens or (x.ndim == 3 and x.dtype.kind == "f")) or 0 in x.shape:
+            raise ValueError(f"task 'npz': {split}_x must be float (n, T, D), float (n, T) or integer tokens (n, T), "
+                             f"with n, T, D >= 1, got {x.dtype} {x.shape}")
+        if (x.min() < 0) if tokens else not np.isfinite(x).all():
+            raise ValueError(f"task 'npz': {split}_x holds {'negative tokens' if tokens else 'NaN or infinite values'}")
         if y.shape[:1] != x.shape[:1]:
             raise ValueError(f"task 'npz': {split}_y must have one target per sequence of {split}_x ({x.shape[0]}), "
                              f"got shape {y.shape}")
-    if arrays["test_x"].shape[1:] != arrays["train_x"].shape[1:]:
-        raise ValueError(f"task 'npz': test_x has (T, D) = {arrays['test_x'].shape[1:]}, train_x "
-                         f"{arrays['train_x'].shape[1:]}; they must be equal")
+    if arrays["test_x"].shape[1:] != arrays["train_x"].shape[1:] or arrays["test_x"].dtype.kind != arrays[
+            "train_x"].dtype.kind:
+        raise ValueError(f"task 'npz': test_x ({arrays['test_x'].dtype} {arrays['test_x'].shape}) and train_x "
+                         f"({arrays['train_x'].dtype} {arrays['train_x'].shape}) must be alike but for n")
     return arrays
 
 
@@ -118,7 +122,10 @@ class NpzTask(Task):
     def __init__(self, seq_len: int, seed: int, batch_size: int, sizes, data_dir=None, file: str = ""):
         self.path = sequences_file(data_dir, file).resolve()
         arrays = load_sequences(self.path)
-        steps, self.input_size = arrays["train_x"].shape[1:]
+        train_x, test_x = arrays["train_x"], arrays["test_x"]
+        steps = train_x.shape[1]
+        self.tokens = train_x.ndim == 2
+        self.input_size = int(max(train_x.max(), test_x.max())) + 1 if self.tokens else train_x.shape[2]
         if seq_len != steps:
             raise ValueError(f"task 'npz': the sequences of {self.path} have T = {steps} steps; got seq_len {seq_len}")
         self.seq_len, self.kind = seq_len, target_kind(arrays["train_y"], arrays["test_y"], steps)
@@ -126,7 +133,8 @@ class NpzTask(Task):
             KINDS[self.kind])
         splits = []
         for split, size in zip(("train", "test"), sizes):
-            x = torch.from_numpy(arrays[f"{split}_x"][:size].astype(np.float32)).transpose(0, 1).contiguous()
+            x = arrays[f"{split}_x"][:size].swapaxes(0, 1)  # time-major
+            x = torch.from_numpy(np.ascontiguousarray(x, np.int64 if self.tokens else np.float32))
             y = arrays[f"{split}_y"][:size].T  # the sequences last, as batches and probes index targets
             splits += [x, torch.from_numpy(np.ascontiguousarray(y, np.float32 if self.kind == "values" else np.int64))]
         super().__init__(*splits, seed=seed, batch_size=batch_size)
@@ -158,4 +166,4 @@ class NpzTask(Task):
         guess = self.mean if self.kind == "values" else self.prior
         shape = (1, x.shape[1], self.output_size) if self.readout == "last" else (x.shape[0], 1, x.shape[1],
                                                                                   self.output_size)
-        return guess.to(x.dtype).expand(shape)
+        return guess.to(x.dtype if x.is_floating_point() else torch.float32).expand(shape)  # tokens: float32
