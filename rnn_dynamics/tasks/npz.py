@@ -44,9 +44,8 @@ def sequences_file(data_dir=None, file: str = "") -> Path:
     return Path(file).expanduser() if file else data_root(data_dir) / DEFAULT_NAME
 
 
-def load_sequences(path: Path) -> dict[str, np.ndarray]:
-    """The four arrays of ``path``, checked against the layout of this module's docstring (x as (n, T, D));
-    ValueError in one line naming what is wrong otherwise."""
+def read_archive(path: Path) -> dict[str, np.ndarray]:
+    """The four arrays of the .npz file at ``path``, as stored; ValueError in one line where it is not one."""
     if not path.is_file():
         raise ValueError(f"task 'npz': no file at {path}; give --file PATH, or put {DEFAULT_NAME} in the data dir")
     try:
@@ -60,26 +59,40 @@ def load_sequences(path: Path) -> dict[str, np.ndarray]:
         if missing:
             raise ValueError(f"task 'npz': {path} lacks {', '.join(missing)}; it needs {', '.join(ARRAYS)}")
         try:
-            arrays = {name: archive[name] for name in ARRAYS}
+            return {name: archive[name] for name in ARRAYS}
         except ValueError as err:  # an array of Python objects, which would need unpickling
             raise ValueError(f"task 'npz': {path} holds an array numpy will not read safely ({err})") from None
+
+
+def check_inputs(x: np.ndarray, name: str) -> np.ndarray:
+    """Inputs as (n, T, D) floats or (n, T) tokens (one float channel becomes (n, T, 1)); ValueError otherwise."""
+    tokens = x.dtype.kind in "iu" and x.ndim == 2
+    if x.ndim == 2 and x.dtype.kind == "f":
+        x = x[..., None]
+    if not (tokens or (x.ndim == 3 and x.dtype.kind == "f")) or 0 in x.shape:
+        raise ValueError(f"task 'npz': {name} must be float (n, T, D), float (n, T) or integer tokens (n, T), "
+                         f"with n, T, D >= 1, got {x.dtype} {x.shape}")
+    if tokens and x.min() < 0:
+        raise ValueError(f"task 'npz': {name} holds negative tokens")
+    if not tokens and not np.isfinite(x).all():
+        raise ValueError(f"task 'npz': {name} holds NaN or infinite values")
+    return x
+
+
+def load_sequences(path: Path) -> dict[str, np.ndarray]:
+    """The four arrays of ``path``, checked against the layout of this module's docstring (float inputs as
+    (n, T, D)); ValueError in one line naming what is wrong otherwise."""
+    arrays = read_archive(path)
     for split in ("train", "test"):
-        x, y = arrays[f"{split}_x"], arrays[f"{split}_y"]
-        tokens = x.dtype.kind in "iu" and x.ndim == 2
-        if x.ndim == 2 and x.dtype.kind == "f":
-            x = arrays[f"{split}_x"] = x[..., None]
-        if not (tokens or (x.ndim == 3 and x.dtype.kind == "f")) or 0 in x.shape:
-            raise ValueError(f"task 'npz': {split}_x must be float (n, T, D), float (n, T) or integer tokens (n, T), "
-                             f"with n, T, D >= 1, got {x.dtype} {x.shape}")
-        if (x.min() < 0) if tokens else not np.isfinite(x).all():
-            raise ValueError(f"task 'npz': {split}_x holds {'negative tokens' if tokens else 'NaN or infinite values'}")
+        x = arrays[f"{split}_x"] = check_inputs(arrays[f"{split}_x"], f"{split}_x")
+        y = arrays[f"{split}_y"]
         if y.shape[:1] != x.shape[:1]:
             raise ValueError(f"task 'npz': {split}_y must have one target per sequence of {split}_x ({x.shape[0]}), "
                              f"got shape {y.shape}")
-    if arrays["test_x"].shape[1:] != arrays["train_x"].shape[1:] or arrays["test_x"].dtype.kind != arrays[
-            "train_x"].dtype.kind:
-        raise ValueError(f"task 'npz': test_x ({arrays['test_x'].dtype} {arrays['test_x'].shape}) and train_x "
-                         f"({arrays['train_x'].dtype} {arrays['train_x'].shape}) must be alike but for n")
+    train_x, test_x = arrays["train_x"], arrays["test_x"]
+    if test_x.shape[1:] != train_x.shape[1:] or test_x.dtype.kind != train_x.dtype.kind:
+        raise ValueError(f"task 'npz': test_x ({test_x.dtype} {test_x.shape}) and train_x ({train_x.dtype} "
+                         f"{train_x.shape}) must be alike but for n")
     return arrays
 
 
