@@ -69,6 +69,19 @@ class Point:
         return colour(self.label if self.label in _MODEL_LABELS else self.init)
 
 
+#: Line styles that tell apart the nonlinearities of grid points without a named model's label (their colour is
+#: their init family's), in the order of the dataset's nonlinearity coordinate; dashed is the baseline's.
+NONLINEARITY_STYLES = ("-", "-.", ":", (0, (5, 1, 1, 1, 1, 1)))
+
+
+def line_style(ds: xr.Dataset, point: Point):
+    """Solid for a named model (its colour is its own); else the style of its nonlinearity in ``ds``."""
+    if point.label in _MODEL_LABELS:
+        return "-"
+    order = [str(nonlinearity) for nonlinearity in ds["nonlinearity"].values]
+    return NONLINEARITY_STYLES[order.index(point.nonlinearity) % len(NONLINEARITY_STYLES)]
+
+
 def points(ds: xr.Dataset) -> list[Point]:
     """Every (cell, init, nonlinearity) that holds data, named models first in the paper's order."""
     others = [d for d in ds["train_loss"].dims if d not in ("cell", "init", "nonlinearity")]

@@ -1,15 +1,15 @@
 """Test metric against training step, one line per model: the shared drawing of the adding and MNIST figures.
 
-Each line is the mean over seeds, with the range over seeds shaded when there are several; a run
-that diverged ends in an x and says so in the legend; the task's trivial baseline, scored on the
-same test sequences, is the dashed grey line.
+Each line is the mean over seeds, with the range over seeds shaded when there are several (grid points of one
+init family told apart by their nonlinearity's line style); a run that diverged ends in an x and says so in
+the legend; the task's trivial baseline, scored on the same test sequences, is the dashed grey line.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .common import mark_divergence, panels, points
+from .common import line_style, mark_divergence, panels, points
 
 
 def learning_curves(groups: list[tuple[str, object]], ylabel: str, title: str, log_y: bool = False):
@@ -22,7 +22,7 @@ def learning_curves(groups: list[tuple[str, object]], ylabel: str, title: str, l
             cell = ds.sel(point.where)
             values = cell["test_metric"]
             mean = values.mean("seed").values
-            line, = ax.plot(steps, mean, color=point.colour, lw=1.6)
+            line, = ax.plot(steps, mean, color=point.colour, ls=line_style(ds, point), lw=1.6)
             if ds.sizes["seed"] > 1:
                 ax.fill_between(steps, values.min("seed"), values.max("seed"), color=point.colour, alpha=0.2, lw=0)
             handles.setdefault(point.label + mark_divergence(ax, cell, steps, mean, point.colour), line)

@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 
 from rnn_dynamics.theory import gaussian_product_exponents
 
-from .common import FigureSpec, choose, finite, main_for, mark_divergence, panels, points, title_of
+from .common import FigureSpec, choose, finite, line_style, main_for, mark_divergence, panels, points, title_of
 from .eigenvalues import iid
 from .spectral import spectral_figure
 
@@ -60,7 +60,7 @@ def largest_figure(ds, args):
     for point in points(chosen):
         cell = chosen.sel(point.where)
         values = finite(cell["lyapunov"].sel(exponent=1).values)
-        ax.plot(steps, values, color=point.colour, lw=1.4,
+        ax.plot(steps, values, color=point.colour, ls=line_style(chosen, point), lw=1.4,
                 label=point.label + mark_divergence(ax, cell, steps, values, point.colour))
         ax.plot(steps, finite(cell["lyapunov_benettin"].values), "o", color=point.colour, ms=4, mfc="none")
     ax.axhline(0, color="0.7", lw=0.6)

@@ -72,6 +72,19 @@ def test_paper_figures_have_one_panel_per_length_and_per_dataset(results, tmp_pa
     assert labels[:4] == ["IRNN", "RNN + tanh", "RNN + ReLU", "LSTM"] and "trivial baseline" in labels[-1]
 
 
+def test_one_init_under_two_nonlinearities_is_drawn_in_two_line_styles():
+    """Unnamed grid points take their init family's colour, so their nonlinearity's line style tells them apart
+    (named models keep solid lines, as the paper figure shows)."""
+    from figures.common import NONLINEARITY_STYLES
+    from figures.curves import learning_curves
+
+    ds = _study("adding", seq_len=[8], inits=["orthogonal"], nonlinearities=["relu", "tanh"])
+    figure = learning_curves([("T = 8", ds.isel(seq_len=0))], "test MSE", "")
+    relu, tanh = [line for line in figure.axes[0].get_lines() if line.get_linestyle() != "--"]  # the baseline's
+    assert relu.get_color() == tanh.get_color()
+    assert (relu.get_linestyle(), tanh.get_linestyle()) == NONLINEARITY_STYLES[:2]
+
+
 def test_an_npz_study_draws_its_own_metric_against_step(results):
     from figures import npz
 
