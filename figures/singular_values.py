@@ -23,11 +23,10 @@ from .common import finite, gate_of, main_for
 from .spectral import spectral_figure, spectral_spec
 
 
-def product_dtype(ds) -> str | None:
-    """The dtype ds_T/ds_0 was formed in: the variable's attr, or for datasets written before it had one the training
-    dtype (then the product's)."""
-    attrs = ds["jacobian_log_singular_values"].attrs
-    return attrs.get("product_dtype") or json.loads(ds.attrs.get("config", "{}")).get("dtype")
+def product_dtype(ds, variable: str = "jacobian_log_singular_values") -> str | None:
+    """The dtype the Jacobian products of ``variable`` were formed in: its attr, or for datasets written before it
+    had one the training dtype (then the products')."""
+    return ds[variable].attrs.get("product_dtype") or json.loads(ds.attrs.get("config", "{}")).get("dtype")
 
 
 def draw(ds, args):

@@ -129,7 +129,9 @@ class StudyConfig:
                                  help="options of the task, e.g. {'level': 'char'}; each task declares its own")
     train: TrainConfig = field(default_factory=TrainConfig)
     probes: list[str] = setting(default_factory=default_probes, metavar="PROBE",
-                                help="what to record at each probe step", names=list_probes)
+                                help="what to record at each probe step ('default': every probe that is on by "
+                                     "default, e.g. --probes default lag_spectra)",
+                                names=lambda: [*list_probes(), "default"])
     probe_batch: int = setting(4, help="test sequences used by the Jacobian, gradient and state probes")
     probe_test_size: int = setting(0, help="test sequences scored for test_loss and test_metric; 0 = the whole "
                                            "test set")
@@ -189,8 +191,10 @@ class StudyConfig:
         return {name: self.cell_options.get(name, option.default) for name, option in declared.items()}
 
     def recorded_probes(self) -> list[str]:
-        """The probes to run: ``probes``, plus ``lyapunov`` when that flag is set."""
-        return list(dict.fromkeys([*self.probes, *(["lyapunov"] if self.lyapunov else [])]))
+        """The probes to run: ``probes`` (``default`` standing for every probe on by default), plus ``lyapunov``
+        when that flag is set."""
+        named = [name for given in self.probes for name in (default_probes() if given == "default" else [given])]
+        return list(dict.fromkeys([*named, *(["lyapunov"] if self.lyapunov else [])]))
 
     def probe_settings(self, seq_len: int) -> ProbeSettings:
         lags = range(1, seq_len + 1) if self.all_lags else default_lags(seq_len)

@@ -222,21 +222,14 @@ def _where_finite(fn: Callable, matrices: torch.Tensor) -> torch.Tensor:
     return torch.where(mask, result, torch.full_like(result, math.nan))
 
 
-def product_log_norms(jacobians: JacobianSequence, lags: Sequence[int], *, full_spectrum: bool = False):
-    """ln ||dh_T/dh_{T-k}||_2 for each lag k (the largest singular value of J_T ... J_{T-k+1}).
-
-    Returns ``(log_norms, log_singular_values)``: log_norms is (len(lags), ...) and
-    log_singular_values the (..., N) ln singular values of the full product dh_T/dh_0
-    (descending) when ``full_spectrum`` is set, else None. A product that is exactly
-    zero (every path cut by inactive ReLUs) gives -inf.
-    """
+def _scaled_products(jacobians: JacobianSequence, lags: list[int]):
+    """For each lag k of ``lags`` (checked, ascending), the product J_T ... J_{T-k+1} divided by a scale and the ln of
+    that scale (float64; -inf once the product is 0): the scale carried apart keeps the product inside the float
+    range over any number of steps. A yielded product is not changed afterwards."""
     seq_len = len(jacobians)
-    lags = _check_lags(lags, seq_len)
-    if full_spectrum and lags[-1] != seq_len:
-        raise ValueError("full_spectrum needs the lag equal to the sequence length among the lags")
     wanted = set(lags)
     prod = jacobians.dense(seq_len - 1).clone()  # rescaled in place below; a dense step may be a view of the factors
-    norms, scales = [], []
+    scales = []
     log_scale = torch.zeros(prod.shape[:-2], dtype=torch.float64, device=prod.device)
     for k in range(1, lags[-1] + 1):
         if k > 1:
@@ -245,18 +238,41 @@ def product_log_norms(jacobians: JacobianSequence, lags: Sequence[int], *, full_
         scale = torch.maximum(prod.amax(dim=(-2, -1)), -prod.amin(dim=(-2, -1)))
         prod.div_(torch.where(scale == 0, torch.ones_like(scale), scale)[..., None, None])
         scales.append(scale)
-        if k in wanted:
-            # ln of the scale taken out so far (-inf once a product is 0); each product's norm taken as it passes,
-            # so that no more than one product is held whatever the number of lags
+        if k in wanted:  # the scales summed in float64 once per lag, not per step
             log_scale = log_scale + torch.log(torch.stack(scales).double()).sum(dim=0)
             scales = []
-            norms.append(torch.log(_where_finite(spectral_norm, prod).double()) + log_scale)
-    log_norms = torch.stack(norms)
-    log_svals = None
-    if full_spectrum:
-        # in float64, as the norms: LAPACK's float32 solvers are the ones that failed to converge
-        log_svals = torch.log(_where_finite(torch.linalg.svdvals, prod.double())) + log_scale.unsqueeze(-1)
-    return log_norms, log_svals
+            yield prod, log_scale
+
+
+def _log_singular_values(prod: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """ln of the singular values (descending) of a scaled product: solved in float64, as the norms (LAPACK's float32
+    solvers are the ones that failed to converge); NaN for a product holding NaN / Inf."""
+    return torch.log(_where_finite(torch.linalg.svdvals, prod.double())) + log_scale.unsqueeze(-1)
+
+
+def product_log_norms(jacobians: JacobianSequence, lags: Sequence[int], *, full_spectrum: bool = False):
+    """ln ||dh_T/dh_{T-k}||_2 for each lag k (the largest singular value of J_T ... J_{T-k+1}).
+
+    Returns ``(log_norms, log_singular_values)``: log_norms is (len(lags), ...) and
+    log_singular_values the (..., N) ln singular values of the full product dh_T/dh_0
+    (descending) when ``full_spectrum`` is set, else None. A product that is exactly
+    zero (every path cut by inactive ReLUs) gives -inf. Each lag's norm is taken as the product passes, so
+    no more than one product is held whatever the number of lags.
+    """
+    lags = _check_lags(lags, len(jacobians))
+    if full_spectrum and lags[-1] != len(jacobians):
+        raise ValueError("full_spectrum needs the lag equal to the sequence length among the lags")
+    norms = []
+    for prod, log_scale in _scaled_products(jacobians, lags):
+        norms.append(torch.log(_where_finite(spectral_norm, prod).double()) + log_scale)
+    return torch.stack(norms), _log_singular_values(prod, log_scale) if full_spectrum else None
+
+
+def product_log_spectra(jacobians: JacobianSequence, lags: Sequence[int]) -> torch.Tensor:
+    """ln of every singular value (descending) of J_T ... J_{T-k+1} for each lag k: (len(lags), ..., N), the
+    first of each equal to :func:`product_log_norms`'s norm; -inf for directions the steps killed exactly."""
+    lags = _check_lags(lags, len(jacobians))
+    return torch.stack([_log_singular_values(prod, log_scale) for prod, log_scale in _scaled_products(jacobians, lags)])
 
 
 def lag_product_autograd(step: Callable, h_start: torch.Tensor, drives: torch.Tensor) -> torch.Tensor:

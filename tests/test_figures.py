@@ -25,8 +25,8 @@ def _study(task, **fields):
 @pytest.fixture(scope="module")
 def results(tmp_path_factory, data_root):
     folder = tmp_path_factory.mktemp("results")
-    write_dataset(_study("adding", seq_len=[10, 16], models=["paper"], seeds=[0, 1], lyapunov=True),
-                  folder / "adding.nc")
+    write_dataset(_study("adding", seq_len=[10, 16], models=["paper"], seeds=[0, 1], lyapunov=True,
+                         probes=["default", "lag_spectra"]), folder / "adding.nc")
     write_dataset(_study("mnist", models=["irnn", "lstm"]), folder / "mnist.nc")
     write_dataset(_study("pmnist", models=["irnn"]), folder / "pmnist.nc")
     write_dataset(_study("npz", models=["irnn", "lstm"]), folder / "mine.nc")  # the data root's sequences.npz
@@ -70,6 +70,23 @@ def test_paper_figures_have_one_panel_per_length_and_per_dataset(results, tmp_pa
     assert titles == ["T = 10", "T = 16"]
     labels = [text.get_text() for text in figure.legends[0].get_texts()]
     assert labels[:4] == ["IRNN", "RNN + tanh", "RNN + ReLU", "LSTM"] and "trivial baseline" in labels[-1]
+
+
+def test_the_lag_spectra_figure_draws_the_shortest_and_longest_lag_and_marks_the_resolved_range(results):
+    import numpy as np
+
+    from figures import lag_spectra
+    from figures.common import load_study
+
+    ds = load_study(results / "adding.nc")
+    assert lag_spectra.spread_lags(np.arange(1, 11)) == [1, 2, 3, 6, 10]  # 10 ** (i / 4), the nearest in log k
+    figure = lag_spectra.draw(ds, _selection())  # T = 10, the first length: lags 1..10 of the 1..16 recorded
+    labels = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert labels == ["k = 1", "k = 2", "k = 3", "k = 6", "k = 10", "beyond float64's resolved range: may be rounding"]
+    solid = [line for line in figure.axes[0].get_lines() if line.get_linestyle() == "-"]
+    top = ds["jacobian_log_singular_values_lag"].sel(cell="elman", init="identity", nonlinearity="relu", seed=0,
+                                                     seq_len=10, layer=0, sv=0, lag=1)  # the IRNN, panel 1
+    assert solid[0].get_ydata()[0] == pytest.approx(float(top.isel(step=-1)) / np.log(10))
 
 
 def test_one_init_under_two_nonlinearities_is_drawn_in_two_line_styles():

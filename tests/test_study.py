@@ -14,6 +14,7 @@ import xarray as xr
 
 from rnn_dynamics import StudyConfig, TrainConfig, named_models, read_dataset, run_study, write_dataset
 from rnn_dynamics.models import get_cell
+from rnn_dynamics.probes import PROBES
 from rnn_dynamics.records import SWEEP_DIMS, schema, summary_table
 from rnn_dynamics.tasks import make_task
 
@@ -37,7 +38,9 @@ def test_every_sweep_dim_is_always_there_in_the_fixed_order(study):
     assert study["eig_real"].dims[-4:] == ("layer", "gate", "step", "eig")
     assert study["time"].values[-1] == 20 and study["lag"].values[-1] == 20
     assert list(study["gate"].values) == ["recurrent"]
-    assert set(study.data_vars) == set(schema()) - {"lyapunov", "lyapunov_benettin"}
+    off_by_default = {name for _, probe in PROBES.items() if not probe.default for name in probe.variables}
+    assert off_by_default >= {"lyapunov", "jacobian_log_singular_values_lag"}
+    assert set(study.data_vars) == set(schema()) - off_by_default
     assert "exponent" not in study.dims  # only a Lyapunov probe uses it
 
 
@@ -141,34 +144,55 @@ def test_linear_half_identity_records_half_to_the_lag():
     np.testing.assert_allclose(point["jacobian_log_singular_values"], 30 * math.log(0.5), rtol=1e-6)
 
 
-def test_a_float32_study_resolves_the_products_singular_values_as_far_as_float64():
-    """W = H D H^T / 16, H the 16 x 16 Hadamard matrix and d_i = (16 - i) / 16, is exact in float32 (multiples of
-    1/256), so under the linear nonlinearity ds_T/ds_0 = W^30 has singular values d_i^30, spreading over 83 nats.
-    The probe forms the product in float64 in a float32 study too: the ten values within its resolved_nats (28) of
-    the largest come out exact; formed in float32, those beyond about 7-17 nats were rounding."""
+#: d_i = (16 - i) / 16: the eigenvalues of W = H D H^T / 16 (H the 16 x 16 Hadamard matrix), exact in float32.
+GRADED = torch.arange(16, 0, -1, dtype=torch.float64) / 16
+
+
+def _graded_hadamard_study(**fields):
+    """A float32 study of one linear Elman cell whose W = H D H^T / 16 is exact in float32 (multiples of 1/256), so
+    that ds_T/ds_{T-k} = W^k has the singular values d_i^k, spreading over 2.77 k nats."""
     from rnn_dynamics import inits
 
     hadamard = torch.ones(1, 1, dtype=torch.float64)
     for _ in range(4):
         hadamard = torch.cat([torch.cat([hadamard, hadamard], 1), torch.cat([hadamard, -hadamard], 1)])
-    d = torch.arange(16, 0, -1, dtype=torch.float64) / 16
 
     @inits.register_init("test_graded_hadamard")
     def graded(shape, nonlinearity, generator):
-        return hadamard @ torch.diag(d) @ hadamard.T / 16
+        return hadamard @ torch.diag(GRADED) @ hadamard.T / 16
 
     try:
-        ds = _known_study(inits=["test_graded_hadamard"], nonlinearities=["linear"], hidden=16)
+        ds = _known_study(inits=["test_graded_hadamard"], nonlinearities=["linear"], hidden=16, **fields)
     finally:
         inits.INITS.unregister("test_graded_hadamard")
-    assert ds.attrs["config"] and json.loads(ds.attrs["config"])["dtype"] == "float32"
-    recorded = ds["jacobian_log_singular_values"]
-    values = recorded.sel(cell="elman", init="test_graded_hadamard", nonlinearity="linear", seq_len=30, seed=0,
-                          layer=0, step=0).values
-    expected = 30 * np.log(d.numpy())
+    assert json.loads(ds.attrs["config"])["dtype"] == "float32"
+    return ds.sel(cell="elman", init="test_graded_hadamard", nonlinearity="linear", seq_len=30, seed=0, layer=0,
+                  step=0)
+
+
+def test_a_float32_study_resolves_the_products_singular_values_as_far_as_float64():
+    """ds_T/ds_0 = W^30 has singular values d_i^30, over 83 nats. The probe forms the product in float64 in a
+    float32 study too: the ten values within its resolved_nats (28) of the largest come out exact; formed in
+    float32, those beyond about 7-17 nats were rounding."""
+    point = _graded_hadamard_study()
+    recorded = point["jacobian_log_singular_values"]
+    expected = 30 * np.log(GRADED.numpy())
     within = expected[0] - expected <= recorded.attrs["resolved_nats"]
     assert recorded.attrs["product_dtype"] == "float64" and within.sum() == 10
-    np.testing.assert_allclose(values[within], expected[within], rtol=0, atol=0.01)
+    np.testing.assert_allclose(recorded.values[within], expected[within], rtol=0, atol=0.01)
+
+
+def test_the_lag_spectra_are_the_singular_values_of_every_power():
+    """At lag k, ds_T/ds_{T-k} = W^k: singular values d_i^k, each within resolved_nats of the largest exact, the
+    first equal to the norm the jacobian_products probe records."""
+    point = _graded_hadamard_study(probes=["jacobian_products", "lag_spectra"])
+    recorded = point["jacobian_log_singular_values_lag"]  # (sv, lag)
+    lags = point["lag"].values
+    expected = np.log(GRADED.numpy())[:, None] * lags[None, :]
+    within = expected[0] - expected <= recorded.attrs["resolved_nats"]
+    assert within.all(axis=0).sum() >= 2 and within.sum() > 16 * 3
+    np.testing.assert_allclose(recorded.values[within], expected[within], rtol=0, atol=0.01)
+    np.testing.assert_allclose(recorded.sel(sv=0).values, point["jacobian_log_norm"].values, rtol=0, atol=1e-12)
 
 
 def test_identity_relu_with_positive_states_records_norm_one():

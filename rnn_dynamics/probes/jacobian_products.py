@@ -53,5 +53,9 @@ class JacobianProducts(Probe):
                 "jacobian_log_singular_values": log_sv, "jacobian_singular_values": log_sv.exp()}
 
     def attrs(self, settings: ProbeSettings) -> dict[str, dict]:
-        resolved = {"product_dtype": PRODUCT_DTYPE, "resolved_nats": RESOLVED_PRODUCT_NATS[PRODUCT_DTYPE]}
-        return {"jacobian_log_singular_values": resolved, "jacobian_singular_values": resolved}
+        return {"jacobian_log_singular_values": PRODUCT_ATTRS, "jacobian_singular_values": PRODUCT_ATTRS}
+
+
+#: What the singular-value variables of a product say of it: the dtype it was formed in and how far below its
+#: largest singular value the others are exact (figures.singular_values reads them).
+PRODUCT_ATTRS = {"product_dtype": PRODUCT_DTYPE, "resolved_nats": RESOLVED_PRODUCT_NATS[PRODUCT_DTYPE]}

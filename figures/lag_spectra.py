@@ -1,0 +1,67 @@
+"""Singular values of the Jacobian products ds_T/ds_{T-k} at a few lags k (viridis, shortest to longest) at the
+last probe, one panel per model: how many directions of the state reach back k steps, and how fast each fades.
+
+    python -m figures.lag_spectra results/spectra.nc --out results/figures
+
+Needs the lag_spectra probe (``python -m analyses.spectra --probes default lag_spectra``). log10 of the
+singular values against their index; the values further below the largest at their lag than the dtype the
+products were formed in resolves (``RESOLVED_PRODUCT_NATS``) may be rounding: drawn faint and dotted.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import seaborn as sns
+from matplotlib.lines import Line2D
+
+from rnn_dynamics.records import RESOLVED_PRODUCT_NATS
+
+from .common import choose, finite, main_for
+from .singular_values import product_dtype
+from .spectral import spectral_figure, spectral_spec
+
+VARIABLE = "jacobian_log_singular_values_lag"
+
+
+def spread_lags(lags: np.ndarray, count: int = 5) -> list[int]:
+    """Up to ``count`` of the recorded lags, spread evenly in log k, the shortest and the longest included."""
+    wanted = np.geomspace(lags[0], lags[-1], min(count, len(lags)))
+    return sorted({int(lags[np.abs(np.log(lags) - np.log(k)).argmin()]) for k in wanted})
+
+
+def draw(ds, args):
+    last = int(ds["step"].values[-1])
+    dtype = product_dtype(ds, VARIABLE)
+    resolved = RESOLVED_PRODUCT_NATS.get(dtype, math.inf) / math.log(10)  # in decades
+    chosen, _ = choose(ds, args)  # the lags this slice's length holds (a study of several lengths has them all)
+    at_last = chosen[VARIABLE].sel(step=last)
+    held = at_last.notnull().any([dim for dim in at_last.dims if dim != "lag"])
+    lags = spread_lags(chosen["lag"].values[held.values])
+    shades = sns.color_palette("viridis", len(lags))
+
+    def panel(ax, point, cell):
+        values = cell[VARIABLE].sel(step=last)
+        for shade, lag in zip(shades, lags):
+            spectrum = finite(values.sel(lag=lag).values) / math.log(10)
+            index = np.arange(1, spectrum.size + 1)
+            exact = spectrum >= np.nanmax(spectrum, initial=-np.inf) - resolved
+            ax.plot(index, np.where(exact, spectrum, np.nan), "-", color=shade, lw=1.3, label=f"k = {lag}")
+            ax.plot(index, np.where(exact, np.nan, spectrum), ":", color=shade, lw=0.9, alpha=0.6)
+        ax.set_xlabel("index i")
+        ax.set_ylabel("log10 σ_i(ds_T/ds_{T-k})")
+
+    fig = spectral_figure(ds, args, f"Singular values of ds_T/ds_(T-k) at step {last}, by lag k", panel)
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    handles.append(Line2D([], [], color="k", ls=":", alpha=0.6))
+    labels.append(f"beyond {dtype}'s resolved range: may be rounding")
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False)
+    return fig
+
+
+FIGURE = spectral_spec("lag_spectra", (VARIABLE,), draw, __doc__.splitlines()[0])
+main = main_for(FIGURE)
+
+if __name__ == "__main__":
+    raise SystemExit(main())

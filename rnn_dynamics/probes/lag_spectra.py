@@ -1,0 +1,40 @@
+"""Every singular value of ds_T/ds_{T-k} at every recorded lag k (off by default: N values per lag).
+
+How many directions of the state reach back k steps, and how fast each fades: the norms of the Jacobian
+products (jacobian_products) give the largest at each lag, this probe the rest of the spectrum.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..jacobians import product_log_spectra
+from ..records import Variable
+from .base import Probe, ProbeContext, ProbeSettings, log_mean_exp, register_probe
+from .jacobian_products import PRODUCT_ATTRS, PRODUCT_DTYPE
+
+
+@register_probe
+class LagSpectra(Probe):
+    name = "lag_spectra"
+    default = False
+    variables = {
+        "jacobian_log_singular_values_lag": Variable(
+            ("layer", "step", "sv", "lag"), "ln of the singular values of ds_T/ds_{T-k}, mean over probe sequences",
+            "nats",
+            "ln of the mean over probe sequences, descending, at each lag k; S = N values (2N for the LSTM); -inf "
+            "for directions the steps killed exactly. Formed in float64 as jacobian_log_singular_values (attrs "
+            "product_dtype, resolved_nats): values further below the largest at their lag are rounding"),
+    }
+
+    @torch.no_grad()
+    def record(self, ctx: ProbeContext):
+        spectra = []
+        for layer in range(ctx.model.num_layers):
+            jac = ctx.model.step_jacobians(ctx.trace, layer, dtype=getattr(torch, PRODUCT_DTYPE))
+            per_sequence = product_log_spectra(jac, ctx.settings.lags)  # (K, M, B, S)
+            spectra.append(log_mean_exp(per_sequence, dim=2).permute(1, 2, 0))  # (M, S, K)
+        return {"jacobian_log_singular_values_lag": torch.stack(spectra, dim=1)}
+
+    def attrs(self, settings: ProbeSettings) -> dict[str, dict]:
+        return {"jacobian_log_singular_values_lag": PRODUCT_ATTRS}
