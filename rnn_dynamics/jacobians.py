@@ -270,7 +270,8 @@ def product_log_norms(jacobians: JacobianSequence, lags: Sequence[int], *, full_
 
 def product_log_spectra(jacobians: JacobianSequence, lags: Sequence[int]) -> torch.Tensor:
     """ln of every singular value (descending) of J_T ... J_{T-k+1} for each lag k: (len(lags), ..., N), the
-    first of each equal to :func:`product_log_norms`'s norm; -inf for directions the steps killed exactly."""
+    first of each equal to :func:`product_log_norms`'s norm. A direction the steps killed comes out at the
+    rounding floor below the largest (beyond ``RESOLVED_PRODUCT_NATS``), a product that is exactly 0 as -inf."""
     lags = _check_lags(lags, len(jacobians))
     return torch.stack([_log_singular_values(prod, log_scale) for prod, log_scale in _scaled_products(jacobians, lags)])
 

@@ -11,6 +11,9 @@ from .base import Probe, ProbeContext, ProbeSettings, log_mean_exp, register_pro
 #: The products are formed in float64 whatever the training dtype: the step Jacobians' factors are exact in it, and
 #: the singular values it resolves below the largest reach 28 nats instead of float32's 6 (RESOLVED_PRODUCT_NATS).
 PRODUCT_DTYPE = "float64"
+#: What the singular-value variables of a product say of it: the dtype it was formed in and how far below its
+#: largest singular value the others are exact (figures.singular_values reads them).
+PRODUCT_ATTRS = {"product_dtype": PRODUCT_DTYPE, "resolved_nats": RESOLVED_PRODUCT_NATS[PRODUCT_DTYPE]}
 
 
 @register_probe
@@ -54,8 +57,3 @@ class JacobianProducts(Probe):
 
     def attrs(self, settings: ProbeSettings) -> dict[str, dict]:
         return {"jacobian_log_singular_values": PRODUCT_ATTRS, "jacobian_singular_values": PRODUCT_ATTRS}
-
-
-#: What the singular-value variables of a product say of it: the dtype it was formed in and how far below its
-#: largest singular value the others are exact (figures.singular_values reads them).
-PRODUCT_ATTRS = {"product_dtype": PRODUCT_DTYPE, "resolved_nats": RESOLVED_PRODUCT_NATS[PRODUCT_DTYPE]}

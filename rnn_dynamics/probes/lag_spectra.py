@@ -22,9 +22,9 @@ class LagSpectra(Probe):
         "jacobian_log_singular_values_lag": Variable(
             ("layer", "step", "sv", "lag"), "ln of the singular values of ds_T/ds_{T-k}, mean over probe sequences",
             "nats",
-            "ln of the mean over probe sequences, descending, at each lag k; S = N values (2N for the LSTM); -inf "
-            "for directions the steps killed exactly. Formed in float64 as jacobian_log_singular_values (attrs "
-            "product_dtype, resolved_nats): values further below the largest at their lag are rounding"),
+            "ln of the mean over probe sequences, descending, at each lag k; S = N values (2N for the LSTM). "
+            "Formed in float64 as jacobian_log_singular_values (attrs product_dtype, resolved_nats): values "
+            "further below the largest at their lag, such as directions the steps killed, are rounding"),
     }
 
     @torch.no_grad()
