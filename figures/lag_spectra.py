@@ -16,11 +16,8 @@ import numpy as np
 import seaborn as sns
 from matplotlib.lines import Line2D
 
-from rnn_dynamics.records import RESOLVED_PRODUCT_NATS
-
 from .common import choose, finite, main_for
-from .singular_values import product_dtype
-from .spectral import spectral_figure, spectral_spec
+from .spectral import plot_resolved, product_dtype, resolved_decades, spectral_figure, spectral_spec
 
 VARIABLE = "jacobian_log_singular_values_lag"
 
@@ -34,7 +31,7 @@ def spread_lags(lags: np.ndarray, count: int = 5) -> list[int]:
 def draw(ds, args):
     last = int(ds["step"].values[-1])
     dtype = product_dtype(ds, VARIABLE)
-    resolved = RESOLVED_PRODUCT_NATS.get(dtype, math.inf) / math.log(10)  # in decades
+    resolved = resolved_decades(dtype)
     chosen, _ = choose(ds, args)  # the lags this slice's length holds (a study of several lengths has them all)
     at_last = chosen[VARIABLE].sel(step=last)
     held = at_last.notnull().any([dim for dim in at_last.dims if dim != "lag"])
@@ -44,11 +41,8 @@ def draw(ds, args):
     def panel(ax, point, cell):
         values = cell[VARIABLE].sel(step=last)
         for shade, lag in zip(shades, lags):
-            spectrum = finite(values.sel(lag=lag).values) / math.log(10)
-            index = np.arange(1, spectrum.size + 1)
-            exact = spectrum >= np.nanmax(spectrum, initial=-np.inf) - resolved
-            ax.plot(index, np.where(exact, spectrum, np.nan), "-", color=shade, lw=1.3, label=f"k = {lag}")
-            ax.plot(index, np.where(exact, np.nan, spectrum), ":", color=shade, lw=0.9, alpha=0.6)
+            plot_resolved(ax, finite(values.sel(lag=lag).values) / math.log(10), resolved, shade, "-",
+                          label=f"k = {lag}")
         ax.set_xlabel("index i")
         ax.set_ylabel("log10 σ_i(ds_T/ds_{T-k})")
 

@@ -11,7 +11,6 @@ dotted.
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -20,19 +19,13 @@ from matplotlib.lines import Line2D
 from rnn_dynamics.records import RESOLVED_PRODUCT_NATS
 
 from .common import finite, gate_of, main_for
-from .spectral import spectral_figure, spectral_spec
-
-
-def product_dtype(ds, variable: str = "jacobian_log_singular_values") -> str | None:
-    """The dtype the Jacobian products of ``variable`` were formed in: its attr, or for datasets written before it
-    had one the training dtype (then the products')."""
-    return ds[variable].attrs.get("product_dtype") or json.loads(ds.attrs.get("config", "{}")).get("dtype")
+from .spectral import plot_resolved, product_dtype, resolved_decades, spectral_figure, spectral_spec
 
 
 def draw(ds, args):
     first, last = int(ds["step"].values[0]), int(ds["step"].values[-1])
-    dtype = product_dtype(ds)
-    resolved = RESOLVED_PRODUCT_NATS.get(dtype, math.inf) / math.log(10)  # in decades
+    dtype = product_dtype(ds, "jacobian_log_singular_values")
+    resolved = resolved_decades(dtype)
 
     def panel(ax, point, cell):
         block = gate_of(cell, args.gate)
@@ -40,10 +33,7 @@ def draw(ds, args):
             weights = finite(block["singular_values"].sel(step=step).values)
             ax.plot(np.arange(1, weights.size + 1), np.log10(weights), "-", color=shade, lw=1.3)
             product = finite(cell["jacobian_log_singular_values"].sel(step=step).values) / math.log(10)
-            index = np.arange(1, product.size + 1)
-            exact = product >= np.nanmax(product, initial=-np.inf) - resolved
-            ax.plot(index, np.where(exact, product, np.nan), "--", color=shade, lw=1.3, marker=".", ms=3)
-            ax.plot(index, np.where(exact, np.nan, product), ":", color=shade, lw=0.9, alpha=0.6)
+            plot_resolved(ax, product, resolved, shade, "--", marker=".", ms=3)
         ax.set_xlabel("index i")
         ax.set_ylabel("log10 σ_i")
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import numpy as np
 import seaborn as sns
 import xarray as xr
+
+from rnn_dynamics.records import RESOLVED_PRODUCT_NATS
 
 from .common import FigureSpec, choose, finite, panels, points, title_of
 
@@ -19,6 +24,27 @@ def spectral_figure(ds: xr.Dataset, args, what: str, draw_panel, width=3.2, heig
         ax.set_title(point.label, fontsize=9, color=point.colour)
     fig.suptitle(title_of(ds, what, words), fontsize=10)
     return fig
+
+
+def product_dtype(ds: xr.Dataset, variable: str) -> str | None:
+    """The dtype the Jacobian products of ``variable`` were formed in: its attr, or for datasets written before it
+    had one the training dtype (then the products')."""
+    return ds[variable].attrs.get("product_dtype") or json.loads(ds.attrs.get("config", "{}")).get("dtype")
+
+
+def resolved_decades(dtype: str | None) -> float:
+    """How far below its largest a product's singular values are exact, in decades (``RESOLVED_PRODUCT_NATS`` of
+    the dtype it was formed in; unbounded for one not listed)."""
+    return RESOLVED_PRODUCT_NATS.get(dtype, math.inf) / math.log(10)
+
+
+def plot_resolved(ax, log10_values, resolved: float, colour, style: str, **line) -> None:
+    """Singular values (log10, descending) against their index: those within ``resolved`` decades of the largest
+    in ``style``, the rest (possibly rounding) faint and dotted."""
+    index = np.arange(1, log10_values.size + 1)
+    exact = log10_values >= np.nanmax(log10_values, initial=-np.inf) - resolved
+    ax.plot(index, np.where(exact, log10_values, np.nan), style, color=colour, lw=1.3, **line)
+    ax.plot(index, np.where(exact, np.nan, log10_values), ":", color=colour, lw=0.9, alpha=0.6)
 
 
 def probe_steps(ds: xr.Dataset, count: int = 4) -> list[int]:
