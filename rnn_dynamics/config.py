@@ -22,7 +22,7 @@ from .models import CELLS, get_cell, list_cells
 from .nonlinearities import NONLINEARITIES
 from .optimizers import OPTIMIZERS
 from .paper import MODELS, expand_models
-from .probes import PROBES, ProbeSettings, default_probes, list_probes
+from .probes import ProbeSettings, default_probes, list_probes
 from .seeding import generator_for
 from .tasks import TASKS, get_task, list_tasks
 
@@ -193,7 +193,12 @@ class StudyConfig:
     def recorded_probes(self) -> list[str]:
         """The probes to run: ``probes`` (``default`` standing for every probe on by default), plus ``lyapunov``
         when that flag is set."""
-        named = [name for given in self.probes for name in (default_probes() if given == "default" else [given])]
+        named = []
+        for given in self.probes:
+            if given != "default" and given not in list_probes():
+                raise ValueError(f"unknown probe {given!r}; valid probes: {', '.join(list_probes())}, "
+                                 f"default ({', '.join(default_probes())})")
+            named += default_probes() if given == "default" else [given]
         return list(dict.fromkeys([*named, *(["lyapunov"] if self.lyapunov else [])]))
 
     def probe_settings(self, seq_len: int) -> ProbeSettings:
@@ -230,8 +235,7 @@ class StudyConfig:
             raise ConfigError("lyapunov_warmup", f"must lie in 0..{min(self.seq_len) - 1} (below every seq_len), "
                                                  f"got {self.lyapunov_warmup}")
         _positive("lyapunov_reortho_every", self.lyapunov_reortho_every)
-        for name in self.recorded_probes():
-            PROBES.get(name)
+        self.recorded_probes()  # an unknown name fails, listing the valid ones
         self._validate_cells()
         DTYPES.get(self.dtype)
         self._validate_device()

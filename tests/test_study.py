@@ -307,6 +307,7 @@ def test_cli_one_step_probes_at_both_ends(tmp_path):
     (["--models", "irnn", "--inits", "he"],
      "--models fixes cell, init and nonlinearity; it cannot be combined with inits"),
     (["--probes", "losses", "entropy"], "unknown probe 'entropy'; valid probes: activity"),
+    (["--probes", "default", "entropy"], "weight_spectra, default (activity, grad_norm, jacobian_products, losses"),
     (["--cells", "lstm", "--forget-bias", "abc"], "argument --forget-bias: invalid float value: 'abc'"),
     (["--forget-bias", "2"], "--forget-bias is an option of cell 'lstm', which this study does not run"),
     (["--hidden", "0"], "--hidden must be a positive integer, got 0"),
