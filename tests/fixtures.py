@@ -66,10 +66,14 @@ def make_timit(root: Path, utterances: int = 6) -> Path:
 
 
 def make_sequences(path: Path, train: int = 96, test: int = 48, steps: int = 12, channels: int = 3,
-                   targets: str = "classes") -> Path:
+                   targets: str = "classes", lengths: bool = False) -> Path:
     """An .npz of the npz task's layout whose targets follow from the inputs: ``classes``, which of the
     channels sums highest over the sequence; ``classes_per_step``, which is highest at each step; ``values``,
-    each channel's mean (K = channels); ``tokens``, integer inputs 0..channels-1 whose class is the first."""
+    each channel's mean (K = channels); ``tokens``, integer inputs 0..channels-1 whose class is the first.
+
+    ``lengths``: sequences of 3..steps steps, padded to ``steps`` with what no task may read (NaN inputs, token
+    -1, label -100), their lengths in train_lengths and test_lengths; the targets are those of each sequence's
+    own steps."""
     rng = np.random.default_rng(3)
     arrays = {}
     for split, count in (("train", train), ("test", test)):
@@ -77,11 +81,16 @@ def make_sequences(path: Path, train: int = 96, test: int = 48, steps: int = 12,
             x = rng.integers(0, channels, (count, steps))
         else:
             x = rng.standard_normal((count, steps, channels)).astype(np.float32)
-        y = {"classes": lambda: x.sum(axis=1).argmax(axis=-1),
-             "classes_per_step": lambda: x.argmax(axis=-1),
-             "values": lambda: x.mean(axis=1).astype(np.float64),
+        own = rng.integers(3, steps + 1, count) if lengths else np.full(count, steps)
+        padding = np.arange(steps) >= own[:, None]
+        x[padding] = -1 if targets == "tokens" else np.nan
+        y = {"classes": lambda: np.nansum(x, axis=1).argmax(axis=-1),
+             "classes_per_step": lambda: np.where(padding, -100, x.argmax(axis=-1)),
+             "values": lambda: np.nanmean(x, axis=1).astype(np.float64),
              "tokens": lambda: x[:, 0]}[targets]()
         arrays[f"{split}_x"], arrays[f"{split}_y"] = x, y
+        if lengths:
+            arrays[f"{split}_lengths"] = own
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **arrays)
     return path

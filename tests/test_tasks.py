@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from rnn_dynamics.models import get_cell, list_cells
 from rnn_dynamics.tasks import list_tasks, make_task
 from rnn_dynamics.tasks.adding import BASELINE_MSE, adding_sequences
 from rnn_dynamics.seeding import generator_for
@@ -79,7 +80,8 @@ def test_an_npz_file_makes_the_task_its_targets_say_with_the_trivial_scores_as_n
         expected_loss = -log_prior[test_y].mean()
         hits = (test_y == log_prior.argmax()).mean()
         expected_metric = hits if targets == "classes" else 1 - hits
-    assert task.attrs() == {"sequences_file": str(path.resolve()), "targets": targets}
+    assert task.attrs() == {"sequences_file": str(path.resolve()), "targets": targets,
+                            "lengths": "every sequence T steps"}
     x, y = task.train_batch(1)  # a training batch scores one loss per sequence
     assert x.shape == (12, 8, 3) and task.per_sample_loss(task.baseline_outputs(x), y).shape == (1, 8)
     loss, metric = task.baseline_scores(0)
@@ -118,6 +120,108 @@ def test_npz_integer_inputs_are_tokens_and_a_study_remembers_the_first_of_twelve
     assert ds["test_metric"].isel(step=-1).item() > 0.9 > 0.4 > ds["test_metric_baseline"].item()
 
 
+@pytest.mark.parametrize("targets", ["classes", "classes_per_step", "values"])
+def test_npz_lengths_make_the_trivial_scores_numpy_gives_over_each_sequences_own_steps(targets, tmp_path):
+    import math
+
+    import numpy as np
+
+    from fixtures import make_sequences
+
+    path = make_sequences(tmp_path / "padded.npz", targets=targets, lengths=True)
+    arrays = dict(np.load(path))
+    task = make_task("npz", file=str(path))
+    train_y, test_y = arrays["train_y"], arrays["test_y"]
+    own = np.arange(12) < arrays["test_lengths"][:, None]  # (n, T): each sequence's own steps
+    if targets == "values":
+        expected_loss = expected_metric = ((test_y - train_y.mean(axis=0)) ** 2).mean()
+    else:
+        labels = train_y[np.arange(12) < arrays["train_lengths"][:, None]] if targets != "classes" else train_y
+        log_prior = np.log((np.bincount(labels, minlength=3) + 1.0) / (len(labels) + 3))
+        if targets == "classes":
+            expected_loss, hits = -log_prior[test_y].mean(), (test_y == log_prior.argmax()).mean()
+        else:  # the mean over sequences of each one's mean over its own steps
+            counted = own.sum(axis=1)
+            expected_loss = (np.where(own, -log_prior[np.where(own, test_y, 0)], 0).sum(axis=1) / counted).mean()
+            hits = (np.where(own, test_y == log_prior.argmax(), False).sum(axis=1) / counted).mean()
+        expected_metric = hits if targets == "classes" else 1 - hits
+    assert task.readout == "all" and task.attrs()["lengths"].startswith("per sequence")
+    loss, metric = task.baseline_scores(0)
+    assert math.isclose(loss, expected_loss, rel_tol=1e-6) and math.isclose(metric, expected_metric, rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("cell", list_cells())
+@pytest.mark.parametrize("targets", ["classes", "classes_per_step", "values"])
+def test_a_padded_sequence_scores_what_it_scores_cut_at_its_length(targets, cell, tmp_path):
+    """Known answer: with lengths given, each sequence's loss and metric on the padded batch equal those of the
+    sequence cut at its own length and run alone (read at its last step, or averaged over its steps)."""
+    import numpy as np
+
+    from fixtures import make_sequences
+
+    path = make_sequences(tmp_path / "padded.npz", targets=targets, lengths=True)
+    task = make_task("npz", file=str(path)).to(torch.float64)
+    lengths = np.load(path)["test_lengths"]
+    model = get_cell(cell).from_inits(["orthogonal", "he"], task.input_size, 8, task.output_size, "tanh",
+                                      readout=task.readout, input_std=0.5, output_std=0.5).double()
+    x, y = next(task.test_batches(10))
+    with torch.no_grad():
+        outputs = model(x)
+        loss, metric = task.per_sample_loss(outputs, y), task.per_sample_metric(outputs, y)
+        for b, length in enumerate(lengths[:10]):
+            alone = model(x[:length, b:b + 1])  # (L, M, 1, O)
+            if targets == "classes_per_step":
+                labels = y[:length, b]
+                log_probs = torch.log_softmax(alone[:, :, 0], dim=-1)  # (L, M, C)
+                expected = -log_probs.gather(-1, labels.view(-1, 1, 1).expand(-1, 2, 1)).squeeze(-1).mean(dim=0)
+                expected_metric = (alone[:, :, 0].argmax(dim=-1) != labels.unsqueeze(1)).double().mean(dim=0)
+            elif targets == "classes":
+                log_probs = torch.log_softmax(alone[-1, :, 0], dim=-1)  # (M, C)
+                expected = -log_probs[:, y[0, b]]
+                expected_metric = (log_probs.argmax(dim=-1) == y[0, b]).double()
+            else:
+                expected = expected_metric = ((alone[-1, :, 0] - y[:-1, b]) ** 2).mean(dim=-1)
+            torch.testing.assert_close(loss[:, b], expected, rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(metric[:, b], expected_metric, rtol=1e-12, atol=1e-12)
+
+
+def test_npz_padding_is_read_as_zeros_whatever_it_holds_and_the_probes_take_the_longest_sequences(tmp_path):
+    import numpy as np
+
+    from fixtures import make_sequences
+
+    nan_padded = make_sequences(tmp_path / "nan.npz", targets="classes_per_step", lengths=True)
+    arrays = dict(np.load(nan_padded))
+    for split in ("train", "test"):
+        padding = np.arange(12) >= arrays[f"{split}_lengths"][:, None]
+        arrays[f"{split}_x"][padding], arrays[f"{split}_y"][padding] = 0.0, 2
+    np.savez(tmp_path / "zero.npz", **arrays)
+    a, b = (make_task("npz", file=str(tmp_path / name)) for name in ("nan.npz", "zero.npz"))
+    for name in ("train_x", "train_y", "test_x", "test_y"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    assert torch.equal(a.prior, b.prior) and a.baseline_scores(0) == b.baseline_scores(0)
+    x, y = a.probe_sequences(5)
+    longest = np.argsort(-arrays["test_lengths"], kind="stable")[:5]
+    assert torch.equal(x, a.test_x[:, longest])
+    assert torch.equal(y[-1], torch.from_numpy(arrays["test_lengths"][longest]))
+
+
+def test_a_study_of_padded_sequences_learns_each_ones_own_class(tmp_path):
+    """Which of three channels sums highest over a sequence's own 3..12 steps: learnt well above the prior, the
+    padding (NaN in the file) never read."""
+    from fixtures import make_sequences
+
+    from rnn_dynamics import StudyConfig, TrainConfig, run_study
+
+    path = make_sequences(tmp_path / "padded.npz", train=1000, test=300, lengths=True)
+    config = StudyConfig(task="npz", task_options={"file": str(path)}, inits=["orthogonal"], nonlinearities=["tanh"],
+                         hidden=16, probe_batch=2, train=TrainConfig(steps=300, probe_every=300, lr=0.01))
+    ds = run_study(config, progress=False)
+    accuracy = ds["test_metric"].isel(step=-1).item()
+    assert ds.attrs["lengths"].startswith("per sequence") and bool(ds["jacobian_log_norm"].notnull().all())
+    assert accuracy > ds["test_metric_baseline"].item() + 0.3, accuracy
+
+
 @pytest.mark.parametrize("change, message", [
     ("no file", "task 'npz': no file at"),
     ("not npz", "is not an .npz file numpy can read"),
@@ -132,6 +236,10 @@ def test_npz_integer_inputs_are_tokens_and_a_study_remembers_the_first_of_twelve
     ("NaN input", "train_x holds NaN or infinite values"),
     ("one label short", "train_y must have one target per sequence of train_x (96), got shape (95,)"),
     ("other seq_len", "the sequences of"),
+    ("lengths of one split", "holds train_lengths but not test_lengths; give both lengths or neither"),
+    ("float lengths", "test_lengths must be integers (n,), one length per sequence (48), got float64 (48,)"),
+    ("a length 0", "train_lengths must lie in 1..T = 12, got 0..12"),
+    ("a length past T", "test_lengths must lie in 1..T = 12, got 1..13"),
 ])
 def test_a_bad_npz_file_stops_the_study_in_one_line(change, message, tmp_path, monkeypatch, capsys):
     import numpy as np
@@ -158,7 +266,12 @@ def test_a_bad_npz_file_stops_the_study_in_one_line(change, message, tmp_path, m
                                                                  test_y=np.zeros((48, 5), np.int64)),
                 "negative label": lambda: arrays["test_y"].__setitem__(0, -1),
                 "NaN input": lambda: arrays["train_x"].__setitem__((0, 0, 0), np.nan),
-                "one label short": lambda: arrays.update(train_y=arrays["train_y"][:95])}
+                "one label short": lambda: arrays.update(train_y=arrays["train_y"][:95]),
+                "lengths of one split": lambda: arrays.update(train_lengths=np.full(96, 12)),
+                "float lengths": lambda: arrays.update(train_lengths=np.full(96, 12), test_lengths=np.full(48, 12.0)),
+                "a length 0": lambda: arrays.update(train_lengths=np.arange(96) % 13, test_lengths=np.full(48, 12)),
+                "a length past T": lambda: arrays.update(train_lengths=np.full(96, 12),
+                                                         test_lengths=np.arange(48) % 13 + 1)}
         edit[change]()
         np.savez(path, **arrays)
     monkeypatch.chdir(tmp_path)

@@ -213,15 +213,24 @@ class Task(ABC):
                 self.per_sample_metric(outputs, y).double().mean().item())
 
 
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy (nats) per cell and sample: logits (M, B, C) and labels (B,), or logits (T, M, B, C)
-    and labels (T, B), averaged over time."""
+    and labels (T, B), averaged over time (over the ``steps`` that count, where given: see :func:`mean_over_steps`)."""
     log_probs = torch.log_softmax(logits, dim=-1)
     if logits.dim() == 3:
         index = labels.long().view(1, -1, 1).expand(logits.shape[0], -1, 1)
         return -log_probs.gather(-1, index).squeeze(-1)
     index = labels.long().unsqueeze(1).unsqueeze(-1).expand(-1, logits.shape[1], -1, 1)
-    return -log_probs.gather(-1, index).squeeze(-1).mean(dim=0)
+    return mean_over_steps(-log_probs.gather(-1, index).squeeze(-1), steps)
+
+
+def mean_over_steps(values: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
+    """The mean over time of per-step ``values`` (T, M, B): over every step, or over those where ``steps``
+    (T, B, bool) is set, each sample's own (padded sequences: what lies beyond a sequence's end counts for
+    nothing, whatever it holds)."""
+    if steps is None:
+        return values.mean(dim=0)
+    return torch.where(steps.unsqueeze(1), values, 0).sum(dim=0) / steps.sum(dim=0)
 
 
 def prior_logits(labels: torch.Tensor, classes: int) -> torch.Tensor:

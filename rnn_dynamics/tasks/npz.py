@@ -11,11 +11,21 @@ say what is learnt:
 
 Classes are 0..C-1 with C the largest label in either split plus one. Inputs are used as they are (scale
 them as you would for any RNN); T is the file's, and a study's seq_len must equal it (it is the default).
-The file is ``--file PATH``, else ``sequences.npz`` in the data dir.
+
+Sequences of unequal length are padded to T, with two more arrays, ``train_lengths`` and ``test_lengths``:
+integers (n,) in 1..T. Then whatever a sequence holds at and beyond its length is padding: the task sets it to
+0, a class or a value is read out at the sequence's own last step, and a class per step counts over its own
+steps (an error rate is the mean over sequences of each one's error rate). The model reads out at every step
+to do so. The probes run every one of the T steps, on the longest test sequences.
+
+The file is ``--file PATH``, else ``sequences.npz`` in the data dir. It is read and checked once while it
+stays unchanged: every task built from it shares the same tensors.
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +33,13 @@ import torch
 
 from ..data import data_root
 from ..registry import Option
-from .base import Preset, Task, cross_entropy, prior_logits, register_task
+from .base import Preset, Task, cross_entropy, mean_over_steps, prior_logits, register_task
 
 #: The file read where no ``file`` option names one, in the data dir.
 DEFAULT_NAME = "sequences.npz"
 ARRAYS = ("train_x", "train_y", "test_x", "test_y")
+#: Each sequence's length, where the file pads sequences of unequal length to T: both or neither.
+LENGTHS = ("train_lengths", "test_lengths")
 #: What the targets' dtype and dims make of the task: name -> (readout, metric, long name, higher is better,
 #: baseline).
 KINDS = {
@@ -45,9 +57,8 @@ def sequences_file(data_dir=None, file: str = "") -> Path:
 
 
 def read_archive(path: Path) -> dict[str, np.ndarray]:
-    """The four arrays of the .npz file at ``path``, as stored; ValueError in one line where it is not one."""
-    if not path.is_file():
-        raise ValueError(f"task 'npz': no file at {path}; give --file PATH, or put {DEFAULT_NAME} in the data dir")
+    """The four arrays of the .npz file at ``path`` as stored, and the :data:`LENGTHS` it holds; ValueError in one
+    line where it is not one."""
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, EOFError, ValueError) as err:  # numpy takes what is not .npy / .npz for a pickle
@@ -59,7 +70,7 @@ def read_archive(path: Path) -> dict[str, np.ndarray]:
         if missing:
             raise ValueError(f"task 'npz': {path} lacks {', '.join(missing)}; it needs {', '.join(ARRAYS)}")
         try:
-            return {name: archive[name] for name in ARRAYS}
+            return {name: archive[name] for name in ARRAYS + LENGTHS if name in archive.files}
         except ValueError as err:  # an array of Python objects, which would need unpickling
             raise ValueError(f"task 'npz': {path} holds an array numpy will not read safely ({err})") from None
 
@@ -72,23 +83,55 @@ def check_inputs(x: np.ndarray, name: str) -> np.ndarray:
     if not (tokens or (x.ndim == 3 and x.dtype.kind == "f")) or 0 in x.shape:
         raise ValueError(f"task 'npz': {name} must be float (n, T, D), float (n, T) or integer tokens (n, T), "
                          f"with n, T, D >= 1, got {x.dtype} {x.shape}")
-    if tokens and x.min() < 0:
+    return x
+
+
+def check_values(x: np.ndarray, name: str) -> np.ndarray:
+    """``x`` where its tokens are 0 or more and its values finite; ValueError otherwise."""
+    if x.ndim == 2 and x.min() < 0:
         raise ValueError(f"task 'npz': {name} holds negative tokens")
-    if not tokens and not np.isfinite(x).all():
+    if x.ndim == 3 and not np.isfinite(x).all():
         raise ValueError(f"task 'npz': {name} holds NaN or infinite values")
     return x
 
 
+def check_lengths(lengths: np.ndarray, name: str, count: int, steps: int) -> np.ndarray:
+    """Each of ``count`` sequences' length, integers 1..``steps``, as int64; ValueError otherwise."""
+    if lengths.dtype.kind not in "iu" or lengths.shape != (count,):
+        raise ValueError(f"task 'npz': {name} must be integers (n,), one length per sequence ({count}), "
+                         f"got {lengths.dtype} {lengths.shape}")
+    if lengths.min() < 1 or lengths.max() > steps:
+        raise ValueError(f"task 'npz': {name} must lie in 1..T = {steps}, got {lengths.min()}..{lengths.max()}")
+    return lengths.astype(np.int64)
+
+
+def drop_padding(array: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``array`` (n, T, ...) with every step at or beyond its sequence's length set to 0."""
+    padded = np.arange(array.shape[1]) >= lengths[:, None]
+    return np.where(padded.reshape(padded.shape + (1,) * (array.ndim - 2)), array.dtype.type(0), array)
+
+
 def load_sequences(path: Path) -> dict[str, np.ndarray]:
-    """The four arrays of ``path``, checked against the layout of this module's docstring (float inputs as
-    (n, T, D)); ValueError in one line naming what is wrong otherwise."""
+    """The arrays of ``path``, checked against the layout of this module's docstring (float inputs as (n, T, D),
+    padding set to 0); ValueError in one line naming what is wrong otherwise."""
     arrays = read_archive(path)
+    given = [name for name in LENGTHS if name in arrays]
+    if len(given) == 1:
+        missing, = set(LENGTHS) - set(given)
+        raise ValueError(f"task 'npz': {path} holds {given[0]} but not {missing}; give both lengths or neither")
     for split in ("train", "test"):
-        x = arrays[f"{split}_x"] = check_inputs(arrays[f"{split}_x"], f"{split}_x")
+        x = check_inputs(arrays[f"{split}_x"], f"{split}_x")
         y = arrays[f"{split}_y"]
         if y.shape[:1] != x.shape[:1]:
             raise ValueError(f"task 'npz': {split}_y must have one target per sequence of {split}_x ({x.shape[0]}), "
                              f"got shape {y.shape}")
+        if given:
+            lengths = arrays[f"{split}_lengths"] = check_lengths(arrays[f"{split}_lengths"], f"{split}_lengths",
+                                                                 *x.shape[:2])
+            x = drop_padding(x, lengths)
+            if y.dtype.kind in "iu" and y.shape[1:] == x.shape[1:2]:  # a class per step
+                y = drop_padding(y, lengths)
+        arrays[f"{split}_x"], arrays[f"{split}_y"] = check_values(x, f"{split}_x"), y
     train_x, test_x = arrays["train_x"], arrays["test_x"]
     if test_x.shape[1:] != train_x.shape[1:] or test_x.dtype.kind != train_x.dtype.kind:
         raise ValueError(f"task 'npz': test_x ({test_x.dtype} {test_x.shape}) and train_x ({train_x.dtype} "
@@ -116,9 +159,58 @@ def target_kind(train_y: np.ndarray, test_y: np.ndarray, steps: int) -> str:
                      f"layouts: integer (n,) classes, integer (n, T = {steps}) classes per step, float (n,) or (n, K)")
 
 
+@dataclass(frozen=True)
+class Sequences:
+    """A checked file as the task uses it: inputs time-major, (T, n, D) values or (T, n) tokens; targets with
+    the sequences last ((n,), (K, n) or (T, n)) and, where the file gives lengths, each sequence's length as
+    their last row, so that a batch's targets carry its lengths."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    kind: str
+    input_size: int
+    output_size: int
+    variable: bool
+
+
+def open_sequences(path: Path) -> Sequences:
+    """The file at ``path`` as :class:`Sequences`, read and checked once while it is unchanged (a study builds its
+    task several times: for its length, its checks, each stack)."""
+    if not path.is_file():
+        raise ValueError(f"task 'npz': no file at {path}; give --file PATH, or put {DEFAULT_NAME} in the data dir")
+    stat = path.stat()
+    return _read_sequences(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=1)
+def _read_sequences(path: Path, mtime_ns: int, size: int) -> Sequences:
+    """:func:`open_sequences` of the file as it was at (``mtime_ns``, ``size``)."""
+    arrays = load_sequences(path)
+    steps, variable = arrays["train_x"].shape[1], LENGTHS[0] in arrays
+    tokens = arrays["train_x"].ndim == 2
+    kind = target_kind(arrays["train_y"], arrays["test_y"], steps)
+    tensors = []
+    for split in ("train", "test"):
+        x, y = arrays[f"{split}_x"].swapaxes(0, 1), arrays[f"{split}_y"]
+        if variable:
+            y = np.concatenate([y.reshape(len(y), -1), arrays[f"{split}_lengths"][:, None]], axis=1)
+        tensors += [torch.from_numpy(np.ascontiguousarray(x, np.int64 if tokens else np.float32)),
+                    torch.from_numpy(np.ascontiguousarray(y.T, np.float32 if kind == "values" else np.int64))]
+    largest = int(max(arrays["train_x"].max(), arrays["test_x"].max())) if tokens else 0
+    if kind == "values":
+        outputs = 1 if arrays["train_y"].ndim == 1 else arrays["train_y"].shape[1]
+    else:
+        outputs = int(max(arrays["train_y"].max(), arrays["test_y"].max())) + 1
+    return Sequences(*tensors, kind=kind, input_size=largest + 1 if tokens else arrays["train_x"].shape[2],
+                     output_size=outputs, variable=variable)
+
+
 @register_task("npz")
 class NpzTask(Task):
-    """Your own sequences from an .npz file (train_x, train_y, test_x, test_y); classes or values."""
+    """Your own sequences from an .npz file (train_x, train_y, test_x, test_y, and any lengths); classes or
+    values."""
 
     default_seq_len = None  # the file's
     options = {"file": Option("", f"the .npz file of sequences (empty: {DEFAULT_NAME} in the data dir)", str)}
@@ -130,50 +222,81 @@ class NpzTask(Task):
 
     @classmethod
     def default_length(cls, data_dir=None, **options) -> int:
-        return load_sequences(sequences_file(data_dir, options.get("file", "")))["train_x"].shape[1]
+        return open_sequences(sequences_file(data_dir, options.get("file", ""))).train_x.shape[0]
 
     def __init__(self, seq_len: int, seed: int, batch_size: int, sizes, data_dir=None, file: str = ""):
         self.path = sequences_file(data_dir, file).resolve()
-        arrays = load_sequences(self.path)
-        train_x, test_x = arrays["train_x"], arrays["test_x"]
-        steps = train_x.shape[1]
-        self.tokens = train_x.ndim == 2
-        self.input_size = int(max(train_x.max(), test_x.max())) + 1 if self.tokens else train_x.shape[2]
-        if seq_len != steps:
-            raise ValueError(f"task 'npz': the sequences of {self.path} have T = {steps} steps; got seq_len {seq_len}")
-        self.seq_len, self.kind = seq_len, target_kind(arrays["train_y"], arrays["test_y"], steps)
-        self.readout, self.metric_name, self.metric_long_name, self.metric_higher_is_better, self.baseline = (
-            KINDS[self.kind])
+        data = open_sequences(self.path)
+        if seq_len != data.train_x.shape[0]:
+            raise ValueError(f"task 'npz': the sequences of {self.path} have T = {data.train_x.shape[0]} steps; got "
+                             f"seq_len {seq_len}")
+        self.seq_len, self.kind, self.variable = seq_len, data.kind, data.variable
+        self.tokens, self.input_size, self.output_size = data.train_x.dim() == 2, data.input_size, data.output_size
+        readout, self.metric_name, self.metric_long_name, self.metric_higher_is_better, self.baseline = KINDS[self.kind]
+        self.readout = "all" if self.variable else readout  # each sequence is read out where it ends
         splits = []
-        for split, size in zip(("train", "test"), sizes):
-            x = arrays[f"{split}_x"][:size].swapaxes(0, 1)  # time-major
-            x = torch.from_numpy(np.ascontiguousarray(x, np.int64 if self.tokens else np.float32))
-            y = arrays[f"{split}_y"][:size].T  # the sequences last, as batches and probes index targets
-            splits += [x, torch.from_numpy(np.ascontiguousarray(y, np.float32 if self.kind == "values" else np.int64))]
+        for x, y, size in ((data.train_x, data.train_y, sizes[0]), (data.test_x, data.test_y, sizes[1])):
+            if size is not None and size < x.shape[1]:
+                x, y = x[:, :size].contiguous(), y[..., :size].contiguous()
+            splits += [x, y]
         super().__init__(*splits, seed=seed, batch_size=batch_size)
+        targets, lengths = self.unpack(self.train_y)
         if self.kind == "values":
-            self.output_size = 1 if self.train_y.dim() == 1 else self.train_y.shape[0]
-            self.mean = self.train_y.double().mean(dim=-1).reshape(self.output_size)
+            self.mean = targets.double().mean(dim=-1).reshape(self.output_size)
         else:
-            self.output_size = int(max(arrays["train_y"].max(), arrays["test_y"].max())) + 1
-            self.prior = prior_logits(self.train_y, self.output_size)
+            counted = targets if lengths is None or self.kind == "classes" else targets[self.counted_steps(lengths)]
+            self.prior = prior_logits(counted, self.output_size)
 
     def attrs(self) -> dict:
-        return {"sequences_file": str(self.path), "targets": self.kind}
+        lengths = ("per sequence (train_lengths, test_lengths); the probes run the longest test sequences"
+                   if self.variable else "every sequence T steps")
+        return {"sequences_file": str(self.path), "targets": self.kind, "lengths": lengths}
+
+    def unpack(self, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A batch's targets ((B,), (K, B) or (T, B)) and its sequences' lengths (B,), None where all are T."""
+        if not self.variable:
+            return targets, None
+        return (targets[0] if self.kind == "classes" else targets[:-1]), targets[-1].long()
+
+    def counted_steps(self, lengths: torch.Tensor) -> torch.Tensor:
+        """(T, B) bool: the steps of each sequence that are its own, not padding."""
+        return torch.arange(self.seq_len, device=lengths.device).unsqueeze(1) < lengths
+
+    @staticmethod
+    def at_ends(outputs: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """Outputs (T, M, B, O) read where each sequence ends, (M, B, O); ``outputs`` where all end at T."""
+        if lengths is None:
+            return outputs
+        return outputs[lengths - 1, :, torch.arange(len(lengths), device=lengths.device)].transpose(0, 1)
 
     def _values(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Squared error per cell and sample, averaged over the K targets ((B,) or (K, B))."""
         return ((outputs - targets.reshape(-1, targets.shape[-1]).T) ** 2).mean(dim=-1)
 
     def per_sample_loss(self, outputs, targets):
-        return self._values(outputs, targets) if self.kind == "values" else cross_entropy(outputs, targets)
+        targets, lengths = self.unpack(targets)
+        if self.kind == "values":
+            return self._values(self.at_ends(outputs, lengths), targets)
+        if self.kind == "classes":
+            return cross_entropy(self.at_ends(outputs, lengths), targets)
+        return cross_entropy(outputs, targets, None if lengths is None else self.counted_steps(lengths))
 
     def per_sample_metric(self, outputs, targets):
+        targets, lengths = self.unpack(targets)
         if self.kind == "values":
-            return self._values(outputs, targets)
+            return self._values(self.at_ends(outputs, lengths), targets)
         if self.kind == "classes":
-            return (outputs.argmax(dim=-1) == targets).double()
-        return (outputs.argmax(dim=-1) != targets.unsqueeze(1)).double().mean(dim=0)
+            return (self.at_ends(outputs, lengths).argmax(dim=-1) == targets).double()
+        wrong = (outputs.argmax(dim=-1) != targets.unsqueeze(1)).double()
+        return mean_over_steps(wrong, None if lengths is None else self.counted_steps(lengths))
+
+    def probe_sequences(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``count`` test sequences; where lengths differ, the ``count`` longest (the first of equal
+        ones), since the probes run all T steps and should see as little padding as the test set allows."""
+        if not self.variable:
+            return super().probe_sequences(count)
+        order = torch.sort(self.test_y[-1], descending=True, stable=True).indices[:count]
+        return self.test_x[:, order], self.test_y[..., order]
 
     def baseline_outputs(self, x):
         guess = self.mean if self.kind == "values" else self.prior
