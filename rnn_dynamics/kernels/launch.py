@@ -113,6 +113,14 @@ class LaunchOptions(NamedTuple):
     stages: tuple[int, ...] = (1,)
 
 
+#: What the gated cells' kernels (LSTM, GRU) may vary: 16-sequence tiles only, as 32-sequence ones spill
+#: (sm_90, N = 100, compile_report --geometries all). Also offered: the chunk loop's loads of the recurrent
+#: blocks pipelined two stages deep, which may hide the latency of those re-reads from cache; such builds spill
+#: 96-216 bytes per thread on sm_90 (N = 100, float32; compile_report --geometries all), so whether they win is
+#: left to the timing at first launch.
+GATED_LAUNCH = LaunchOptions(stages=(1, 2))
+
+
 def geometries(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None, options: LaunchOptions,
                batch: int | None = None, shared_memory: int | None = None) -> list[dict]:
     """The launch geometries a scan kernel may run in, :func:`geometry` first: each of the module's tile sizes

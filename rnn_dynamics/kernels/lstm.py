@@ -14,15 +14,11 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import (LaunchOptions, blocks, check_buffers, incoming_gradients, program_tile, rows_times_block,
+from .launch import (GATED_LAUNCH, blocks, check_buffers, incoming_gradients, program_tile, rows_times_block,
                      rows_times_weight)
 from .tuning import run_scan
 
-#: 16-sequence tiles only: 32-sequence ones spill (sm_90, N = 100, compile_report --geometries all).
-#: Also offered: the chunk loop's loads of the recurrent blocks pipelined two stages deep, which may hide the
-#: latency of those re-reads from cache; such builds spill 96-216 bytes per thread on sm_90 (N = 100, float32;
-#: compile_report --geometries all), so whether they win is left to the timing at first launch.
-LAUNCH = LaunchOptions(stages=(1, 2))
+LAUNCH = GATED_LAUNCH
 
 
 @triton.jit(do_not_specialize=["steps", "n_cells", "batch", "drive_step", "drive_cell"])
