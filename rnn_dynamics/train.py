@@ -122,7 +122,7 @@ def _train(model, task, config, probe, on_step) -> TrainResult:
         if task.stateful and task.starts_stream(step):
             state = None
         outputs, state = model.forward_with_state(x, state if task.stateful else None)
-        losses = task.per_sample_loss(outputs, y).mean(dim=1)
+        losses = task.mean_loss(outputs, y)
         pending.append(losses.detach())
         kill(~torch.isfinite(losses.detach()), step)
         optimizer.zero_grad(set_to_none=False)

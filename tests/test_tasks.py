@@ -140,10 +140,8 @@ def test_npz_lengths_make_the_trivial_scores_numpy_gives_over_each_sequences_own
         log_prior = np.log((np.bincount(labels, minlength=3) + 1.0) / (len(labels) + 3))
         if targets == "classes":
             expected_loss, hits = -log_prior[test_y].mean(), (test_y == log_prior.argmax()).mean()
-        else:  # the mean over sequences of each one's mean over its own steps
-            counted = own.sum(axis=1)
-            expected_loss = (np.where(own, -log_prior[np.where(own, test_y, 0)], 0).sum(axis=1) / counted).mean()
-            hits = (np.where(own, test_y == log_prior.argmax(), False).sum(axis=1) / counted).mean()
+        else:  # over every sequence's own steps pooled
+            expected_loss, hits = -log_prior[test_y[own]].mean(), (test_y[own] == log_prior.argmax()).mean()
         expected_metric = hits if targets == "classes" else 1 - hits
     assert task.readout == "all" and task.attrs()["lengths"].startswith("per sequence")
     loss, metric = task.baseline_scores(0)
@@ -183,6 +181,13 @@ def test_a_padded_sequence_scores_what_it_scores_cut_at_its_length(targets, cell
                 expected = expected_metric = ((alone[-1, :, 0] - y[:-1, b]) ** 2).mean(dim=-1)
             torch.testing.assert_close(loss[:, b], expected, rtol=1e-12, atol=1e-12)
             torch.testing.assert_close(metric[:, b], expected_metric, rtol=1e-12, atol=1e-12)
+        # the test scores: a mean over sequences, or over the steps pooled for a class per step
+        x, y = next(task.test_batches(48))
+        outputs = model(x)
+        weights = torch.from_numpy(lengths if targets == "classes_per_step" else np.ones_like(lengths)).double()
+        scores = task.evaluate(model, 0)
+        for score, per_sample in zip(scores, (task.per_sample_loss(outputs, y), task.per_sample_metric(outputs, y))):
+            torch.testing.assert_close(score, (per_sample * weights).sum(dim=1) / weights.sum(), rtol=1e-12, atol=0)
 
 
 def test_npz_padding_is_read_as_zeros_whatever_it_holds_and_the_probes_take_the_longest_sequences(tmp_path):

@@ -26,6 +26,6 @@ class Losses(Probe):
     def record(self, ctx: ProbeContext):
         device = ctx.model.w_out.device
         x, y = ctx.task.train_batch(ctx.step)
-        loss = ctx.task.per_sample_loss(ctx.model(x.to(device)), y.to(device)).mean(dim=1)
+        loss = ctx.task.mean_loss(ctx.model(x.to(device)), y.to(device))
         test_loss, test_metric = ctx.task.evaluate(ctx.model, ctx.settings.test_size)
         return {"loss": loss, "test_loss": test_loss, "test_metric": test_metric}

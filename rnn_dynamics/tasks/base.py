@@ -188,29 +188,42 @@ class Task(ABC):
         """What the trivial predictor outputs for inputs ``x``, shaped like one cell's outputs
         (1, B, O) or (T, 1, B, O): the baseline a network must beat, scored like any cell."""
 
+    def sample_weights(self, targets: torch.Tensor) -> torch.Tensor | None:
+        """How much each sample of a batch counts in a mean over samples, (B,); None: all alike. A task whose
+        samples score unequal numbers of steps weights each by its number, so that its means pool the steps."""
+        return None
+
+    def mean_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The batch's loss per cell, (M,): the samples' losses averaged with :meth:`sample_weights`."""
+        return weighted_mean(self.per_sample_loss(outputs, targets), self.sample_weights(targets))
+
     @torch.no_grad()
     def evaluate(self, model, sequences: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean loss and metric (each (M,), float64) of ``model`` over the first ``sequences`` test
-        sequences (0: all), in chunks that bound the memory."""
+        """Mean loss and metric (each (M,), float64; weighted by :meth:`sample_weights`) of ``model`` over the
+        first ``sequences`` test sequences (0: all), in chunks that bound the memory."""
         device = model.w_out.device
         per_chunk = max(1, _TEST_CHUNK_ELEMENTS // (self.seq_len * model.n_cells * model.hidden_size
                                                     * len(model.gates)))
         loss = torch.zeros(model.n_cells, dtype=torch.float64)
         metric = torch.zeros(model.n_cells, dtype=torch.float64)
-        count = 0
+        count = 0.0
         for x, y in self.test_batches(per_chunk, limit=sequences or None):
             out, y = model(x.to(device)), y.to(device)
-            loss += self.per_sample_loss(out, y).double().sum(dim=1).cpu()
-            metric += self.per_sample_metric(out, y).double().sum(dim=1).cpu()
-            count += x.shape[1]
+            weights = self.sample_weights(y)
+            weights = torch.ones(x.shape[1], dtype=torch.float64, device=device) if weights is None else \
+                weights.double()
+            loss += (self.per_sample_loss(out, y).double() * weights).sum(dim=1).cpu()
+            metric += (self.per_sample_metric(out, y).double() * weights).sum(dim=1).cpu()
+            count += weights.sum().item()
         return loss / count, metric / count
 
     def baseline_scores(self, sequences: int) -> tuple[float, float]:
-        """Mean (loss, metric) of the trivial predictor over the first ``sequences`` test sequences (0: all)."""
+        """Mean (loss, metric) of the trivial predictor over the first ``sequences`` test sequences (0: all),
+        weighted by :meth:`sample_weights`."""
         x, y = next(self.test_batches(self.test_x.shape[1], limit=sequences or None))
-        outputs = self.baseline_outputs(x)
-        return (self.per_sample_loss(outputs, y).double().mean().item(),
-                self.per_sample_metric(outputs, y).double().mean().item())
+        outputs, weights = self.baseline_outputs(x), self.sample_weights(y)
+        return (weighted_mean(self.per_sample_loss(outputs, y).double(), weights).item(),
+                weighted_mean(self.per_sample_metric(outputs, y).double(), weights).item())
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
@@ -222,6 +235,15 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, steps: torch.Tenso
         return -log_probs.gather(-1, index).squeeze(-1)
     index = labels.long().unsqueeze(1).unsqueeze(-1).expand(-1, logits.shape[1], -1, 1)
     return mean_over_steps(-log_probs.gather(-1, index).squeeze(-1), steps)
+
+
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The mean of per-sample ``values`` (M, B) over the samples, each counting ``weights`` (B,) times
+    (None: once)."""
+    if weights is None:
+        return values.mean(dim=-1)
+    weights = weights.to(values.dtype)
+    return (values * weights).sum(dim=-1) / weights.sum()
 
 
 def mean_over_steps(values: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:

@@ -15,8 +15,9 @@ them as you would for any RNN); T is the file's, and a study's seq_len must equa
 Sequences of unequal length are padded to T, with two more arrays, ``train_lengths`` and ``test_lengths``:
 integers (n,) in 1..T. Then whatever a sequence holds at and beyond its length is padding: the task sets it to
 0, a class or a value is read out at the sequence's own last step, and a class per step counts over its own
-steps (an error rate is the mean over sequences of each one's error rate). The model reads out at every step
-to do so. The probes run every one of the T steps, on the longest test sequences.
+steps (losses and error rates are over all scored steps pooled, as PyTorch's ``ignore_index`` pools them: each
+sequence weighs its length). The model reads out at every step to do so. The probes run every one of the T
+steps, on the longest test sequences.
 
 The file is ``--file PATH``, else ``sequences.npz`` in the data dir. It is read and checked once while it
 stays unchanged: every task built from it shares the same tensors.
@@ -289,6 +290,11 @@ class NpzTask(Task):
             return (self.at_ends(outputs, lengths).argmax(dim=-1) == targets).double()
         wrong = (outputs.argmax(dim=-1) != targets.unsqueeze(1)).double()
         return mean_over_steps(wrong, None if lengths is None else self.counted_steps(lengths))
+
+    def sample_weights(self, targets: torch.Tensor) -> torch.Tensor | None:
+        """For a class per step of padded sequences, each sequence's length: losses and error rates are then
+        over every scored step pooled (as PyTorch's ignore_index pools them), not means of per-sequence rates."""
+        return targets[-1] if self.variable and self.kind == "classes_per_step" else None
 
     def probe_sequences(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``count`` test sequences; where lengths differ, the ``count`` longest (the first of equal
