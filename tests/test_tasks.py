@@ -211,6 +211,25 @@ def test_npz_padding_is_read_as_zeros_whatever_it_holds_and_the_probes_take_the_
     assert torch.equal(y[-1], torch.from_numpy(arrays["test_lengths"][longest]))
 
 
+def test_a_study_reads_its_npz_file_once_and_a_changed_file_again(tmp_path, monkeypatch):
+    from fixtures import make_sequences
+
+    from rnn_dynamics import StudyConfig, TrainConfig, run_study
+    from rnn_dynamics.tasks import npz
+
+    reads = []
+    monkeypatch.setattr(npz, "load_sequences", lambda path, read=npz.load_sequences: reads.append(path) or read(path))
+    monkeypatch.chdir(tmp_path)
+    npz._read_sequences.cache_clear()
+    make_sequences(tmp_path / "mine.npz")
+    config = StudyConfig(task="npz", task_options={"file": "mine.npz"}, inits=["orthogonal", "he"], seeds=[0, 1],
+                         nonlinearities=["relu", "tanh"], hidden=4, train=TrainConfig(steps=2, probe_every=2))
+    run_study(config, progress=False)  # 4 stacks: the task is built for each, its checks and its attrs
+    assert reads == [tmp_path / "mine.npz"]
+    make_sequences(tmp_path / "mine.npz", test=40)
+    assert make_task("npz", file="mine.npz").test_x.shape[1] == 40 and len(reads) == 2
+
+
 def test_a_study_of_padded_sequences_learns_each_ones_own_class(tmp_path):
     """Which of three channels sums highest over a sequence's own 3..12 steps: learnt well above the prior, the
     padding (NaN in the file) never read."""

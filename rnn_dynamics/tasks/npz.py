@@ -53,8 +53,9 @@ KINDS = {
 
 
 def sequences_file(data_dir=None, file: str = "") -> Path:
-    """The .npz file a study reads: ``file`` where given, else :data:`DEFAULT_NAME` in the data dir."""
-    return Path(file).expanduser() if file else data_root(data_dir) / DEFAULT_NAME
+    """The .npz file a study reads, as an absolute path: ``file`` where given, else :data:`DEFAULT_NAME` in the
+    data dir."""
+    return (Path(file).expanduser() if file else data_root(data_dir) / DEFAULT_NAME).resolve()
 
 
 def read_archive(path: Path) -> dict[str, np.ndarray]:
@@ -226,7 +227,7 @@ class NpzTask(Task):
         return open_sequences(sequences_file(data_dir, options.get("file", ""))).train_x.shape[0]
 
     def __init__(self, seq_len: int, seed: int, batch_size: int, sizes, data_dir=None, file: str = ""):
-        self.path = sequences_file(data_dir, file).resolve()
+        self.path = sequences_file(data_dir, file)
         data = open_sequences(self.path)
         if seq_len != data.train_x.shape[0]:
             raise ValueError(f"task 'npz': the sequences of {self.path} have T = {data.train_x.shape[0]} steps; got "
