@@ -69,7 +69,8 @@ def make_sequences(path: Path, train: int = 96, test: int = 48, steps: int = 12,
                    targets: str = "classes", lengths: bool = False) -> Path:
     """An .npz of the npz task's layout whose targets follow from the inputs: ``classes``, which of the
     channels sums highest over the sequence; ``classes_per_step``, which is highest at each step; ``values``,
-    each channel's mean (K = channels); ``tokens``, integer inputs 0..channels-1 whose class is the first.
+    each channel's mean (K = channels); ``values_per_step``, the channels one step earlier (0 at the first step);
+    ``tokens``, integer inputs 0..channels-1 whose class is the first.
 
     ``lengths``: sequences of 3..steps steps, padded to ``steps`` with what no task may read (NaN inputs, token
     -1, label -100), their lengths in train_lengths and test_lengths; the targets are those of each sequence's
@@ -87,6 +88,8 @@ def make_sequences(path: Path, train: int = 96, test: int = 48, steps: int = 12,
         y = {"classes": lambda: np.nansum(x, axis=1).argmax(axis=-1),
              "classes_per_step": lambda: np.where(padding, -100, x.argmax(axis=-1)),
              "values": lambda: np.nanmean(x, axis=1).astype(np.float64),
+             "values_per_step": lambda: np.where(padding[..., None], np.nan,
+                                                 np.concatenate([np.zeros_like(x[:, :1]), x[:, :-1]], axis=1)),
              "tokens": lambda: x[:, 0]}[targets]()
         arrays[f"{split}_x"], arrays[f"{split}_y"] = x, y
         if lengths:

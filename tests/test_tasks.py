@@ -55,7 +55,7 @@ def test_bad_task_options():
 # ---------------------------------------------------------------- your own sequences (.npz)
 
 
-@pytest.mark.parametrize("targets", ["classes", "classes_per_step", "values"])
+@pytest.mark.parametrize("targets", ["classes", "classes_per_step", "values", "values_per_step"])
 def test_an_npz_file_makes_the_task_its_targets_say_with_the_trivial_scores_as_numpy_gives_them(targets, tmp_path):
     import math
 
@@ -69,9 +69,11 @@ def test_an_npz_file_makes_the_task_its_targets_say_with_the_trivial_scores_as_n
     train_y, test_y = arrays["train_y"], arrays["test_y"]
     assert task.seq_len == 12 and task.input_size == 3 and task.train_x.shape == (12, 96, 3)
     assert torch.equal(task.test_x, torch.from_numpy(arrays["test_x"]).transpose(0, 1))
-    if targets == "values":
-        assert (task.readout, task.metric_name, task.output_size) == ("last", "mse", 3)
-        expected_loss = expected_metric = ((test_y - train_y.mean(axis=0)) ** 2).mean()
+    if targets.startswith("values"):
+        readout = "last" if targets == "values" else "all"
+        assert (task.readout, task.metric_name, task.output_size) == (readout, "mse", 3)
+        mean = train_y.reshape(-1, 3).mean(axis=0)  # over sequences (and steps)
+        expected_loss = expected_metric = ((test_y - mean) ** 2).mean()
     else:
         readout = "last" if targets == "classes" else "all"
         counts = np.bincount(train_y.ravel(), minlength=3) + 1.0  # prior_logits smooths by one
@@ -120,7 +122,7 @@ def test_npz_integer_inputs_are_tokens_and_a_study_remembers_the_first_of_twelve
     assert ds["test_metric"].isel(step=-1).item() > 0.9 > 0.4 > ds["test_metric_baseline"].item()
 
 
-@pytest.mark.parametrize("targets", ["classes", "classes_per_step", "values"])
+@pytest.mark.parametrize("targets", ["classes", "classes_per_step", "values", "values_per_step"])
 def test_npz_lengths_make_the_trivial_scores_numpy_gives_over_each_sequences_own_steps(targets, tmp_path):
     import math
 
@@ -135,6 +137,9 @@ def test_npz_lengths_make_the_trivial_scores_numpy_gives_over_each_sequences_own
     own = np.arange(12) < arrays["test_lengths"][:, None]  # (n, T): each sequence's own steps
     if targets == "values":
         expected_loss = expected_metric = ((test_y - train_y.mean(axis=0)) ** 2).mean()
+    elif targets == "values_per_step":  # over every sequence's own steps pooled
+        mean = train_y[np.arange(12) < arrays["train_lengths"][:, None]].mean(axis=0)
+        expected_loss = expected_metric = ((test_y[own] - mean) ** 2).mean()
     else:
         labels = train_y[np.arange(12) < arrays["train_lengths"][:, None]] if targets != "classes" else train_y
         log_prior = np.log((np.bincount(labels, minlength=3) + 1.0) / (len(labels) + 3))
@@ -149,7 +154,7 @@ def test_npz_lengths_make_the_trivial_scores_numpy_gives_over_each_sequences_own
 
 
 @pytest.mark.parametrize("cell", list_cells())
-@pytest.mark.parametrize("targets", ["classes", "classes_per_step", "values"])
+@pytest.mark.parametrize("targets", ["classes", "classes_per_step", "values", "values_per_step"])
 def test_a_padded_sequence_scores_what_it_scores_cut_at_its_length(targets, cell, tmp_path):
     """Known answer: with lengths given, each sequence's loss and metric on the padded batch equal those of the
     sequence cut at its own length and run alone (read at its last step, or averaged over its steps)."""
@@ -177,6 +182,9 @@ def test_a_padded_sequence_scores_what_it_scores_cut_at_its_length(targets, cell
                 log_probs = torch.log_softmax(alone[-1, :, 0], dim=-1)  # (M, C)
                 expected = -log_probs[:, y[0, b]]
                 expected_metric = (log_probs.argmax(dim=-1) == y[0, b]).double()
+            elif targets == "values_per_step":  # y is (T * K + 1, B): the T x K values, then the length
+                values = y[:-1, b].reshape(12, 3)[:length]
+                expected = expected_metric = ((alone[:, :, 0] - values.unsqueeze(1)) ** 2).mean(dim=(0, 2))
             else:
                 expected = expected_metric = ((alone[-1, :, 0] - y[:-1, b]) ** 2).mean(dim=-1)
             torch.testing.assert_close(loss[:, b], expected, rtol=1e-12, atol=1e-12)
@@ -184,7 +192,7 @@ def test_a_padded_sequence_scores_what_it_scores_cut_at_its_length(targets, cell
         # the test scores: a mean over sequences, or over the steps pooled for a class per step
         x, y = next(task.test_batches(48))
         outputs = model(x)
-        weights = torch.from_numpy(lengths if targets == "classes_per_step" else np.ones_like(lengths)).double()
+        weights = torch.from_numpy(lengths if targets.endswith("per_step") else np.ones_like(lengths)).double()
         scores = task.evaluate(model, 0)
         for score, per_sample in zip(scores, (task.per_sample_loss(outputs, y), task.per_sample_metric(outputs, y))):
             torch.testing.assert_close(score, (per_sample * weights).sum(dim=1) / weights.sum(), rtol=1e-12, atol=0)
@@ -230,20 +238,22 @@ def test_a_study_reads_its_npz_file_once_and_a_changed_file_again(tmp_path, monk
     assert make_task("npz", file="mine.npz").test_x.shape[1] == 40 and len(reads) == 2
 
 
-def test_a_study_of_padded_sequences_learns_each_ones_own_class(tmp_path):
-    """Which of three channels sums highest over a sequence's own 3..12 steps: learnt well above the prior, the
-    padding (NaN in the file) never read."""
+@pytest.mark.parametrize("targets", ["classes", "values_per_step"])
+def test_a_study_of_padded_sequences_learns_each_ones_own_targets(targets, tmp_path):
+    """Which of three channels sums highest over a sequence's own 3..12 steps, or the channels one step late
+    at each of its steps: learnt well beyond the trivial predictor, the padding (NaN in the file) never read."""
     from fixtures import make_sequences
 
     from rnn_dynamics import StudyConfig, TrainConfig, run_study
 
-    path = make_sequences(tmp_path / "padded.npz", train=1000, test=300, lengths=True)
+    path = make_sequences(tmp_path / "padded.npz", train=1000, test=300, targets=targets, lengths=True)
     config = StudyConfig(task="npz", task_options={"file": str(path)}, inits=["orthogonal"], nonlinearities=["tanh"],
                          hidden=16, probe_batch=2, train=TrainConfig(steps=300, probe_every=300, lr=0.01))
     ds = run_study(config, progress=False)
-    accuracy = ds["test_metric"].isel(step=-1).item()
+    score, baseline = ds["test_metric"].isel(step=-1).item(), ds["test_metric_baseline"].item()
     assert ds.attrs["lengths"].startswith("per sequence") and bool(ds["jacobian_log_norm"].notnull().all())
-    assert accuracy > ds["test_metric_baseline"].item() + 0.3, accuracy
+    assert ds.attrs["targets"] == targets and bool(ds["grad_log_norm"].notnull().any())
+    assert score > baseline + 0.3 if targets == "classes" else score < baseline / 20, (score, baseline)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -256,6 +266,9 @@ def test_a_study_of_padded_sequences_learns_each_ones_own_class(tmp_path):
     ("other T", "test_x (float32 (48, 11, 3)) and train_x (float32 (96, 12, 3)) must be alike but for n"),
     ("negative token", "test_x holds negative tokens"),
     ("labels per other length", "targets of dtype int64 and shape (96, 5) are none of the valid layouts"),
+    ("values per other length", "targets of dtype float64 and shape (96, 5, 2) are none of the valid layouts: "
+                                "integer (n,) classes, integer (n, T = 12) classes per step, float (n,) or (n, K) "
+                                "values, float (n, T = 12, K) values per step"),
     ("negative label", "class labels must be 0 or more"),
     ("NaN input", "train_x holds NaN or infinite values"),
     ("one label short", "train_y must have one target per sequence of train_x (96), got shape (95,)"),
@@ -288,6 +301,8 @@ def test_a_bad_npz_file_stops_the_study_in_one_line(change, message, tmp_path, m
                 "other T": lambda: arrays.update(test_x=arrays["test_x"][:, :11]),
                 "labels per other length": lambda: arrays.update(train_y=np.zeros((96, 5), np.int64),
                                                                  test_y=np.zeros((48, 5), np.int64)),
+                "values per other length": lambda: arrays.update(train_y=np.zeros((96, 5, 2)),
+                                                                 test_y=np.zeros((48, 5, 2))),
                 "negative label": lambda: arrays["test_y"].__setitem__(0, -1),
                 "NaN input": lambda: arrays["train_x"].__setitem__((0, 0, 0), np.nan),
                 "one label short": lambda: arrays.update(train_y=arrays["train_y"][:95]),

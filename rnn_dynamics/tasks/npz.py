@@ -7,7 +7,8 @@ say what is learnt:
 
 - integer (n,): a class per sequence, read out after the last step (cross-entropy; accuracy);
 - integer (n, T): a class per step, read out at every step (cross-entropy; error rate over the steps);
-- float (n,) or (n, K): K real numbers per sequence, read out after the last step (mean squared error).
+- float (n,) or (n, K): K real numbers per sequence, read out after the last step (mean squared error);
+- float (n, T, K): K real numbers per step, read out at every step (mean squared error over the steps).
 
 Classes are 0..C-1 with C the largest label in either split plus one. Inputs are used as they are (scale
 them as you would for any RNN); T is the file's, and a study's seq_len must equal it (it is the default).
@@ -49,6 +50,8 @@ KINDS = {
     "classes_per_step": ("all", "error_rate", "test error rate over the steps", False,
                          "predict the training set's class frequencies at every step (majority-class error)"),
     "values": ("last", "mse", "test mean squared error", False, "predict the training targets' mean"),
+    "values_per_step": ("all", "mse", "test mean squared error over the steps", False,
+                        "predict the training targets' mean at every step"),
 }
 
 
@@ -131,7 +134,7 @@ def load_sequences(path: Path) -> dict[str, np.ndarray]:
             lengths = arrays[f"{split}_lengths"] = check_lengths(arrays[f"{split}_lengths"], f"{split}_lengths",
                                                                  *x.shape[:2])
             x = drop_padding(x, lengths)
-            if y.dtype.kind in "iu" and y.shape[1:] == x.shape[1:2]:  # a class per step
+            if y.shape[1:2] == x.shape[1:2] and (y.ndim == 3 or y.dtype.kind in "iu"):  # targets per step
                 y = drop_padding(y, lengths)
         arrays[f"{split}_x"], arrays[f"{split}_y"] = check_values(x, f"{split}_x"), y
     train_x, test_x = arrays["train_x"], arrays["test_x"]
@@ -153,19 +156,21 @@ def target_kind(train_y: np.ndarray, test_y: np.ndarray, steps: int) -> str:
             return "classes"
         if train_y.shape[1:] == (steps,):
             return "classes_per_step"
-    elif train_y.dtype.kind == "f" and train_y.ndim in (1, 2):
+    elif train_y.dtype.kind == "f" and (train_y.ndim in (1, 2) or train_y.ndim == 3 and train_y.shape[1] == steps):
         if not (np.isfinite(train_y).all() and np.isfinite(test_y).all()):
             raise ValueError("task 'npz': the targets hold NaN or infinite values")
-        return "values"
+        return "values_per_step" if train_y.ndim == 3 else "values"
     raise ValueError(f"task 'npz': targets of dtype {train_y.dtype} and shape {train_y.shape} are none of the valid "
-                     f"layouts: integer (n,) classes, integer (n, T = {steps}) classes per step, float (n,) or (n, K)")
+                     f"layouts: integer (n,) classes, integer (n, T = {steps}) classes per step, float (n,) or (n, K) "
+                     f"values, float (n, T = {steps}, K) values per step")
 
 
 @dataclass(frozen=True)
 class Sequences:
     """A checked file as the task uses it: inputs time-major, (T, n, D) values or (T, n) tokens; targets with
-    the sequences last ((n,), (K, n) or (T, n)) and, where the file gives lengths, each sequence's length as
-    their last row, so that a batch's targets carry its lengths."""
+    the sequences last (``target_dims`` + (n,): (n,), (K, n), (T, n) or (T, K, n)) or, where the file gives
+    lengths, flattened to (prod(target_dims) + 1, n) with each sequence's length as the last row, so that a
+    batch's targets carry its lengths."""
 
     train_x: torch.Tensor
     train_y: torch.Tensor
@@ -175,6 +180,7 @@ class Sequences:
     input_size: int
     output_size: int
     variable: bool
+    target_dims: tuple[int, ...]
 
 
 def open_sequences(path: Path) -> Sequences:
@@ -193,20 +199,21 @@ def _read_sequences(path: Path, mtime_ns: int, size: int) -> Sequences:
     steps, variable = arrays["train_x"].shape[1], LENGTHS[0] in arrays
     tokens = arrays["train_x"].ndim == 2
     kind = target_kind(arrays["train_y"], arrays["test_y"], steps)
+    values = arrays["train_y"].dtype.kind == "f"
     tensors = []
     for split in ("train", "test"):
         x, y = arrays[f"{split}_x"].swapaxes(0, 1), arrays[f"{split}_y"]
         if variable:
             y = np.concatenate([y.reshape(len(y), -1), arrays[f"{split}_lengths"][:, None]], axis=1)
         tensors += [torch.from_numpy(np.ascontiguousarray(x, np.int64 if tokens else np.float32)),
-                    torch.from_numpy(np.ascontiguousarray(y.T, np.float32 if kind == "values" else np.int64))]
+                    torch.from_numpy(np.ascontiguousarray(np.moveaxis(y, 0, -1), np.float32 if values else np.int64))]
     largest = int(max(arrays["train_x"].max(), arrays["test_x"].max())) if tokens else 0
-    if kind == "values":
-        outputs = 1 if arrays["train_y"].ndim == 1 else arrays["train_y"].shape[1]
+    if values:
+        outputs = 1 if arrays["train_y"].ndim == 1 else arrays["train_y"].shape[-1]
     else:
         outputs = int(max(arrays["train_y"].max(), arrays["test_y"].max())) + 1
     return Sequences(*tensors, kind=kind, input_size=largest + 1 if tokens else arrays["train_x"].shape[2],
-                     output_size=outputs, variable=variable)
+                     output_size=outputs, variable=variable, target_dims=arrays["train_y"].shape[1:])
 
 
 @register_task("npz")
@@ -232,9 +239,10 @@ class NpzTask(Task):
         if seq_len != data.train_x.shape[0]:
             raise ValueError(f"task 'npz': the sequences of {self.path} have T = {data.train_x.shape[0]} steps; got "
                              f"seq_len {seq_len}")
-        self.seq_len, self.kind, self.variable = seq_len, data.kind, data.variable
+        self.seq_len, self.kind, self.variable, self.target_dims = seq_len, data.kind, data.variable, data.target_dims
         self.tokens, self.input_size, self.output_size = data.train_x.dim() == 2, data.input_size, data.output_size
         readout, self.metric_name, self.metric_long_name, self.metric_higher_is_better, self.baseline = KINDS[self.kind]
+        self.per_step, self.values = readout == "all", self.kind.startswith("values")
         self.readout = "all" if self.variable else readout  # each sequence is read out where it ends
         splits = []
         for x, y, size in ((data.train_x, data.train_y, sizes[0]), (data.test_x, data.test_y, sizes[1])):
@@ -242,12 +250,11 @@ class NpzTask(Task):
                 x, y = x[:, :size].contiguous(), y[..., :size].contiguous()
             splits += [x, y]
         super().__init__(*splits, seed=seed, batch_size=batch_size)
-        targets, lengths = self.unpack(self.train_y)
-        if self.kind == "values":
-            self.mean = targets.double().mean(dim=-1).reshape(self.output_size)
+        scored = self.scored(*self.unpack(self.train_y))
+        if self.values:
+            self.mean = scored.double().mean(dim=0).reshape(self.output_size)
         else:
-            counted = targets if lengths is None or self.kind == "classes" else targets[self.counted_steps(lengths)]
-            self.prior = prior_logits(counted, self.output_size)
+            self.prior = prior_logits(scored, self.output_size)
 
     def attrs(self) -> dict:
         lengths = ("per sequence (train_lengths, test_lengths); the probes run the longest test sequences"
@@ -255,14 +262,25 @@ class NpzTask(Task):
         return {"sequences_file": str(self.path), "targets": self.kind, "lengths": lengths}
 
     def unpack(self, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """A batch's targets ((B,), (K, B) or (T, B)) and its sequences' lengths (B,), None where all are T."""
+        """A batch's targets ((B,), (K, B), (T, B) or (T, K, B)) and its sequences' lengths (B,), None where all
+        are T."""
         if not self.variable:
             return targets, None
-        return (targets[0] if self.kind == "classes" else targets[:-1]), targets[-1].long()
+        return targets[:-1].reshape(*self.target_dims, targets.shape[-1]), targets[-1].long()
 
-    def counted_steps(self, lengths: torch.Tensor) -> torch.Tensor:
-        """(T, B) bool: the steps of each sequence that are its own, not padding."""
+    def counted_steps(self, lengths: torch.Tensor | None) -> torch.Tensor | None:
+        """(T, B) bool: the steps of each sequence that are its own, not padding; None where all are."""
+        if lengths is None:
+            return None
         return torch.arange(self.seq_len, device=lengths.device).unsqueeze(1) < lengths
+
+    def scored(self, targets: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """The targets that are scored, one row per sequence or per (step, sequence) of a task per step: (count,)
+        classes or (count, K) values."""
+        if not self.per_step:
+            return targets.movedim(-1, 0)
+        rows = targets.movedim(-1, 1)  # (T, B) or (T, B, K)
+        return rows.flatten(0, 1) if lengths is None else rows[self.counted_steps(lengths)]
 
     @staticmethod
     def at_ends(outputs: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -271,31 +289,34 @@ class NpzTask(Task):
             return outputs
         return outputs[lengths - 1, :, torch.arange(len(lengths), device=lengths.device)].transpose(0, 1)
 
-    def _values(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Squared error per cell and sample, averaged over the K targets ((B,) or (K, B))."""
-        return ((outputs - targets.reshape(-1, targets.shape[-1]).T) ** 2).mean(dim=-1)
+    def _squared_errors(self, outputs: torch.Tensor, targets: torch.Tensor, lengths) -> torch.Tensor:
+        """Squared error per cell and sample, averaged over the K values (and a sequence's scored steps)."""
+        if self.per_step:
+            errors = ((outputs - targets.movedim(-1, 1).unsqueeze(1)) ** 2).mean(dim=-1)  # (T, M, B)
+            return mean_over_steps(errors, self.counted_steps(lengths))
+        return ((self.at_ends(outputs, lengths) - targets.reshape(-1, targets.shape[-1]).T) ** 2).mean(dim=-1)
 
     def per_sample_loss(self, outputs, targets):
         targets, lengths = self.unpack(targets)
-        if self.kind == "values":
-            return self._values(self.at_ends(outputs, lengths), targets)
-        if self.kind == "classes":
-            return cross_entropy(self.at_ends(outputs, lengths), targets)
-        return cross_entropy(outputs, targets, None if lengths is None else self.counted_steps(lengths))
+        if self.values:
+            return self._squared_errors(outputs, targets, lengths)
+        if self.per_step:
+            return cross_entropy(outputs, targets, self.counted_steps(lengths))
+        return cross_entropy(self.at_ends(outputs, lengths), targets)
 
     def per_sample_metric(self, outputs, targets):
         targets, lengths = self.unpack(targets)
-        if self.kind == "values":
-            return self._values(self.at_ends(outputs, lengths), targets)
-        if self.kind == "classes":
-            return (self.at_ends(outputs, lengths).argmax(dim=-1) == targets).double()
-        wrong = (outputs.argmax(dim=-1) != targets.unsqueeze(1)).double()
-        return mean_over_steps(wrong, None if lengths is None else self.counted_steps(lengths))
+        if self.values:
+            return self._squared_errors(outputs, targets, lengths)
+        if self.per_step:
+            wrong = (outputs.argmax(dim=-1) != targets.unsqueeze(1)).double()
+            return mean_over_steps(wrong, self.counted_steps(lengths))
+        return (self.at_ends(outputs, lengths).argmax(dim=-1) == targets).double()
 
     def sample_weights(self, targets: torch.Tensor) -> torch.Tensor | None:
-        """For a class per step of padded sequences, each sequence's length: losses and error rates are then
-        over every scored step pooled (as PyTorch's ignore_index pools them), not means of per-sequence rates."""
-        return targets[-1] if self.variable and self.kind == "classes_per_step" else None
+        """For targets per step of padded sequences, each sequence's length: losses and error rates are then over
+        every scored step pooled (as PyTorch's ignore_index pools them), not means of per-sequence means."""
+        return targets[-1] if self.variable and self.per_step else None
 
     def probe_sequences(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``count`` test sequences; where lengths differ, the ``count`` longest (the first of equal
@@ -306,7 +327,7 @@ class NpzTask(Task):
         return self.test_x[:, order], self.test_y[..., order]
 
     def baseline_outputs(self, x):
-        guess = self.mean if self.kind == "values" else self.prior
+        guess = self.mean if self.values else self.prior
         shape = (1, x.shape[1], self.output_size) if self.readout == "last" else (x.shape[0], 1, x.shape[1],
                                                                                   self.output_size)
         return guess.to(x.dtype if x.is_floating_point() else torch.float32).expand(shape)  # tokens: float32
