@@ -15,8 +15,8 @@ them as you would for any RNN); T is the file's, and a study's seq_len must equa
 
 Sequences of unequal length are padded to T, with two more arrays, ``train_lengths`` and ``test_lengths``:
 integers (n,) in 1..T. Then whatever a sequence holds at and beyond its length is padding: the task sets it to
-0, a class or a value is read out at the sequence's own last step, and a class per step counts over its own
-steps (losses and error rates are over all scored steps pooled, as PyTorch's ``ignore_index`` pools them: each
+0, targets per sequence are read out at the sequence's own last step, and targets per step count over its own
+steps (losses and scores are over all scored steps pooled, as PyTorch's ``ignore_index`` pools them: each
 sequence weighs its length). The model reads out at every step to do so. The probes run every one of the T
 steps, on the longest test sequences.
 
