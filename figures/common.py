@@ -170,12 +170,13 @@ def choose(ds: xr.Dataset, args: argparse.Namespace) -> tuple[xr.Dataset, str]:
     return ds.sel(chosen), ", ".join(words)
 
 
-def gate_of(cell: xr.Dataset, requested: str | None) -> xr.Dataset:
+def gate_of(cell: xr.Dataset, requested: str | None, recorded: str = "spectral_radius") -> xr.Dataset:
     """One model's slice at the recurrent block drawn: the requested gate, else the candidate (the
-    block that transforms h like an Elman W_hh), else the cell's only block."""
+    block that transforms h like an Elman W_hh), else the cell's only block (the gates it has: those where
+    the per-block variable ``recorded`` is not all NaN)."""
     if "gate" not in cell.dims:
         return cell
-    present = [str(g) for g in cell["gate"].values if cell["spectral_radius"].sel(gate=g).notnull().any()]
+    present = [str(g) for g in cell["gate"].values if cell[recorded].sel(gate=g).notnull().any()]
     pick = requested if requested in present else ("candidate" if "candidate" in present else present[0])
     return cell.sel(gate=pick)
 

@@ -133,8 +133,10 @@ def run_stack(config: StudyConfig, spec: StackSpec, on_step=None) -> xr.Dataset:
     settings = config.probe_settings(spec.seq_len)
     probes = [PROBES.get(name) for name in config.recorded_probes()]
 
+    initial_blocks = model.recurrent_blocks().cpu()  # a copy: the blocks are stacked anew
+
     def probe(model, step):
-        ctx = ProbeContext(model, task, step, settings, spec.inits)
+        ctx = ProbeContext(model, task, step, settings, spec.inits, initial_blocks)
         return {name: array for p in probes for name, array in p(ctx).items()}
 
     result = train_stack(model, task, config.train, probe if probes else None, on_step)

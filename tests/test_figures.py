@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import xarray as xr
 
@@ -113,6 +114,30 @@ def test_an_npz_study_draws_its_own_metric_against_step(results):
     assert labels == ["IRNN", "LSTM", "trivial baseline (same test sequences)"]
     baseline = [line for line in axis.get_lines() if line.get_linestyle() == "--"][0]
     assert baseline.get_ydata()[0] == pytest.approx(float(ds["test_metric_baseline"].mean()))
+
+
+def test_the_weight_update_figure_draws_the_resolved_values_and_says_how_far_and_in_how_many_directions(results):
+    from figures import weight_updates
+    from figures.common import load_study
+
+    assert weight_updates.stable_rank(np.array([2.0, 0.0, 0.0])) == 1.0
+    assert weight_updates.stable_rank(np.ones(5)) == pytest.approx(5.0) and np.isnan(weight_updates.stable_rank(
+        np.zeros(3)))
+    ds = load_study(results / "adding.nc")
+    figure = weight_updates.draw(ds, _selection("--seed", "1"))
+    point = ds.sel(cell="elman", init="identity", nonlinearity="relu", seq_len=10, seed=1, layer=0, gate="recurrent")
+    last = int(ds["step"].values[-1])
+    values = point["update_singular_values"].sel(step=last).values
+    values = values[np.isfinite(values)]
+    irnn = figure.axes[0]  # the paper's models in order: IRNN first
+    assert irnn.get_title() == "IRNN"
+    drawn = irnn.get_lines()[-1].get_ydata()
+    kept = values > values.size * np.finfo(float).eps * values.max()
+    np.testing.assert_allclose(drawn[kept], np.log10(values[kept]))
+    assert np.isnan(drawn[~kept]).all()
+    words = irnn.texts[0].get_text()
+    assert f"moved {float(point['weight_drift'].sel(step=last)):.3g}" in words
+    assert f"stable rank {weight_updates.stable_rank(values):.1f}" in words
 
 
 def _selection(*args: str):

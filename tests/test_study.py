@@ -13,8 +13,8 @@ import torch
 import xarray as xr
 
 from rnn_dynamics import StudyConfig, TrainConfig, named_models, read_dataset, run_study, write_dataset
-from rnn_dynamics.models import get_cell
-from rnn_dynamics.probes import PROBES
+from rnn_dynamics.models import get_cell, list_cells
+from rnn_dynamics.probes import PROBES, default_probes
 from rnn_dynamics.records import SWEEP_DIMS, schema, summary_table
 from rnn_dynamics.tasks import make_task
 
@@ -195,6 +195,44 @@ def test_the_lag_spectra_are_the_singular_values_of_every_power():
     np.testing.assert_allclose(recorded.sel(sv=0).values, point["jacobian_log_norm"].values, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("cell", list_cells())
+def test_a_rank_one_update_of_one_block_is_what_weight_updates_records(cell):
+    """W_0 + s u v^T (u, v unit vectors) in one block of one cell: that block's update has the singular values
+    (s, 0, ...) and drift s / ||W_0||_F; every other block 0 and 0."""
+    from conftest import make_stack
+
+    from rnn_dynamics.probes import ProbeContext, ProbeSettings
+
+    task = make_task("adding", seq_len=10, seed=0, batch_size=4, preset="tiny")
+    model = make_stack(["orthogonal", "he"], "tanh", hidden=5, layers=2, cell=cell)
+    initial = model.recurrent_blocks()
+    gen = torch.Generator().manual_seed(1)
+    u, v = (w / w.norm() for w in torch.randn(2, 5, generator=gen, dtype=torch.float64))
+    gate = len(model.gates) - 1
+    with torch.no_grad():
+        model.w_hh[1][1, gate * 5:(gate + 1) * 5] += 0.3 * torch.outer(u, v)
+    ctx = ProbeContext(model, task, 7, ProbeSettings((1,), probe_batch=2), ["orthogonal", "he"], initial)
+    recorded = PROBES.get("weight_updates")(ctx)
+    drift, values = recorded["weight_drift"].values, recorded["update_singular_values"].values  # (M, L, G), (.., sv)
+    expected_drift = np.zeros_like(drift)
+    expected_drift[1, 1, gate] = 0.3 / torch.linalg.matrix_norm(initial[1, 1, gate]).item()
+    expected_values = np.zeros_like(values)
+    expected_values[1, 1, gate, 0] = 0.3
+    np.testing.assert_allclose(drift, expected_drift, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(values, expected_values, rtol=1e-12, atol=1e-15)
+
+
+def test_a_study_records_no_drift_at_step_zero_and_the_drift_the_update_spectrum_implies(study):
+    """||W - W_0||_F is the root of the sum of the update's squared singular values, and ||W_0||_F that of the
+    step-0 block's (weight_spectra): the two probes agree, and at step 0 nothing has moved."""
+    trained = study.sel(seq_len=12, nonlinearity="tanh", init=["identity", "scaled_identity:scale=0.5"])
+    assert (trained["weight_drift"].sel(step=0) == 0).all() and (trained["weight_drift"].sel(step=6) > 0).all()
+    assert (trained["update_singular_values"].sel(step=0) == 0).all()
+    update = np.sqrt((trained["update_singular_values"] ** 2).sum("sv"))
+    initial = np.sqrt((trained["singular_values"].sel(step=0) ** 2).sum("sv"))
+    np.testing.assert_allclose(trained["weight_drift"], update / initial, rtol=1e-10)
+
+
 def test_identity_relu_with_positive_states_records_norm_one():
     ds = _known_study(inits=["identity"], nonlinearities=["relu"], bias=1.0)  # a_t = h_{t-1} + 1 + tiny > 0
     point = ds.sel(cell="elman", init="identity", nonlinearity="relu", seq_len=30, seed=0, layer=0, step=0)
@@ -307,7 +345,7 @@ def test_cli_one_step_probes_at_both_ends(tmp_path):
     (["--models", "irnn", "--inits", "he"],
      "--models fixes cell, init and nonlinearity; it cannot be combined with inits"),
     (["--probes", "losses", "entropy"], "unknown probe 'entropy'; valid probes: activity"),
-    (["--probes", "default", "entropy"], "weight_spectra, default (activity, grad_norm, jacobian_products, losses"),
+    (["--probes", "default", "entropy"], f"{sorted(PROBES.names())[-1]}, default ({', '.join(default_probes())})"),
     (["--cells", "lstm", "--forget-bias", "abc"], "argument --forget-bias: invalid float value: 'abc'"),
     (["--forget-bias", "2"], "--forget-bias is an option of cell 'lstm', which this study does not run"),
     (["--hidden", "0"], "--hidden must be a positive integer, got 0"),

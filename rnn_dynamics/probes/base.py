@@ -34,13 +34,17 @@ class ProbeSettings:
 class ProbeContext:
     """What every probe sees at one probe step of one stack.
 
-    ``x``, ``y`` are the probe sequences (the first ``probe_batch`` test sequences, the
+    ``x``, ``y`` are the probe sequences (the task's :meth:`~rnn_dynamics.tasks.Task.probe_sequences`, the
     same at every step and for every cell); :attr:`trace` is the traced forward pass on
-    them, computed once and shared by every probe of the step.
+    them, computed once and shared by every probe of the step. ``initial_blocks`` are the stack's
+    recurrent blocks (M, L, G, N, N) at its step 0, on the CPU; where not given, the model's blocks as the
+    context is made (right for a context at step 0).
     """
 
-    def __init__(self, model, task, step: int, settings: ProbeSettings, inits):
+    def __init__(self, model, task, step: int, settings: ProbeSettings, inits,
+                 initial_blocks: torch.Tensor | None = None):
         self.model, self.task, self.step, self.settings, self.inits = model, task, step, settings, list(inits)
+        self.initial_blocks = (model.recurrent_blocks() if initial_blocks is None else initial_blocks).cpu()
         device = model.w_out.device
         self.x, self.y = (t.to(device) for t in task.probe_sequences(settings.probe_batch))
 
@@ -50,7 +54,8 @@ class ProbeContext:
         own shared trace) for the probes whose long chains of small matrix operations a GPU runs slower."""
         if self.model.w_out.device.type == "cpu":
             return self
-        return ProbeContext(copy.deepcopy(self.model).cpu(), self.task, self.step, self.settings, self.inits)
+        return ProbeContext(copy.deepcopy(self.model).cpu(), self.task, self.step, self.settings, self.inits,
+                            self.initial_blocks)
 
     @cached_property
     def trace(self):
