@@ -5,7 +5,8 @@ The public API, imported lazily so that reading a dataset or drawing a figure
 (:mod:`.inits`), nonlinearities (:mod:`.nonlinearities`), recurrent stacks of every cell
 type (:mod:`.models`), Jacobian products and gradient norms (:mod:`.jacobians`), spectra
 (:mod:`.spectra`), probes (:mod:`.probes`), tasks (:mod:`.tasks`), configurations
-(:mod:`.config`), the dataset schema (:mod:`.records`) and studies (:mod:`.sweep`).
+(:mod:`.config`), the dataset schema (:mod:`.records`), studies (:mod:`.sweep`) and the networks they
+trained (:mod:`.trained`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ _EXPORTS = {
     "Probe": "probes", "list_probes": "probes", "register_probe": "probes",
     "list_tasks": "tasks", "make_task": "tasks", "register_task": "tasks",
     "StudyConfig": "config", "TrainConfig": "config", "ConfigError": "config",
-    "run_study": "sweep",
+    "run_study": "sweep", "trained_stack": "trained",
     "read_dataset": "records", "write_dataset": "records", "named_models": "records",
 }
 

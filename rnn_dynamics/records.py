@@ -31,7 +31,8 @@ SWEEP_DIMS = {
     "seed": "seed; data, batches and weights come from generators seeded by coordinates",
 }
 
-#: The recording dims in their fixed order, with their meaning and units.
+#: The recording dims in their fixed order, with their meaning and units (a probe may declare more:
+#: :func:`record_dims`).
 RECORD_DIMS = {
     "layer": ("layer of the stacked RNN (0 = nearest the input)", "1"),
     "gate": ("recurrent block of the cell: recurrent (Elman); input, forget, output, candidate (LSTM); "
@@ -93,6 +94,16 @@ def schema() -> dict[str, Variable]:
     for _, probe in PROBES.items():
         variables.update(probe.variables)
     return variables
+
+
+def record_dims() -> dict[str, tuple[str, str]]:
+    """Every recording dim with its meaning and units: :data:`RECORD_DIMS`, then those the probes declare."""
+    from .probes import PROBES
+
+    dims = dict(RECORD_DIMS)
+    for _, probe in PROBES.items():
+        dims.update(probe.dims)
+    return dims
 
 
 def provenance(config: dict) -> dict:
@@ -221,7 +232,7 @@ def schema_tables() -> str:
     lines = ["| sweep dim | meaning |", "| --- | --- |"]
     lines += [f"| `{dim}` | {_cell(meaning)} |" for dim, meaning in SWEEP_DIMS.items()]
     lines += ["", "| recording dim | meaning | units |", "| --- | --- | --- |"]
-    lines += [f"| `{dim}` | {_cell(meaning)} | {units} |" for dim, (meaning, units) in RECORD_DIMS.items()]
+    lines += [f"| `{dim}` | {_cell(meaning)} | {units} |" for dim, (meaning, units) in record_dims().items()]
     lines += ["", "| variable | dims after the sweep dims | units | long name | meaning |",
               "| --- | --- | --- | --- | --- |"]
     for name, var in schema().items():

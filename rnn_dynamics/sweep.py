@@ -24,7 +24,7 @@ from .dtypes import get_dtype
 from .models import get_cell
 from .paper import MODELS
 from .probes import PROBES, ProbeContext
-from .records import (RECORD_DIMS, SWEEP_DIMS, canonical_order, mask_after_divergence, provenance, schema)
+from .records import SWEEP_DIMS, canonical_order, mask_after_divergence, provenance, record_dims, schema
 from .train import train_stack
 
 
@@ -242,13 +242,15 @@ def build_dataset(config: StudyConfig, parts: list[xr.Dataset]) -> xr.Dataset:
     variables = schema()
     for name in ds.data_vars:
         ds[name].attrs = {**variables[name].attrs(), **extra.get(name, {})}
+    described = record_dims()
     for dim in ds.dims:
-        if dim in RECORD_DIMS:
-            ds[dim].attrs = {"long_name": RECORD_DIMS[dim][0], "units": RECORD_DIMS[dim][1]}
+        if dim in described:
+            ds[dim].attrs = {"long_name": described[dim][0], "units": described[dim][1]}
         elif dim in SWEEP_DIMS:
             ds[dim].attrs = {"long_name": SWEEP_DIMS[dim]}
     ds = ds.assign_coords(model=model_labels(config, coords))
     ds.attrs = provenance(config.to_dict())
     ds.attrs.update(task=config.task, metric=task.metric_name,
-                    metric_higher_is_better=int(task.metric_higher_is_better), baseline=task.baseline, **task.attrs())
+                    metric_higher_is_better=int(task.metric_higher_is_better), baseline=task.baseline,
+                    input_size=task.input_size, output_size=task.output_size, readout=task.readout, **task.attrs())
     return mask_after_divergence(ds)

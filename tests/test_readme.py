@@ -30,7 +30,10 @@ def test_library_example_runs(tmp_path, monkeypatch, capsys):
     assert "diagonal_ramp:low=0.9" in printed and (tmp_path / "ramp_study.nc").is_file()
     # the ramp's spectral radius is its largest diagonal entry, 1.0; an orthogonal forget block has singular values 1
     assert re.search(r"diagonal_ramp:low=0.9\s+relu\s+1\.0", printed)
-    assert float(printed.strip().splitlines()[-1]) == pytest.approx(1.0, rel=1e-6)
+    lines = printed.strip().splitlines()
+    assert float(lines[-2]) == pytest.approx(1.0, rel=1e-6)
+    # the trained LSTMs rebuilt: every init, 1 layer, 4 gates of 16 x 16
+    assert lines[-1] == "['identity', 'diagonal_ramp:low=0.9', 'orthogonal'] torch.Size([3, 1, 4, 16, 16])"
 
 
 def test_ci_runs_the_readme_commands():

@@ -74,6 +74,20 @@ def test_every_named_model_is_labelled_in_its_study(model):
     assert ds["model"].sel(cell=named.cell, init=named.init, nonlinearity=named.nonlinearity).item() == named.label
 
 
+def test_a_probe_whose_dims_nobody_describes_is_refused():
+    from rnn_dynamics.probes import Probe, register_probe
+    from rnn_dynamics.records import Variable
+
+    class Unexplained(Probe):
+        name = "test_unexplained"
+        variables = {"x": Variable(("step", "widget"), "x", "1")}
+
+    with pytest.raises(ValueError, match="probe 'test_unexplained' records dims widget that neither RECORD_DIMS nor "
+                                         "its own dims describe"):
+        register_probe(Unexplained)
+    assert "test_unexplained" not in PROBES.names()
+
+
 def test_the_schema_is_the_union_of_every_probe_and_the_runner():
     from rnn_dynamics.records import STACK_VARIABLES
 

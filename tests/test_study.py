@@ -233,6 +233,35 @@ def test_a_study_records_no_drift_at_step_zero_and_the_drift_the_update_spectrum
     np.testing.assert_allclose(trained["weight_drift"], update / initial, rtol=1e-10)
 
 
+@pytest.mark.parametrize("cell", list_cells())
+def test_a_network_rebuilt_from_its_dataset_is_the_one_the_study_trained(cell):
+    """With the parameters probe, trained_stack rebuilds any probe step's stack: at step 0 exactly the stack
+    from_inits draws, and at the last step one that scores the test loss and metric the study recorded."""
+    from rnn_dynamics import trained_stack
+
+    config = StudyConfig(cells=[cell], inits=["orthogonal", "he"], nonlinearities=["relu", "tanh"], hidden=6,
+                         seq_len=[10], layers=2, preset="tiny", probes=["default", "parameters"], probe_batch=2,
+                         train=TrainConfig(steps=6, probe_every=3))
+    ds = run_study(config, progress=False)
+    assert ds.attrs["input_size"] == 2 and ds.attrs["output_size"] == 1 and ds.attrs["readout"] == "last"
+    first, inits = trained_stack(ds, nonlinearity="tanh", step=0)
+    drawn = get_cell(cell).from_inits(["orthogonal", "he"], 2, 6, 1, "tanh", 2, seed=0)
+    assert inits == ["orthogonal", "he"] and first.w_out.dtype == torch.float32
+    for rebuilt, original in zip(first.parameters(), drawn.parameters(), strict=True):
+        assert torch.equal(rebuilt, original)
+    last, _ = trained_stack(ds, nonlinearity="tanh")
+    task = config.build_task(10, 0).to(torch.float32)
+    loss, metric = task.evaluate(last, config.probe_test_size)
+    recorded = ds.sel(cell=cell, nonlinearity="tanh", seq_len=10, seed=0, step=6)
+    np.testing.assert_allclose(loss.numpy(), recorded["test_loss"].values, rtol=1e-6)
+    np.testing.assert_allclose(metric.numpy(), recorded["test_metric"].values, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"the dataset has 2 values of nonlinearity: give nonlinearity= one of "
+                                         r"\['relu', 'tanh'\]"):
+        trained_stack(ds)
+    with pytest.raises(ValueError, match="record it with --probes default parameters"):
+        trained_stack(ds.drop_vars("parameters"), nonlinearity="tanh")
+
+
 def test_identity_relu_with_positive_states_records_norm_one():
     ds = _known_study(inits=["identity"], nonlinearities=["relu"], bias=1.0)  # a_t = h_{t-1} + 1 + tiny > 0
     point = ds.sel(cell="elman", init="identity", nonlinearity="relu", seq_len=30, seed=0, layer=0, step=0)

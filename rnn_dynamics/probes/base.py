@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..records import Variable
+from ..records import RECORD_DIMS, Variable
 from ..registry import Registry
 
 
@@ -87,6 +87,9 @@ class Probe:
 
     name: ClassVar[str] = ""
     variables: ClassVar[dict[str, Variable]] = {}
+    #: Recording dims this probe brings that :data:`~rnn_dynamics.records.RECORD_DIMS` lacks: name -> (meaning,
+    #: units).
+    dims: ClassVar[dict[str, tuple[str, str]]] = {}
     default: ClassVar[bool] = True
     #: Run on a CPU copy of a GPU stack: true for probes made of sequential small matrix operations
     #: (per-step Jacobians, QR, eigendecompositions of N x N blocks), which launch-bound GPUs run slower.
@@ -116,6 +119,11 @@ def register_probe(cls: type[Probe]) -> type[Probe]:
     """Class decorator: register an instance of a :class:`Probe` subclass under its ``name``."""
     if not cls.name or not cls.variables:
         raise ValueError(f"probe {cls.__name__} must declare a name and its variables")
+    undescribed = sorted({dim for variable in cls.variables.values() for dim in variable.dims}
+                         - set(RECORD_DIMS) - set(cls.dims))
+    if undescribed:
+        raise ValueError(f"probe {cls.name!r} records dims {', '.join(undescribed)} that neither RECORD_DIMS nor its "
+                         "own dims describe")
     PROBES.add(cls.name, cls())
     return cls
 
