@@ -19,7 +19,6 @@ def flat_parameters(model) -> torch.Tensor:
 class Parameters(Probe):
     name = "parameters"
     default = False
-    runs_on_cpu = False  # a copy off the device, nothing to compute
     dims = {"parameter": ("index into a cell's parameters, flattened in its parameters() order", "1")}
     variables = {
         "parameters": Variable(("step", "parameter"), "every parameter of the cell", "1",
