@@ -140,6 +140,20 @@ def test_the_weight_update_figure_draws_the_resolved_values_and_says_how_far_and
     assert f"stable rank {weight_updates.stable_rank(values):.1f}" in words
 
 
+def test_the_weight_drift_figure_draws_each_models_drift_after_step_zero(results):
+    from figures import weight_drift
+    from figures.common import load_study
+
+    ds = load_study(results / "adding.nc")
+    figure = weight_drift.draw(ds, _selection("--seq-len", "16"))
+    lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
+    assert list(lines)[:4] == ["IRNN", "RNN + tanh", "RNN + ReLU", "LSTM"]
+    lstm = ds.sel(cell="lstm", init="gaussian:std=0.001", nonlinearity="tanh", seq_len=16, seed=0, layer=0,
+                  gate="candidate")["weight_drift"].values
+    np.testing.assert_array_equal(lines["LSTM"].get_ydata()[1:], lstm[1:])
+    assert np.isnan(lines["LSTM"].get_ydata()[0]) and lstm[0] == 0
+
+
 def _selection(*args: str):
     """The spectral figures' selection flags (--seed, --seq-len, ...) parsed from ``args``."""
     import argparse
