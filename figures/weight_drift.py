@@ -19,11 +19,13 @@ def draw(ds, args):
     chosen, words = choose(ds, args)
     fig, (ax,) = panels(1, width=5.2, height=3.6)
     steps = chosen["step"].values
+    drawn = []
     for point in points(chosen):
         drift = gate_of(chosen.sel(point.where), args.gate, "weight_drift")["weight_drift"].values
-        shown = np.where(steps > 0, drift, np.nan)  # 0 at step 0: off a log axis
-        ax.plot(steps, shown, color=point.colour, ls=line_style(chosen, point), lw=1.5, label=point.label)
-    ax.set_yscale("log")
+        drawn.append(np.where(steps > 0, drift, np.nan))  # 0 at step 0: off a log axis
+        ax.plot(steps, drawn[-1], color=point.colour, ls=line_style(chosen, point), lw=1.5, label=point.label)
+    if (np.asarray(drawn) > 0).any():  # else nothing moved, or every cell diverged before its first probe
+        ax.set_yscale("log")
     ax.set_xlabel("training step (updates)")
     ax.set_ylabel("||W - W_0||_F / ||W_0||_F")
     ax.legend(fontsize=7, frameon=False)
