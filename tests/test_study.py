@@ -262,6 +262,18 @@ def test_a_network_rebuilt_from_its_dataset_is_the_one_the_study_trained(cell):
         trained_stack(ds.drop_vars("parameters"), nonlinearity="tanh")
 
 
+def test_a_diverged_cell_is_left_out_of_the_rebuilt_stack():
+    from rnn_dynamics import trained_stack
+
+    config = StudyConfig(inits=["identity", "gaussian:std=1e30"], nonlinearities=["relu"], hidden=6, seq_len=[10],
+                         preset="tiny", probes=["default", "parameters"], probe_batch=2,
+                         train=TrainConfig(steps=4, probe_every=2, clip=0.0))
+    ds = run_study(config, progress=False)
+    assert ds["diverged_step"].sel(init="gaussian:std=1e30").item() <= 2
+    stack, inits = trained_stack(ds)
+    assert inits == ["identity"] and stack.n_cells == 1 and torch.isfinite(stack.w_hh[0]).all()
+
+
 def test_identity_relu_with_positive_states_records_norm_one():
     ds = _known_study(inits=["identity"], nonlinearities=["relu"], bias=1.0)  # a_t = h_{t-1} + 1 + tiny > 0
     point = ds.sel(cell="elman", init="identity", nonlinearity="relu", seq_len=30, seed=0, layer=0, step=0)
