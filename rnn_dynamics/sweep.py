@@ -23,7 +23,7 @@ from .config import StudyConfig
 from .dtypes import get_dtype
 from .models import get_cell
 from .paper import MODELS
-from .probes import PROBES, ProbeContext
+from .probes import PROBES, ProbeContext, StackShape
 from .records import SWEEP_DIMS, canonical_order, mask_after_divergence, provenance, record_dims, schema
 from .train import train_stack
 
@@ -77,7 +77,8 @@ def local_available_bytes(device: str) -> int | None:
 
 def stack_bytes(config: StudyConfig, spec: StackSpec) -> int:
     """About the most memory a stack needs: training (weights, gradients, optimizer state, the
-    activations the fast path keeps) or probing (the trace, the Jacobian products), whichever is larger."""
+    activations the fast path keeps) or probing (the trace, the Jacobian products), whichever is larger,
+    plus the records its probes keep until it ends (what :meth:`Probe.bytes_per_probe` counts)."""
     cls = get_cell(spec.cell)
     task = config.build_task(spec.seq_len, spec.seed, train_size=1, test_size=1)
     m, n, t, b = len(spec.inits), config.hidden, spec.seq_len, config.batch_size
@@ -90,7 +91,12 @@ def stack_bytes(config: StudyConfig, spec: StackSpec) -> int:
     lags = t if config.all_lags else 30
     probing = config.probe_batch * m * (lags * state * state + 4 * config.layers * t * (gates * n + state))
     spectra = 8 * m * config.layers * gates * n * n
-    return max((weights + activations) * itemsize, probing * itemsize + spectra * 8)
+    shape = StackShape(m, config.layers, gates, n, state, lags,
+                       cls.parameter_count(task.input_size, n, task.output_size, config.layers))
+    # the records stay in memory until the stack ends, and are held twice while they are joined
+    records = 2 * len(config.train.probe_steps()) * sum(PROBES.get(name).bytes_per_probe(shape)
+                                                        for name in config.recorded_probes())
+    return max((weights + activations) * itemsize, probing * itemsize + spectra * 8) + records
 
 
 def _format_bytes(count: float) -> str:
@@ -112,7 +118,8 @@ def check_resources(config: StudyConfig, available: int | None = None) -> None:
         raise ValueError(f"a stack of {len(spec.inits)} {spec.cell} cells with hidden {config.hidden}, batch "
                          f"{config.batch_size}, seq_len {spec.seq_len} needs about {_format_bytes(needed)}; "
                          f"{_format_bytes(available)} is available on {config.device}: reduce --hidden, "
-                         "--batch-size, --seq-len, --probe-batch or the inits per stack")
+                         "--batch-size, --seq-len, --probe-batch or the inits per stack, or record less "
+                         "(--probe-every, --probes)")
 
 
 # ---------------------------------------------------------------- running

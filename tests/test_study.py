@@ -262,6 +262,23 @@ def test_a_network_rebuilt_from_its_dataset_is_the_one_the_study_trained(cell):
         trained_stack(ds.drop_vars("parameters"), nonlinearity="tanh")
 
 
+def test_the_memory_check_counts_the_records_of_every_probe_step():
+    """Each probe step of the parameters probe keeps M x P float64 values until the stack ends (P the parameters
+    of one cell), twice while they are joined; the lag spectra M x L x S x lags. Nothing else grows the check."""
+    from rnn_dynamics.sweep import plan_stacks, stack_bytes
+
+    def needed(probes, all_lags=False):
+        config = StudyConfig(inits=["identity", "he"], nonlinearities=["tanh"], hidden=10, seq_len=[20], layers=2,
+                             probes=probes, all_lags=all_lags, train=TrainConfig(steps=50, probe_every=10))
+        return stack_bytes(config, plan_stacks(config)[0])
+
+    parameters = get_cell("elman").parameter_count(2, 10, 1, 2)  # the adding task: 2 inputs, 1 output
+    base = needed(["default"])
+    assert needed(["default", "parameters"]) - base == 2 * 6 * 8 * 2 * parameters  # 6 probe steps, 2 cells
+    assert needed(["default", "lag_spectra"], all_lags=True) - needed(["default"], all_lags=True) == \
+        2 * 6 * 8 * 2 * 2 * 10 * 20  # 2 cells, 2 layers, S = 10, 20 lags
+
+
 def test_a_diverged_cell_is_left_out_of_the_rebuilt_stack():
     from rnn_dynamics import trained_stack
 
@@ -391,6 +408,8 @@ def test_cli_one_step_probes_at_both_ends(tmp_path):
     (["--forget-bias", "2"], "--forget-bias is an option of cell 'lstm', which this study does not run"),
     (["--hidden", "0"], "--hidden must be a positive integer, got 0"),
     (["--hidden", "100000"], "needs about"),
+    (["--probes", "default", "parameters", "--steps", "100000", "--probe-every", "1", "--hidden", "200"],
+     "or record less (--probe-every, --probes)"),
     (["--layers", "-1"], "--layers must be a positive integer"),
     (["--seq-len", "0"], "--seq-len must be a positive integer"),
     (["--steps", "10", "--probe-every", "20"], "--probe-every must lie in 0..10"),

@@ -9,8 +9,10 @@ one new file. The dataset schema is the union of the probes' variables
 from __future__ import annotations
 
 from ..registry import import_submodules
-from .base import PROBES, Probe, ProbeContext, ProbeSettings, default_probes, list_probes, register_probe
+from .base import (PROBES, Probe, ProbeContext, ProbeSettings, StackShape, default_probes, list_probes,
+                   register_probe)
 
 import_submodules(__name__, __path__)
 
-__all__ = ["PROBES", "Probe", "ProbeContext", "ProbeSettings", "default_probes", "list_probes", "register_probe"]
+__all__ = ["PROBES", "Probe", "ProbeContext", "ProbeSettings", "StackShape", "default_probes", "list_probes",
+           "register_probe"]

@@ -31,6 +31,20 @@ class ProbeSettings:
         return seq_len // 10 if self.lyapunov_warmup is None else self.lyapunov_warmup
 
 
+@dataclass(frozen=True)
+class StackShape:
+    """What the size of a stack's records depends on: cells M, layers L, recurrent blocks G per layer, hidden
+    size N, state size S, recorded lags and parameters per cell."""
+
+    cells: int
+    layers: int
+    gates: int
+    hidden: int
+    state: int
+    lags: int
+    parameters: int
+
+
 class ProbeContext:
     """What every probe sees at one probe step of one stack.
 
@@ -98,6 +112,11 @@ class Probe:
     def record(self, ctx: ProbeContext) -> dict[str, torch.Tensor | np.ndarray]:
         """One array (M, ...) per declared variable, the ``step`` dim left out."""
         raise NotImplementedError
+
+    def bytes_per_probe(self, shape: StackShape) -> int:
+        """What this probe's arrays add to a stack's records at each probe step, where that can be large enough
+        to matter beside training (the study's memory check adds it up over the probe steps); 0 otherwise."""
+        return 0
 
     def attrs(self, settings: ProbeSettings) -> dict[str, dict]:
         """Extra attrs per variable that depend on the study's settings."""

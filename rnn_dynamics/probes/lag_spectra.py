@@ -10,7 +10,7 @@ import torch
 
 from ..jacobians import product_log_spectra
 from ..records import Variable
-from .base import Probe, ProbeContext, ProbeSettings, log_mean_exp, register_probe
+from .base import Probe, ProbeContext, ProbeSettings, StackShape, log_mean_exp, register_probe
 from .jacobian_products import PRODUCT_ATTRS, PRODUCT_DTYPE
 
 
@@ -35,6 +35,9 @@ class LagSpectra(Probe):
             per_sequence = product_log_spectra(jac, ctx.settings.lags)  # (K, M, B, S)
             spectra.append(log_mean_exp(per_sequence, dim=2).permute(1, 2, 0))  # (M, S, K)
         return {"jacobian_log_singular_values_lag": torch.stack(spectra, dim=1)}
+
+    def bytes_per_probe(self, shape: StackShape) -> int:
+        return 8 * shape.cells * shape.layers * shape.state * shape.lags
 
     def attrs(self, settings: ProbeSettings) -> dict[str, dict]:
         return {"jacobian_log_singular_values_lag": PRODUCT_ATTRS}

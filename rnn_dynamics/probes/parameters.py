@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from ..records import Variable
-from .base import Probe, ProbeContext, register_probe
+from .base import Probe, ProbeContext, StackShape, register_probe
 
 
 def flat_parameters(model) -> torch.Tensor:
@@ -28,6 +28,9 @@ class Parameters(Probe):
                                "float64 (the training dtype's values exactly); rnn_dynamics.trained_stack rebuilds "
                                "the network; NaN beyond a cell type's count where larger ones share the dataset"),
     }
+
+    def bytes_per_probe(self, shape: StackShape) -> int:
+        return 8 * shape.cells * shape.parameters
 
     @torch.no_grad()
     def record(self, ctx: ProbeContext):
