@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     add_execution_flags(parser)
     args = parser.parse_args(argv)
     results = Path(args.results)
-    from rnn_dynamics.sweep import check_resources
+    from rnn_dynamics.sweep import check_disk, check_resources
 
     with ExitStack() as cleanup:
         try:
@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             complete = {name for name, config in configs.items()
                         if check_out(outs[name], config.to_dict(), overwrite=False)}
             executor = cleanup.enter_context(executor_for(args, args.device))
-            for config in configs.values():
+            for name, config in configs.items():
                 check_resources(config, executor.available_bytes(config))
+                check_disk(config, outs[name])
         except ValueError as err:
             fail(error_message(err))
         for name, config in configs.items():

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if print_listings(args):
         return 0
-    from rnn_dynamics.sweep import check_resources
+    from rnn_dynamics.sweep import check_disk, check_resources
 
     with ExitStack() as cleanup:
         try:
@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             executor = cleanup.enter_context(executor_for(args, config.device))
             check_resources(config, executor.available_bytes(config))
+            check_disk(config, out)
         except ValueError as err:
             fail(error_message(err))
         path = run_into(out, config, executor, args.quiet)

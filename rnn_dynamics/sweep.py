@@ -11,8 +11,10 @@ generator is seeded from coordinates.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -78,7 +80,7 @@ def local_available_bytes(device: str) -> int | None:
 def stack_bytes(config: StudyConfig, spec: StackSpec) -> int:
     """About the most memory a stack needs: training (weights, gradients, optimizer state, the
     activations the fast path keeps) or probing (the trace, the Jacobian products), whichever is larger,
-    plus the records its probes keep until it ends (what :meth:`Probe.bytes_per_probe` counts)."""
+    plus the records its probes keep until it ends, twice while they are joined (:func:`records_bytes`)."""
     cls = get_cell(spec.cell)
     task = config.build_task(spec.seq_len, spec.seed, train_size=1, test_size=1)
     m, n, t, b = len(spec.inits), config.hidden, spec.seq_len, config.batch_size
@@ -91,12 +93,20 @@ def stack_bytes(config: StudyConfig, spec: StackSpec) -> int:
     lags = t if config.all_lags else 30
     probing = config.probe_batch * m * (lags * state * state + 4 * config.layers * t * (gates * n + state))
     spectra = 8 * m * config.layers * gates * n * n
-    shape = StackShape(m, config.layers, gates, n, state, lags,
+    return max((weights + activations) * itemsize, probing * itemsize + spectra * 8) + 2 * records_bytes(config, spec)
+
+
+def records_bytes(config: StudyConfig, spec: StackSpec) -> int:
+    """What a stack's probes record over all its probe steps, as far as they say (:meth:`Probe.bytes_per_probe`:
+    the large ones)."""
+    cls = get_cell(spec.cell)
+    task = config.build_task(spec.seq_len, spec.seed, train_size=1, test_size=1)
+    n = config.hidden
+    shape = StackShape(len(spec.inits), config.layers, len(cls.gates), n, cls.state_size(n),
+                       spec.seq_len if config.all_lags else 30,
                        cls.parameter_count(task.input_size, n, task.output_size, config.layers))
-    # the records stay in memory until the stack ends, and are held twice while they are joined
-    records = 2 * len(config.train.probe_steps()) * sum(PROBES.get(name).bytes_per_probe(shape)
-                                                        for name in config.recorded_probes())
-    return max((weights + activations) * itemsize, probing * itemsize + spectra * 8) + records
+    return len(config.train.probe_steps()) * sum(PROBES.get(name).bytes_per_probe(shape)
+                                                 for name in config.recorded_probes())
 
 
 def _format_bytes(count: float) -> str:
@@ -120,6 +130,17 @@ def check_resources(config: StudyConfig, available: int | None = None) -> None:
                          f"{_format_bytes(available)} is available on {config.device}: reduce --hidden, "
                          "--batch-size, --seq-len, --probe-batch or the inits per stack, or record less "
                          "(--probe-every, --probes)")
+
+
+def check_disk(config: StudyConfig, out: Path, free: int | None = None) -> None:
+    """Refuse (ValueError) a study whose records would not fit in ``free`` bytes (default: what the disk that
+    will hold ``out`` has free): each stack's part, then the dataset, about twice what the probes record."""
+    folder = next(parent for parent in Path(out).absolute().parents if parent.exists())
+    free = shutil.disk_usage(folder).free if free is None else free
+    needed = 2 * sum(records_bytes(config, spec) for spec in plan_stacks(config))
+    if needed > free:
+        raise ValueError(f"the study's records need about {_format_bytes(needed)} on disk (its parts, then the "
+                         f"dataset); {_format_bytes(free)} is free in {folder}: record less (--probe-every, --probes)")
 
 
 # ---------------------------------------------------------------- running

@@ -279,6 +279,20 @@ def test_the_memory_check_counts_the_records_of_every_probe_step():
         2 * 6 * 8 * 2 * 2 * 10 * 20  # 2 cells, 2 layers, S = 10, 20 lags
 
 
+def test_a_study_whose_records_would_not_fit_on_disk_is_refused(tmp_path):
+    """Its parts and then its dataset: twice what the probes record over every stack and probe step."""
+    from rnn_dynamics.sweep import check_disk
+
+    config = StudyConfig(inits=["identity", "he"], nonlinearities=["relu", "tanh"], hidden=10, seq_len=[20],
+                         probes=["default", "parameters"], train=TrainConfig(steps=50, probe_every=10))
+    needed = 2 * 2 * 6 * 8 * 2 * get_cell("elman").parameter_count(2, 10, 1, 1)  # 2 stacks, 6 probes, 2 cells
+    check_disk(config, tmp_path / "new" / "study.nc", free=needed)
+    with pytest.raises(ValueError, match=r"the study's records need about .* on disk \(its parts, then the "
+                                         rf"dataset\); .* is free in {tmp_path}: record less"):
+        check_disk(config, tmp_path / "new" / "study.nc", free=needed - 1)
+    check_disk(StudyConfig(), tmp_path / "default.nc", free=0)  # the default probes record little
+
+
 def test_a_diverged_cell_is_left_out_of_the_rebuilt_stack():
     from rnn_dynamics import trained_stack
 
