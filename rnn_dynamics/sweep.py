@@ -93,14 +93,15 @@ def stack_bytes(config: StudyConfig, spec: StackSpec) -> int:
     lags = t if config.all_lags else 30
     probing = config.probe_batch * m * (lags * state * state + 4 * config.layers * t * (gates * n + state))
     spectra = 8 * m * config.layers * gates * n * n
-    return max((weights + activations) * itemsize, probing * itemsize + spectra * 8) + 2 * records_bytes(config, spec)
+    records = 2 * records_bytes(config, spec, task)
+    return max((weights + activations) * itemsize, probing * itemsize + spectra * 8) + records
 
 
-def records_bytes(config: StudyConfig, spec: StackSpec) -> int:
+def records_bytes(config: StudyConfig, spec: StackSpec, task=None) -> int:
     """What a stack's probes record over all its probe steps, as far as they say (:meth:`Probe.bytes_per_probe`:
-    the large ones)."""
+    the large ones); ``task`` is the stack's, built here where not given."""
     cls = get_cell(spec.cell)
-    task = config.build_task(spec.seq_len, spec.seed, train_size=1, test_size=1)
+    task = task or config.build_task(spec.seq_len, spec.seed, train_size=1, test_size=1)
     n = config.hidden
     shape = StackShape(len(spec.inits), config.layers, len(cls.gates), n, cls.state_size(n),
                        spec.seq_len if config.all_lags else 30,
