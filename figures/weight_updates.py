@@ -3,8 +3,8 @@ panel per model.
 
     python -m figures.weight_updates results/spectra.nc --out results/figures [--gate forget]
 
-log10 of the update's singular values against their index (descending), later steps in darker shades; the
-panel says how far the block moved (||W - W_0||_F / ||W_0||_F) and the update's stable rank
+log10 of the update's singular values against their index (descending), one line per step (viridis, first dark
+to last light); the panel says how far the block moved (||W - W_0||_F / ||W_0||_F) and the update's stable rank
 (||W - W_0||_F^2 / ||W - W_0||_2^2, about the number of directions it used) at the last step. A few values
 standing far above the rest: a low-rank update. Values below N eps sigma_1 (eps of float64) are zero to rounding
 and not drawn: a ReLU unit that never fired is not updated at all. Gated cells: the candidate block unless --gate.
