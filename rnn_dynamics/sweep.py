@@ -77,35 +77,39 @@ def local_available_bytes(device: str) -> int | None:
     return None
 
 
+def stack_shape(config: StudyConfig, spec: StackSpec, task=None) -> StackShape:
+    """The sizes of ``spec``'s stack that its memory and its records depend on (about 30 lags unless every lag is
+    recorded); ``task`` is the stack's, built here where not given."""
+    task = task or config.build_task(spec.seq_len, spec.seed, train_size=1, test_size=1)
+    cls = get_cell(spec.cell)
+    n = config.hidden
+    return StackShape(len(spec.inits), config.layers, len(cls.gates), n, cls.state_size(n),
+                      spec.seq_len if config.all_lags else 30,
+                      cls.parameter_count(task.input_size, n, task.output_size, config.layers))
+
+
 def stack_bytes(config: StudyConfig, spec: StackSpec) -> int:
     """About the most memory a stack needs: training (weights, gradients, optimizer state, the
     activations the fast path keeps) or probing (the trace, the Jacobian products), whichever is larger,
     plus the records its probes keep until it ends, twice while they are joined (:func:`records_bytes`)."""
-    cls = get_cell(spec.cell)
     task = config.build_task(spec.seq_len, spec.seed, train_size=1, test_size=1)
-    m, n, t, b = len(spec.inits), config.hidden, spec.seq_len, config.batch_size
-    gates, state = len(cls.gates), cls.state_size(n)
+    shape = stack_shape(config, spec, task)
+    m, n, t, b = shape.cells, shape.hidden, spec.seq_len, config.batch_size
+    gates, state, layers = shape.gates, shape.state, shape.layers
     itemsize = get_dtype(config.dtype).itemsize
-    weights = 5 * m * cls.parameter_count(task.input_size, n, task.output_size, config.layers)
+    weights = 5 * m * shape.parameters
     readout_steps = t if task.readout == "all" else 1
-    activations = 3 * config.layers * m * b * (t * gates * n + (t + 1) * state) + 3 * m * b * readout_steps * \
+    activations = 3 * layers * m * b * (t * gates * n + (t + 1) * state) + 3 * m * b * readout_steps * \
         task.output_size
-    lags = t if config.all_lags else 30
-    probing = config.probe_batch * m * (lags * state * state + 4 * config.layers * t * (gates * n + state))
-    spectra = 8 * m * config.layers * gates * n * n
-    records = 2 * records_bytes(config, spec, task)
+    probing = config.probe_batch * m * (shape.lags * state * state + 4 * layers * t * (gates * n + state))
+    spectra = 8 * m * layers * gates * n * n
+    records = 2 * records_bytes(config, shape)
     return max((weights + activations) * itemsize, probing * itemsize + spectra * 8) + records
 
 
-def records_bytes(config: StudyConfig, spec: StackSpec, task=None) -> int:
-    """What a stack's probes record over all its probe steps, as far as they say (:meth:`Probe.bytes_per_probe`:
-    the large ones); ``task`` is the stack's, built here where not given."""
-    cls = get_cell(spec.cell)
-    task = task or config.build_task(spec.seq_len, spec.seed, train_size=1, test_size=1)
-    n = config.hidden
-    shape = StackShape(len(spec.inits), config.layers, len(cls.gates), n, cls.state_size(n),
-                       spec.seq_len if config.all_lags else 30,
-                       cls.parameter_count(task.input_size, n, task.output_size, config.layers))
+def records_bytes(config: StudyConfig, shape: StackShape) -> int:
+    """What a stack of ``shape`` records over all its probe steps, as far as its probes say
+    (:meth:`Probe.bytes_per_probe`: the large ones)."""
     return len(config.train.probe_steps()) * sum(PROBES.get(name).bytes_per_probe(shape)
                                                  for name in config.recorded_probes())
 
@@ -138,7 +142,7 @@ def check_disk(config: StudyConfig, out: Path, free: int | None = None) -> None:
     will hold ``out`` has free): each stack's part, then the dataset, about twice what the probes record."""
     folder = next(parent for parent in Path(out).absolute().parents if parent.exists())
     free = shutil.disk_usage(folder).free if free is None else free
-    needed = 2 * sum(records_bytes(config, spec) for spec in plan_stacks(config))
+    needed = 2 * sum(records_bytes(config, stack_shape(config, spec)) for spec in plan_stacks(config))
     if needed > free:
         raise ValueError(f"the study's records need about {_format_bytes(needed)} on disk (its parts, then the "
                          f"dataset); {_format_bytes(free)} is free in {folder}: record less (--probe-every, --probes)")
