@@ -99,6 +99,27 @@ def points(ds: xr.Dataset) -> list[Point]:
     return sorted(found, key=lambda p: order.get(p.label, len(order)))
 
 
+
+def model_panels(ds: xr.Dataset, width: float, height: float, ylabel: str):
+    """Panels for one line per model against training step: one panel while the palette tells every model
+    apart, else one per cell type (shared y axis). Returns the figure and (axis, its models) per panel."""
+    found = points(ds)
+    cells = list(dict.fromkeys(point.cell for point in found))
+    groups = [("", found)] if len(found) <= len(PALETTE) or len(cells) == 1 else \
+        [(cell, [point for point in found if point.cell == cell]) for cell in cells]
+    fig, axes = panels(len(groups), width=width, height=height, columns=3, sharey=True)
+    for ax, (title, _) in zip(axes, groups):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("training step (updates)")
+        ax.set_ylabel(ylabel if ax.get_subplotspec().is_first_col() else "")
+    return fig, [(ax, group) for ax, (_, group) in zip(axes, groups)]
+
+
+def legend_below(fig, handles: dict) -> None:
+    """One legend for the whole figure, below its panels (``handles``: label -> artist)."""
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(5, len(handles)),
+               fontsize=8, frameon=False)
+
 # ---------------------------------------------------------------- command line and data
 
 

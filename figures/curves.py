@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import line_style, mark_divergence, panels, points
+from .common import legend_below, line_style, mark_divergence, panels, points
 
 
 def learning_curves(groups: list[tuple[str, object]], ylabel: str, title: str, log_y: bool = False):
@@ -34,7 +34,6 @@ def learning_curves(groups: list[tuple[str, object]], ylabel: str, title: str, l
         ax.set_ylabel(ylabel)
         if log_y:
             ax.set_yscale("log")
-    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(5, len(handles)),
-               fontsize=8, frameon=False)
+    legend_below(fig, handles)
     fig.suptitle(title, fontsize=11)
     return fig

@@ -19,7 +19,8 @@ from matplotlib.lines import Line2D
 
 from rnn_dynamics.theory import gaussian_product_exponents
 
-from .common import FigureSpec, choose, finite, line_style, main_for, mark_divergence, panels, points, title_of
+from .common import (FigureSpec, choose, finite, legend_below, line_style, main_for, mark_divergence, model_panels,
+                     title_of)
 from .eigenvalues import iid
 from .spectral import spectral_figure
 
@@ -55,22 +56,21 @@ def spectrum_figure(ds, args):
 
 def largest_figure(ds, args):
     chosen, words = choose(ds, args)
-    fig, (ax,) = panels(1, width=6.5, height=3.8)
+    fig, groups = model_panels(chosen, width=6.5, height=3.8, ylabel="largest exponent (nats / step)")
     steps = chosen["step"].values
-    for point in points(chosen):
-        cell = chosen.sel(point.where)
-        values = finite(cell["lyapunov"].sel(exponent=1).values)
-        ax.plot(steps, values, color=point.colour, ls=line_style(chosen, point), lw=1.4,
-                label=point.label + mark_divergence(ax, cell, steps, values, point.colour))
-        ax.plot(steps, finite(cell["lyapunov_benettin"].values), "o", color=point.colour, ms=4, mfc="none")
-    ax.axhline(0, color="0.7", lw=0.6)
-    ax.set_xlabel("training step (updates)")
-    ax.set_ylabel("largest exponent (nats / step)")
-    ax.legend(fontsize=7, loc="best")
+    handles = {}
+    for ax, models in groups:
+        for point in models:
+            cell = chosen.sel(point.where)
+            values = finite(cell["lyapunov"].sel(exponent=1).values)
+            line, = ax.plot(steps, values, color=point.colour, ls=line_style(chosen, point), lw=1.4)
+            handles[point.label + mark_divergence(ax, cell, steps, values, point.colour)] = line
+            ax.plot(steps, finite(cell["lyapunov_benettin"].values), "o", color=point.colour, ms=4, mfc="none")
+        ax.axhline(0, color="0.7", lw=0.6)
+    legend_below(fig, handles)
     fig.suptitle(title_of(ds, "Largest Lyapunov exponent: QR (lines), direct simulation (circles)", words),
                  fontsize=10)
     return fig
-
 
 def draw(datasets, args):
     figures = {}

@@ -154,6 +154,30 @@ def test_the_weight_drift_figure_draws_each_models_drift_after_step_zero(results
     assert np.isnan(lines["LSTM"].get_ydata()[0]) and lstm[0] == 0
 
 
+
+def test_lines_per_model_split_by_cell_type_once_colours_would_repeat(tmp_path):
+    from figures import weight_drift
+    from figures.common import PALETTE, load_study, model_panels
+
+    write_dataset(_study("adding", seq_len=[8], cells=["elman", "gru"], hidden=10,  # a tanh random walk needs N >= 8
+                         train=TrainConfig(steps=2, probe_every=1)),
+                  tmp_path / "grid.nc")
+    ds = load_study(tmp_path / "grid.nc").isel(seed=0, seq_len=0, layer=0)
+    assert ds.sizes["init"] * ds.sizes["nonlinearity"] * 2 > len(PALETTE)
+    figure = weight_drift.draw(load_study(tmp_path / "grid.nc"), _selection())
+    axes = [ax for ax in figure.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["elman", "gru"]
+    for ax in axes:  # every model of the panel's cell type, and only those
+        assert len(ax.get_lines()) == ds.sizes["init"] * ds.sizes["nonlinearity"]
+    labels = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert len(labels) == len(set(labels)) == 2 * ds.sizes["init"] * ds.sizes["nonlinearity"]
+    gru_he = ds.sel(cell="gru", init="he", nonlinearity="tanh", gate="candidate")["weight_drift"].values
+    drawn = {line.get_label(): line for line in axes[1].get_lines()}["gru tanh he"].get_ydata()
+    np.testing.assert_array_equal(drawn[1:], gru_he[1:])
+    _, few = model_panels(ds.sel(cell=["elman"], init=["identity", "he"]), 4, 3, "y")
+    assert len(few) == 1 and len(few[0][1]) == 4  # within the palette: one panel
+
+
 def _selection(*args: str):
     """The spectral figures' selection flags (--seed, --seq-len, ...) parsed from ``args``."""
     import argparse

@@ -35,7 +35,8 @@ def _load(root: Path) -> dict[str, np.ndarray]:
         path = find_file([root, root / "mnist"], [name, f"{name}.gz"])
         if path is None:
             raise DataError(f"{root / (name + '.gz')}: missing (MNIST files are looked for in {root} and "
-                            f"{root / 'mnist'}; fetch them with python -m rnn_dynamics.data fetch mnist)")
+                            f"{root / 'mnist'}; fetch them with python -m rnn_dynamics.data fetch mnist, or point "
+                            "--data-dir at a folder that holds them)")
         arrays[key] = read_idx(path, magic)
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
