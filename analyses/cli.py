@@ -18,13 +18,14 @@ import types
 import typing
 from pathlib import Path
 
-from rnn_dynamics.commandline import OneLineParser
+from rnn_dynamics.commandline import OneLineParser, fail
 from rnn_dynamics.config import ConfigError, StudyConfig, TrainConfig
 from rnn_dynamics.inits import describe_inits
 from rnn_dynamics.models import CELLS
 from rnn_dynamics.nonlinearities import NONLINEARITIES
 from rnn_dynamics.optimizers import OPTIMIZERS
 from rnn_dynamics.paper import MODELS, PAPER
+from rnn_dynamics.plugins import load_plugins
 from rnn_dynamics.probes import PROBES
 from rnn_dynamics.registry import first_line
 from rnn_dynamics.tasks import TASKS
@@ -118,6 +119,17 @@ def _listings() -> dict[str, typing.Callable[[], list[str]]]:
         "nonlinearities": lambda: [f"{name}: {first_line(obj)}" for name, obj in NONLINEARITIES.items()],
         "optimizers": lambda: [f"{name}: {first_line(fn)}" for name, fn in OPTIMIZERS.items()],
     }
+
+
+def load_requested_plugins(argv: list[str]) -> None:
+    """Import the plug-ins ``--plugins`` names in ``argv`` (and installed packages' ones) before the parser is
+    built, so that their names are valid, listed and their options are flags; exit 2 in one line on a bad one."""
+    early = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    early.add_argument(flag("plugins"), nargs="*", default=[])
+    try:
+        load_plugins(early.parse_known_args(argv)[0].plugins)
+    except ValueError as err:
+        fail(f"{flag('plugins')} {err}")
 
 
 def study_parser(prog: str, description: str) -> argparse.ArgumentParser:

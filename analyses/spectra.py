@@ -25,8 +25,8 @@ from rnn_dynamics.checkpoints import StackCheckpoints
 from rnn_dynamics.commandline import fail
 from rnn_dynamics.records import read_dataset, summary_table, write_dataset
 
-from .cli import (check_writable, config_from_args, error_message, explicit_flags, print_listings, study_parser,
-                  thread_count)
+from .cli import (check_writable, config_from_args, error_message, explicit_flags, load_requested_plugins,
+                  print_listings, study_parser, thread_count)
 
 DEFAULT_OUT = "results/spectra.nc"
 
@@ -114,6 +114,7 @@ def executor_for(args, device: str = "cpu"):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    load_requested_plugins(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if print_listings(args):

@@ -5,8 +5,8 @@ The public API, imported lazily so that reading a dataset or drawing a figure
 (:mod:`.inits`), nonlinearities (:mod:`.nonlinearities`), recurrent stacks of every cell
 type (:mod:`.models`), Jacobian products and gradient norms (:mod:`.jacobians`), spectra
 (:mod:`.spectra`), probes (:mod:`.probes`), tasks (:mod:`.tasks`), configurations
-(:mod:`.config`), the dataset schema (:mod:`.records`), studies (:mod:`.sweep`) and the networks they
-trained (:mod:`.trained`).
+(:mod:`.config`), the dataset schema (:mod:`.records`), studies (:mod:`.sweep`), the networks they
+trained (:mod:`.trained`) and plug-ins kept outside the package (:mod:`.plugins`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ _EXPORTS = {
     "Probe": "probes", "list_probes": "probes", "register_probe": "probes",
     "list_tasks": "tasks", "make_task": "tasks", "register_task": "tasks",
     "StudyConfig": "config", "TrainConfig": "config", "ConfigError": "config",
-    "run_study": "sweep", "trained_stack": "trained",
+    "run_study": "sweep", "trained_stack": "trained", "load_plugins": "plugins",
     "read_dataset": "records", "write_dataset": "records", "named_models": "records",
 }
 

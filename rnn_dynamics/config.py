@@ -22,6 +22,7 @@ from .models import CELLS, get_cell, list_cells
 from .nonlinearities import NONLINEARITIES
 from .optimizers import OPTIMIZERS
 from .paper import MODELS, expand_models
+from .plugins import load_plugins, plugin_path
 from .probes import ProbeSettings, default_probes, list_probes
 from .seeding import generator_for
 from .tasks import TASKS, get_task, list_tasks
@@ -143,10 +144,23 @@ class StudyConfig:
     lyapunov_reortho_every: int = setting(1, metavar="K", help="longest interval between re-orthonormalisations")
     device: str = setting("cpu", help="torch device: cpu, cuda or cuda:N")
     dtype: str = setting("float32", help="training dtype", names=DTYPES.names)
+    plugins: list[str] = setting(default_factory=list, metavar="MODULE|FILE.py",
+                                 help="your own plug-ins (inits, nonlinearities, cells, probes, tasks, models): "
+                                      "modules or .py files, imported before any name is looked up, here and in "
+                                      "every worker")
 
     def __post_init__(self):
+        self.plugins = [plugin_path(name) for name in self.plugins]
+        self.load_plugins()
         if not self.seq_len and self.task in TASKS.names():
             self.seq_len = [get_task(self.task).default_length(self.data_dir, **self.task_options)]
+
+    def load_plugins(self) -> None:
+        """Import the study's plug-ins (and installed packages' ones) in this process, if not yet done."""
+        try:
+            load_plugins(self.plugins)
+        except ValueError as err:
+            raise ConfigError("plugins", str(err)) from None
 
     @classmethod
     def from_preset(cls, task: str, preset: str, **given) -> "StudyConfig":

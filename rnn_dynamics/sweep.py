@@ -157,6 +157,7 @@ def run_stack(config: StudyConfig, spec: StackSpec, on_step=None) -> xr.Dataset:
 
     from .kernels import describe_recurrence
 
+    config.load_plugins()  # a worker process has not imported them yet
     device, dtype = torch.device(config.device), get_dtype(config.dtype)
     task = config.build_task(spec.seq_len, spec.seed).to(dtype)
     model = get_cell(spec.cell).from_inits(

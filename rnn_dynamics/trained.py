@@ -10,6 +10,7 @@ import xarray as xr
 
 from .dtypes import get_dtype
 from .models import RecurrentStack, get_cell
+from .plugins import load_plugins
 
 
 def _only(ds: xr.Dataset, dim: str, value):
@@ -37,6 +38,7 @@ def trained_stack(ds: xr.Dataset, *, cell: str | None = None, nonlinearity: str 
              (("cell", cell), ("nonlinearity", nonlinearity), ("seq_len", seq_len), ("seed", seed))}
     step = int(ds["step"].values[-1]) if step is None else _only(ds, "step", step)
     config = json.loads(ds.attrs["config"])
+    load_plugins(config.get("plugins", []))  # a cell type of the study's own plug-ins
     cls = get_cell(where["cell"])
     options = {name: value for name, value in config["cell_options"].items() if name in cls.options}
 
