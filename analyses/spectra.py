@@ -15,6 +15,7 @@ interrupted study with the same arguments runs only the stacks it had not finish
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -68,6 +69,15 @@ def _differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
     return names
 
 
+def _later_defaults(saved: dict) -> dict:
+    """The study fields a dataset written before they existed lacks, at their defaults: what it ran with."""
+    from rnn_dynamics.config import StudyConfig
+
+    fields = {field.name: field for field in dataclasses.fields(StudyConfig)}
+    return {name: field.default_factory() if field.default is dataclasses.MISSING else field.default
+            for name, field in fields.items() if name not in saved and name != "train"}
+
+
 def check_out(out: Path, config: dict, overwrite: bool) -> bool:
     """Whether ``out`` already holds this study (True: nothing to run). Refuses (ValueError) an ``out``,
     or unfinished parts beside it, of another configuration unless ``overwrite``, which clears them."""
@@ -87,6 +97,7 @@ def check_out(out: Path, config: dict, overwrite: bool) -> bool:
     except (OSError, ValueError, KeyError):
         raise ValueError(f"--out {str(out)!r} exists and is not a study dataset; pass --overwrite to replace it") \
             from None
+    saved = {**_later_defaults(saved), **saved}
     if saved == config:
         return True
     differ = ", ".join(_differences(saved, config)[:6])

@@ -209,6 +209,21 @@ def test_the_same_out_with_another_configuration_is_refused(reference, tmp_path)
     assert replaced.returncode == 0 and xr.load_dataset(out).sizes["eig"] == 8
 
 
+def test_a_study_written_before_a_field_existed_is_the_same_study_at_its_default(tmp_path):
+    import json
+
+    out = tmp_path / "s.nc"
+    assert _cli(*STUDY, "--out", str(out), cwd=tmp_path).returncode == 0
+    ds = xr.load_dataset(out)
+    config = json.loads(ds.attrs["config"])
+    del config["plugins"]  # as a version before --plugins wrote it
+    ds.assign_attrs(config=json.dumps(config)).to_netcdf(out)
+    again = _cli(*STUDY, "--out", str(out), cwd=tmp_path)
+    assert again.returncode == 0 and "already holds this study: nothing to run" in again.stdout
+    other = _cli(*STUDY, "--plugins", "json", "--out", str(out), cwd=tmp_path)
+    assert other.returncode == 2 and "(it differs in: plugins)" in other.stderr
+
+
 def test_a_diverging_cell_is_listed_and_the_exit_code_stays_zero(tmp_path):
     proc = _cli("--seq-len", "8", "--inits", "identity", "gaussian:std=1e30", "--nonlinearities", "relu",
                 "--hidden", "4", "--steps", "4", "--preset", "tiny", "--quiet", "--out", str(tmp_path / "d.nc"),
