@@ -55,6 +55,11 @@ KINDS = {
 }
 
 
+def holds_values(kind: str) -> bool:
+    """Whether targets of ``kind`` (one of :data:`KINDS`) are real numbers rather than classes."""
+    return kind.startswith("values")
+
+
 def sequences_file(data_dir=None, file: str = "") -> Path:
     """The .npz file a study reads, as an absolute path: ``file`` where given, else :data:`DEFAULT_NAME` in the
     data dir."""
@@ -199,7 +204,7 @@ def _read_sequences(path: Path, mtime_ns: int, size: int) -> Sequences:
     steps, variable = arrays["train_x"].shape[1], LENGTHS[0] in arrays
     tokens = arrays["train_x"].ndim == 2
     kind = target_kind(arrays["train_y"], arrays["test_y"], steps)
-    values = arrays["train_y"].dtype.kind == "f"
+    values = holds_values(kind)
     tensors = []
     for split in ("train", "test"):
         x, y = arrays[f"{split}_x"].swapaxes(0, 1), arrays[f"{split}_y"]
@@ -242,7 +247,7 @@ class NpzTask(Task):
         self.seq_len, self.kind, self.variable, self.target_dims = seq_len, data.kind, data.variable, data.target_dims
         self.tokens, self.input_size, self.output_size = data.train_x.dim() == 2, data.input_size, data.output_size
         readout, self.metric_name, self.metric_long_name, self.metric_higher_is_better, self.baseline = KINDS[self.kind]
-        self.per_step, self.values = readout == "all", self.kind.startswith("values")
+        self.per_step, self.values = readout == "all", holds_values(self.kind)
         self.readout = "all" if self.variable else readout  # each sequence is read out where it ends
         splits = []
         for x, y, size in ((data.train_x, data.train_y, sizes[0]), (data.test_x, data.test_y, sizes[1])):
