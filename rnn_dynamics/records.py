@@ -210,9 +210,23 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     return path
 
 
+#: How numeric variables are stored: deflated after a byte shuffle (netCDF-4's zlib filter, which every netCDF-4
+#: reader undoes). The NaN that pads dims a cell does not fill (gates, a longer state, unrecorded steps) and the
+#: slowly varying floats shrink the quick adding study's dataset 6.7x (26.3 to 3.9 MB) and the default study's
+#: 1.3x, for 0.2 s more to write.
+COMPRESSION = {"zlib": True, "complevel": 4, "shuffle": True}
+#: Variables smaller than this stay uncompressed: the chunked storage a filter needs costs a few KB of HDF5
+#: metadata per variable, more than a small one saves (a tiny study's file grew 1.8x with every variable
+#: compressed, 1.13x with those of 4 KB or more, and not at all from 16 KB).
+COMPRESS_FROM_BYTES = 16384
+
+
 def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` as netCDF-4 atomically (see :func:`atomic_write`)."""
-    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4"))
+    """Write ``ds`` as netCDF-4 atomically (see :func:`atomic_write`), its numeric variables of
+    :data:`COMPRESS_FROM_BYTES` or more compressed (:data:`COMPRESSION`)."""
+    encoding = {name: dict(COMPRESSION) for name, variable in ds.data_vars.items()
+                if variable.dtype.kind in "fiub" and variable.nbytes >= COMPRESS_FROM_BYTES}
+    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding))
 
 
 def read_dataset(path: str | os.PathLike) -> xr.Dataset:

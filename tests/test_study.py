@@ -13,6 +13,7 @@ import torch
 import xarray as xr
 
 from rnn_dynamics import StudyConfig, TrainConfig, named_models, read_dataset, run_study, write_dataset
+from rnn_dynamics.records import COMPRESS_FROM_BYTES
 from rnn_dynamics.models import get_cell, list_cells
 from rnn_dynamics.probes import PROBES, default_probes
 from rnn_dynamics.records import SWEEP_DIMS, schema, summary_table
@@ -98,6 +99,21 @@ def test_netcdf_round_trip_is_lossless(study, tmp_path):
     path = write_dataset(study, tmp_path / "sub" / "study.nc")
     assert read_dataset(path).identical(study)
     assert not list(path.parent.glob("*.tmp"))
+
+
+def test_numeric_variables_are_stored_compressed(study, tmp_path):
+    path = write_dataset(study, tmp_path / "study.nc")
+    stored = read_dataset(path)
+    for name, variable in stored.data_vars.items():
+        large = variable.nbytes >= COMPRESS_FROM_BYTES
+        assert bool(variable.encoding.get("zlib")) == bool(variable.encoding.get("shuffle")) == large, name
+    study.to_netcdf(tmp_path / "plain.nc", engine="netcdf4")
+    assert path.stat().st_size <= 1.01 * (tmp_path / "plain.nc").stat().st_size  # small ones cost no more
+    padded = np.full((4, 64, 256), np.nan)  # a large variable mostly NaN, as a gated dim of an Elman cell is
+    padded[:, :8] = np.random.default_rng(0).normal(size=(4, 8, 256))
+    large = xr.Dataset({"padded": (("a", "b", "c"), padded)})
+    assert write_dataset(large, tmp_path / "large.nc").stat().st_size < 0.3 * padded.nbytes
+    np.testing.assert_array_equal(read_dataset(tmp_path / "large.nc")["padded"].values, padded)
 
 
 def test_written_files_respect_the_umask(study, tmp_path):
