@@ -276,6 +276,45 @@ def product_log_spectra(jacobians: JacobianSequence, lags: Sequence[int]) -> tor
     return torch.stack([_log_singular_values(prod, log_scale) for prod, log_scale in _scaled_products(jacobians, lags)])
 
 
+def product_log_singular_values(jacobians: JacobianSequence) -> torch.Tensor:
+    """ln of every singular value of ds_T/ds_0 = J_T ... J_1, descending (..., S), each to its own relative
+    accuracy, where :func:`product_log_spectra` resolves only those within ``RESOLVED_PRODUCT_NATS`` of the largest.
+
+    The product is never formed. The QR method carries it as Q_t (diag(e^s) U), Q_t orthogonal and the rows of U of
+    unit length with their log lengths s apart: J_t Q_{t-1} = Q_t R_t, then the rows become R_t diag(e^s) U. Kept
+    in order of s, R_t diag(e^s) = diag(e^s) M with M_ij = R_ij e^(s_j - s_i) bounded above the diagonal, so every
+    row keeps its own digits however far below the first it falls. The singular values of diag(e^s) U are then
+    those of the product (:func:`~rnn_dynamics.spectra.graded_log_singular_values`). A step Jacobian's rows of
+    exact zeros (inactive ReLU units) are moved last before its QR, which then leaves those rows of R exactly 0:
+    the directions they kill come out as -inf, not as rounding. In float64; NaN for a sequence holding NaN / Inf.
+    """
+    from .spectra import graded_log_singular_values, unit_length_rows
+
+    first = jacobians.dense(0).double()
+    size, lead = first.shape[-1], first.shape[:-2]
+    eye = torch.eye(size, dtype=torch.float64, device=first.device).expand(*lead, size, size)
+    q, rows = eye.clone(), eye.clone()
+    log_lengths = torch.zeros(*lead, size, dtype=torch.float64, device=first.device)
+    finite = torch.ones(lead, dtype=torch.bool, device=first.device)
+    for t in range(len(jacobians)):
+        y = jacobians.left(t, q).double()
+        finite &= torch.isfinite(y).all(dim=-1).all(dim=-1)
+        y = torch.where(finite[..., None, None], y, 0.0)
+        zero_last = torch.argsort((y == 0).all(dim=-1).to(torch.int8), dim=-1, stable=True).unsqueeze(-1)
+        q_sorted, r = torch.linalg.qr(torch.gather(y, -2, zero_last.expand_as(y)))
+        q = torch.empty_like(q_sorted).scatter_(-2, zero_last.expand_as(q_sorted), q_sorted)
+        ratio = torch.nan_to_num(torch.exp(log_lengths.unsqueeze(-2) - log_lengths.unsqueeze(-1)), nan=0.0)
+        rows, log_lengths = unit_length_rows(torch.triu(r * ratio) @ rows, log_lengths)
+        order = torch.argsort(log_lengths, dim=-1, descending=True)
+        log_lengths = torch.gather(log_lengths, -1, order)
+        rows = torch.gather(rows, -2, order.unsqueeze(-1).expand_as(rows))
+        q = torch.gather(q, -1, order.unsqueeze(-2).expand_as(q))
+    alive = int(torch.isfinite(log_lengths).sum(dim=-1).max()) if log_lengths.numel() else 0
+    values = torch.full_like(log_lengths, -math.inf)
+    values[..., :alive] = graded_log_singular_values(rows[..., :alive, :], log_lengths[..., :alive])
+    return torch.where(finite.unsqueeze(-1), values, math.nan)
+
+
 def lag_product_autograd(step: Callable, h_start: torch.Tensor, drives: torch.Tensor) -> torch.Tensor:
     """dh_T/dh_{T-k} by ``torch.autograd.functional.jacobian`` of k steps from ``h_start``.
 

@@ -38,6 +38,80 @@ def spectral_radius(weight: torch.Tensor) -> torch.Tensor:
     return eigenvalues(weight).abs().amax(dim=-1)
 
 
+
+# ---------------------------------------------------------------- graded matrices
+
+
+def _round_robin(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index pairs (n - 1 rounds, n / 2 pairs) for an even ``n`` that meet every pair once, each round's pairs
+    disjoint (the circle method), so that one round's rotations run as one batched operation."""
+    players, firsts, seconds = list(range(n)), [], []
+    for _ in range(n - 1):
+        firsts.append(players[:n // 2])
+        seconds.append(players[n // 2:][::-1])
+        players = [players[0], players[-1], *players[1:-1]]
+    return torch.tensor(firsts), torch.tensor(seconds)
+
+
+def unit_length_rows(rows: torch.Tensor, log_scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows / |row|, log_scales + ln |row|); a zero row stays 0 with log scale -inf."""
+    norms = rows.norm(dim=-1)
+    alive = norms > 0
+    unit = torch.where(alive.unsqueeze(-1), rows / torch.where(alive, norms, 1.0).unsqueeze(-1), 0.0)
+    return unit, torch.where(alive, log_scales + torch.log(torch.where(alive, norms, 1.0)), -math.inf)
+
+
+def graded_log_singular_values(rows: torch.Tensor, log_scales: torch.Tensor, max_sweeps: int = 60) -> torch.Tensor:
+    """ln of the singular values, descending, of diag(exp(log_scales)) @ rows for rows (..., n, m), however far
+    apart the scales lie (thousands of nats: the matrix itself is never formed).
+
+    One-sided Jacobi (Hestenes) on the rows, each kept as a unit vector and the log of its length: rotations of
+    pairs of rows until all are orthogonal, whose lengths are then the singular values. Its relative accuracy is
+    about eps times the condition number of the rows scaled to unit length, whatever the spread of the scales
+    (Demmel & Veselic 1992), where an SVD of the formed matrix resolves only values within eps of the largest.
+    A row of scale -inf, or of zeros, adds a value of -inf; rows otherwise linearly dependent (more rows than
+    columns, say) add values at the rounding of their lengths instead. In float64; (..., n).
+    """
+    unit, scale = unit_length_rows(rows.double(), log_scales.double())
+    n = unit.shape[-2]
+    if n % 2:  # a zero row of scale -inf pairs with each row in turn and changes nothing
+        unit = torch.cat([unit, torch.zeros_like(unit[..., :1, :])], dim=-2)
+        scale = torch.cat([scale, torch.full_like(scale[..., :1], -math.inf)], dim=-1)
+    firsts, seconds = _round_robin(unit.shape[-2])
+    tolerance = unit.shape[-1] * torch.finfo(torch.float64).eps
+    for _ in range(max_sweeps):
+        largest_cosine = 0.0
+        for first, second in zip(firsts.tolist(), seconds.tolist()):
+            largest_cosine = max(largest_cosine, _rotate_pairs(unit, scale, first, second))
+        if largest_cosine <= tolerance:
+            break
+    return torch.sort(scale, dim=-1, descending=True).values[..., :n]
+
+
+def _rotate_pairs(unit: torch.Tensor, scale: torch.Tensor, first: list[int], second: list[int]) -> float:
+    """One Jacobi rotation of each pair of rows (first[i], second[i]), in place; the largest |cosine| before.
+
+    With x = e^a u the longer row and y = e^b v the shorter (r = e^(b-a) <= 1, c = u.v), the rotation that makes
+    them orthogonal is x' = cs (x - t y), y' = cs (t x + y) with t = tau r; written through tau =
+    -2c / (1 - r^2 + sqrt((1 - r^2)^2 + 4 r^2 c^2)) it stays finite where r underflows to 0, where it is
+    Gram-Schmidt of v against u."""
+    u, v, a, b = unit[..., first, :], unit[..., second, :], scale[..., first], scale[..., second]
+    swap = b > a
+    u, v = torch.where(swap.unsqueeze(-1), v, u), torch.where(swap.unsqueeze(-1), u, v)
+    a, b = torch.where(swap, b, a), torch.where(swap, a, b)
+    cosine = (u * v).sum(dim=-1)
+    r = torch.nan_to_num(torch.exp(b - a), nan=0.0)  # both -inf: two zero rows, nothing to do
+    spread = 1 - r * r
+    denominator = spread + torch.sqrt(spread * spread + 4 * r * r * cosine * cosine)
+    tau = torch.where(denominator > 0, -2 * cosine / torch.where(denominator > 0, denominator, 1.0), 0.0)
+    cs = torch.rsqrt(1 + tau * tau * r * r)
+    longer, a = unit_length_rows(u - (tau * r * r).unsqueeze(-1) * v, a + torch.log(cs))
+    shorter, b = unit_length_rows(tau.unsqueeze(-1) * u + v, b + torch.log(cs))
+    unit[..., first, :] = torch.where(swap.unsqueeze(-1), shorter, longer)
+    unit[..., second, :] = torch.where(swap.unsqueeze(-1), longer, shorter)
+    scale[..., first], scale[..., second] = torch.where(swap, b, a), torch.where(swap, a, b)
+    return float(torch.nan_to_num(cosine.abs(), nan=0.0).max()) if cosine.numel() else 0.0
+
 # ---------------------------------------------------------------- Lyapunov spectra
 
 #: A QR diagonal entry below this fraction of its column's norm before orthogonalisation
