@@ -5,8 +5,10 @@ import torch
 
 from conftest import make_stack, perturbed
 from rnn_dynamics.jacobians import (DenseJacobians, ElmanJacobians, GatedJacobians, default_lags,
-                                    lag_product_autograd, product_log_norms, spectral_norm,
-                                    state_gradient_log_norms, step_jacobians_autograd)
+                                    lag_product_autograd, product_log_norms, product_log_singular_values,
+                                    product_log_spectra, spectral_norm, state_gradient_log_norms,
+                                    step_jacobians_autograd)
+from rnn_dynamics.spectra import graded_log_singular_values
 from rnn_dynamics.models import RecurrentStack, get_cell, list_cells
 from rnn_dynamics.records import RESOLVED_PRODUCT_NATS
 from rnn_dynamics.tasks import make_task
@@ -125,6 +127,103 @@ def test_singular_values_of_the_product_are_exact_within_the_resolved_range(dtyp
                                      full_spectrum=True)
     within = expected[0] - expected <= resolved
     assert within.sum() >= 3 and torch.allclose(log_svals[within], expected[within], rtol=0, atol=0.01)
+
+
+def test_graded_rows_give_their_own_scales_far_outside_the_float_range(gen):
+    """Orthonormal rows scaled by e^0 .. e^-2500 (shuffled): the singular values are exactly the scales, which
+    no formed matrix could hold; unscaled rows give LAPACK's values; a zero row gives -inf."""
+    q, _ = torch.linalg.qr(torch.randn(6, 6, generator=gen, dtype=torch.float64))
+    scales = torch.tensor([0.0, -500, -1000, -1500, -2000, -2500], dtype=torch.float64)
+    order = torch.randperm(6, generator=gen)
+    got = graded_log_singular_values(q[order], scales[order])
+    assert torch.allclose(got, scales, rtol=0, atol=1e-9)
+    rows = torch.randn(3, 5, 7, generator=gen, dtype=torch.float64)
+    got = graded_log_singular_values(rows, torch.zeros(3, 5, dtype=torch.float64))
+    assert torch.allclose(got, torch.log(torch.linalg.svdvals(rows)), rtol=0, atol=1e-12)
+    rows[1, 2] = 0.0
+    assert torch.isneginf(graded_log_singular_values(rows, torch.zeros(3, 5, dtype=torch.float64))[1, -1])
+
+
+def test_every_singular_value_of_a_product_spanning_thousands_of_nats_is_exact(gen):
+    """J_t = Q_t diag(e^lambda) Q_{t-1}^T telescopes: the product Q_T diag(e^(T lambda)) Q_0^T has singular values
+    e^(T lambda_i) exactly, here from 0 down to -4000 nats (the dense product resolves 28 nats of them). Each
+    factor is well conditioned (e^5), so forming it in float64 moves its singular values by rounding only."""
+    n, steps = 8, 800
+    rates = torch.linspace(0.0, -5.0, n, dtype=torch.float64)
+    frames = [torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))[0] for _ in range(steps + 1)]
+    factors = torch.stack([frames[t + 1] @ torch.diag(torch.exp(rates)) @ frames[t].T for t in range(steps)])
+    got = product_log_singular_values(DenseJacobians(factors))
+    assert torch.allclose(got, steps * rates, rtol=1e-12, atol=1e-10)
+    dense = product_log_spectra(DenseJacobians(factors), [steps])[0]
+    assert (dense - steps * rates).abs()[1:].min() > 100  # only the largest is right there
+
+
+def _exact_log_singular_values(factors: torch.Tensor, digits: int) -> torch.Tensor:
+    """ln of the singular values of factors[T-1] ... factors[0], in ``digits``-digit arithmetic (mpmath)."""
+    mpmath = pytest.importorskip("mpmath")
+    with mpmath.workdps(digits):
+        product = mpmath.eye(factors.shape[-1])
+        for factor in factors:
+            product = mpmath.matrix(factor.tolist()) * product
+        values = mpmath.svd_r(product, compute_uv=False)
+        return torch.tensor(sorted((float(mpmath.log(v)) for v in values), reverse=True), dtype=torch.float64)
+
+
+def test_a_saturating_tanh_products_singular_values_equal_700_digit_arithmetic(gen):
+    """Step Jacobians diag(1 - h_t^2) W of a driven tanh network, 120 steps: its product's singular values span
+    about 800 nats; every one equals the 700-digit computation to 1e-10 nats."""
+    n, steps = 16, 120
+    weight = 1.5 * torch.randn(n, n, generator=gen, dtype=torch.float64) / math.sqrt(n)
+    h, derivatives = torch.zeros(n, dtype=torch.float64), []
+    for _ in range(steps):
+        h = torch.tanh(weight @ h + torch.randn(n, generator=gen, dtype=torch.float64))
+        derivatives.append(1 - h * h)
+    jacobians = ElmanJacobians(weight, torch.stack(derivatives))
+    expected = _exact_log_singular_values(torch.stack([jacobians.dense(t) for t in range(steps)]), 700)
+    got = product_log_singular_values(jacobians)
+    assert expected[0] - expected[-1] > 500
+    assert torch.allclose(got, expected, rtol=0, atol=1e-10)
+
+
+def test_directions_inactive_relu_units_kill_are_minus_infinity_and_the_rest_exact(gen):
+    """An IRNN-like W under the ReLU masks of a driven trajectory: the product has rank r < N, so N - r singular
+    values are exactly 0 (-inf); the r others equal 300-digit arithmetic. The dense product gives rounding."""
+    n, steps = 16, 120
+    weight = torch.eye(n, dtype=torch.float64) + 0.05 * torch.randn(n, n, generator=gen, dtype=torch.float64)
+    h, masks = torch.rand(n, generator=gen, dtype=torch.float64), []
+    for _ in range(steps):
+        a = weight @ h + 0.3 * torch.randn(n, generator=gen, dtype=torch.float64)
+        h = a.clamp(min=0)
+        masks.append((a > 0).double())
+    jacobians = ElmanJacobians(weight, torch.stack(masks))
+    factors = torch.stack([jacobians.dense(t) for t in range(steps)])
+    rank = int(torch.linalg.matrix_rank(_product(factors)))  # the exact rank: the masks' zeros are exact
+    got = product_log_singular_values(jacobians)
+    assert 0 < rank < n and torch.isfinite(got).sum() == rank and torch.isneginf(got[rank:]).all()
+    assert torch.allclose(got[:rank], _exact_log_singular_values(factors, 300)[:rank], rtol=0, atol=1e-10)
+    assert torch.isfinite(product_log_spectra(jacobians, [steps])[0]).all()
+
+
+def _product(factors: torch.Tensor) -> torch.Tensor:
+    product = torch.eye(factors.shape[-1], dtype=factors.dtype)
+    for factor in factors:
+        product = factor @ product
+    return product
+
+
+@pytest.mark.parametrize("cell", list_cells())
+def test_full_depth_singular_values_equal_the_dense_products_within_its_resolved_range(cell, gen):
+    """Every cell type's own structured Jacobians: where the dense product resolves its singular values, the two
+    agree; a diverged sequence gives NaN for itself alone."""
+    stack, x, trace = _traced("tanh", gen, t=40, cell=cell)
+    jacobians = stack.step_jacobians(trace, 0)
+    dense = product_log_spectra(jacobians, [40])[0]
+    got = product_log_singular_values(jacobians)
+    within = dense[..., :1] - dense <= RESOLVED_PRODUCT_NATS["float64"]
+    assert within.sum() > within.shape[0] * within.shape[1] and torch.allclose(got[within], dense[within], atol=1e-6)
+    x[5, 2, 0] = math.nan
+    got = product_log_singular_values(stack.step_jacobians(stack.trace(x), 0))
+    assert torch.isnan(got[:, 2]).all() and torch.isfinite(got[:, :2]).all()
 
 
 def test_dead_relu_product_is_minus_infinity():
