@@ -6,7 +6,8 @@
 log10 of the singular values against their index (descending), the product's from the stored
 logarithm; gated cells: the candidate block unless --gate. The product's values further below its largest
 than the dtype it was formed in is known to resolve (``RESOLVED_PRODUCT_NATS``) may be rounding: drawn faint and
-dotted.
+dotted. A study that recorded the full_product_spectrum probe has every value exact: those are drawn instead,
+and the directions the steps zeroed (-inf) are counted under the panel.
 """
 
 from __future__ import annotations
@@ -22,25 +23,35 @@ from .common import finite, gate_of, main_for
 from .spectral import plot_resolved, product_dtype, resolved_decades, spectral_figure, spectral_spec
 
 
+#: Every singular value of ds_T/ds_0, exact at any depth, where the study recorded the full_product_spectrum probe.
+FULL = "jacobian_log_singular_values_full"
+
+
 def draw(ds, args):
     first, last = int(ds["step"].values[0]), int(ds["step"].values[-1])
-    dtype = product_dtype(ds, "jacobian_log_singular_values")
-    resolved = resolved_decades(dtype)
+    full = FULL in ds
+    product_variable = FULL if full else "jacobian_log_singular_values"
+    dtype = None if full else product_dtype(ds, product_variable)
+    resolved = math.inf if full else resolved_decades(dtype)
 
     def panel(ax, point, cell):
         block = gate_of(cell, args.gate)
+        killed = []
         for step, shade in ((first, "0.6"), (last, point.colour)):
             weights = finite(block["singular_values"].sel(step=step).values)
             ax.plot(np.arange(1, weights.size + 1), np.log10(weights), "-", color=shade, lw=1.3)
-            product = finite(cell["jacobian_log_singular_values"].sel(step=step).values) / math.log(10)
-            plot_resolved(ax, product, resolved, shade, "--", marker=".", ms=3)
-        ax.set_xlabel("index i")
+            logs = cell[product_variable].sel(step=step).values
+            plot_resolved(ax, finite(logs) / math.log(10), resolved, shade, "--", marker=".", ms=3)
+            if full and np.isneginf(logs).any():
+                killed.append(f"{int(np.isneginf(logs).sum())} zeroed at step {step}")
+        ax.set_xlabel("index i" + (f"   (ds_T/ds_0: {'; '.join(killed)})" if killed else ""),
+                      fontsize=7 if killed else None)
         ax.set_ylabel("log10 σ_i")
 
     fig = spectral_figure(ds, args, f"Singular values, step {first} grey, step {last} coloured", panel)
     key = {"recurrent matrix W": Line2D([], [], color="k", ls="-"),
            "Jacobian product ds_T/ds_0": Line2D([], [], color="k", ls="--", marker=".", ms=3)}
-    if dtype in RESOLVED_PRODUCT_NATS:
+    if not full and dtype in RESOLVED_PRODUCT_NATS:
         key[f"ds_T/ds_0 beyond {dtype}'s resolved range: may be rounding"] = Line2D([], [], color="k", ls=":",
                                                                                     alpha=0.6)
     fig.legend(list(key.values()), list(key), loc="outside lower center", ncol=len(key), fontsize=8, frameon=False)

@@ -228,6 +228,32 @@ def test_the_products_singular_values_beyond_the_resolved_range_are_drawn_apart(
     assert f"beyond {product_dtype}'s resolved range" in figure.legends[0].get_texts()[-1].get_text()
 
 
+def test_a_full_product_spectrum_is_drawn_whole_and_its_zeroed_directions_counted(results):
+    """With full_product_spectrum recorded, the figure draws those values, none of them dotted as rounding, and
+    says under the panel how many directions the steps zeroed."""
+    import math
+
+    import numpy as np
+
+    from figures import singular_values
+    from figures.common import load_study
+
+    ds = load_study(results / "adding.nc")
+    full = ds["jacobian_log_singular_values"].copy(data=np.broadcast_to(
+        np.linspace(0.0, -900.0, ds.sizes["sv"]), ds["jacobian_log_singular_values"].shape).copy())
+    full[..., -2:] = -np.inf
+    ds["jacobian_log_singular_values_full"] = full
+    figure = singular_values.draw(ds, _selection())
+    irnn = figure.axes[0]
+    dashed = [line for line in irnn.get_lines() if line.get_linestyle() == "--"][-1]
+    expected = np.linspace(0.0, -900.0, ds.sizes["sv"]) / math.log(10)
+    np.testing.assert_allclose(dashed.get_ydata()[:-2], expected[:-2])
+    assert np.isnan(dashed.get_ydata()[-2:]).all()
+    assert all(np.isnan(line.get_ydata()).all() for line in irnn.get_lines() if line.get_linestyle() == ":")
+    assert "2 zeroed at step" in irnn.get_xlabel()
+    assert not any("resolved range" in text.get_text() for text in figure.legends[0].get_texts())
+
+
 def _run(module, *args, cwd):
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=cwd,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
