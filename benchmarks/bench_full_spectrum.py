@@ -1,0 +1,51 @@
+"""Full-depth singular values of ds_T/ds_0 (the full_product_spectrum probe) against the dense product the
+jacobian_products probe forms (its norms at ~30 lags and the SVD at T), on the default study's stacks, in one
+process.
+
+    PYTHONPATH=. python benchmarks/bench_full_spectrum.py            # N = 100, T = 50, 6 inits x 4 sequences
+    PYTHONPATH=. python benchmarks/bench_full_spectrum.py --seq-len 150
+
+Prints the times, their ratio, and how many directions each product keeps (ReLU zeroes some exactly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from rnn_dynamics import StudyConfig
+from rnn_dynamics.jacobians import default_lags, product_log_norms, product_log_singular_values
+from rnn_dynamics.models import get_cell
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seq-len", type=int, default=50)
+    parser.add_argument("--hidden", type=int, default=100)
+    args = parser.parse_args(argv)
+    config = StudyConfig(seq_len=[args.seq_len], hidden=args.hidden)
+    task = config.build_task(args.seq_len, 0)
+    x, _ = task.probe_sequences(config.probe_batch)
+    print(f"N = {args.hidden}, T = {args.seq_len}, {len(config.inits)} inits x {config.probe_batch} sequences, "
+          f"{torch.get_num_threads()} threads")
+    for nonlinearity in config.nonlinearities:
+        model = get_cell("elman").from_inits(config.inits, task.input_size, args.hidden, task.output_size,
+                                             nonlinearity, 1, task.readout, seed=0)
+        with torch.no_grad():
+            jacobians = model.step_jacobians(model.trace(x), 0, dtype=torch.float64)
+            start = time.perf_counter()
+            product_log_norms(jacobians, default_lags(args.seq_len), full_spectrum=True)
+            dense = time.perf_counter() - start
+            start = time.perf_counter()
+            values = product_log_singular_values(jacobians)
+            full = time.perf_counter() - start
+        alive = torch.isfinite(values).sum(dim=-1)
+        print(f"{nonlinearity}: dense product {dense:.3f} s, full depth {full:.3f} s ({full / dense:.1f}x); "
+              f"directions kept per product {int(alive.min())}..{int(alive.max())} of {values.shape[-1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
