@@ -99,7 +99,6 @@ def points(ds: xr.Dataset) -> list[Point]:
     return sorted(found, key=lambda p: order.get(p.label, len(order)))
 
 
-
 def model_panels(ds: xr.Dataset, width: float, height: float, ylabel: str):
     """Panels for one line per model against training step: one panel while the palette tells every model
     apart, else one per cell type (shared y axis). Returns the figure and (axis, its models) per panel."""
@@ -119,6 +118,7 @@ def legend_below(fig, handles: dict) -> None:
     """One legend for the whole figure, below its panels (``handles``: label -> artist)."""
     fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(5, len(handles)),
                fontsize=8, frameon=False)
+
 
 # ---------------------------------------------------------------- command line and data
 

@@ -72,6 +72,7 @@ def largest_figure(ds, args):
                  fontsize=10)
     return fig
 
+
 def draw(datasets, args):
     figures = {}
     for ds in datasets:

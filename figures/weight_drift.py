@@ -33,6 +33,7 @@ def draw(ds, args):
     fig.suptitle(title_of(ds, "Distance of the recurrent matrix from its initial value", words), fontsize=10)
     return fig
 
+
 FIGURE = spectral_spec("weight_drift", ("weight_drift",), draw, __doc__.splitlines()[0])
 main = main_for(FIGURE)
 

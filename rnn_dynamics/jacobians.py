@@ -22,7 +22,6 @@ from typing import Callable, Sequence
 import torch
 
 
-
 class ElmanJacobians:
     """The sequence J_1..J_T with J_t = diag(d_t) W, kept as factors.
 
@@ -290,14 +289,14 @@ def product_log_singular_values(jacobians: JacobianSequence) -> torch.Tensor:
     """
     from .spectra import graded_log_singular_values, unit_length_rows
 
-    first = jacobians.dense(0).double()
-    size, lead = first.shape[-1], first.shape[:-2]
+    first = jacobians.dense(0)
+    size, lead, exact = first.shape[-1], first.shape[:-2], first.dtype == torch.float64
     eye = torch.eye(size, dtype=torch.float64, device=first.device).expand(*lead, size, size)
     q, rows = eye.clone(), eye.clone()
     log_lengths = torch.zeros(*lead, size, dtype=torch.float64, device=first.device)
     finite = torch.ones(lead, dtype=torch.bool, device=first.device)
-    for t in range(len(jacobians)):
-        y = jacobians.left(t, q).double()
+    for t in range(len(jacobians)):  # float64 whatever the Jacobians' dtype: their factors are exact in it
+        y = jacobians.left(t, q) if exact else jacobians.dense(t).double() @ q
         finite &= torch.isfinite(y).all(dim=-1).all(dim=-1)
         y = torch.where(finite[..., None, None], y, 0.0)
         zero_last = torch.argsort((y == 0).all(dim=-1).to(torch.int8), dim=-1, stable=True).unsqueeze(-1)

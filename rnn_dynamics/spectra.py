@@ -38,7 +38,6 @@ def spectral_radius(weight: torch.Tensor) -> torch.Tensor:
     return eigenvalues(weight).abs().amax(dim=-1)
 
 
-
 # ---------------------------------------------------------------- graded matrices
 
 
@@ -111,6 +110,7 @@ def _rotate_pairs(unit: torch.Tensor, scale: torch.Tensor, first: list[int], sec
     unit[..., second, :] = torch.where(swap.unsqueeze(-1), longer, shorter)
     scale[..., first], scale[..., second] = torch.where(swap, b, a), torch.where(swap, a, b)
     return float(torch.nan_to_num(cosine.abs(), nan=0.0).max()) if cosine.numel() else 0.0
+
 
 # ---------------------------------------------------------------- Lyapunov spectra
 

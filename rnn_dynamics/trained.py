@@ -61,4 +61,3 @@ def trained_stack(ds: xr.Dataset, *, cell: str | None = None, nonlinearity: str 
             parameter.copy_(flat[:, offset:offset + count].reshape(parameter.shape))
             offset += count
     return model.to(get_dtype(config["dtype"])), inits
-

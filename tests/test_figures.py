@@ -154,7 +154,6 @@ def test_the_weight_drift_figure_draws_each_models_drift_after_step_zero(results
     assert np.isnan(lines["LSTM"].get_ydata()[0]) and lstm[0] == 0
 
 
-
 def test_lines_per_model_split_by_cell_type_once_colours_would_repeat(tmp_path):
     from figures import weight_drift
     from figures.common import PALETTE, load_study, model_panels

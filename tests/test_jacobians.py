@@ -226,6 +226,17 @@ def test_full_depth_singular_values_equal_the_dense_products_within_its_resolved
     assert torch.isnan(got[:, 2]).all() and torch.isfinite(got[:, :2]).all()
 
 
+def test_full_depth_singular_values_of_float32_factors_and_of_a_dead_product():
+    """Float32 factors are multiplied in float64 (exact for them): 0.5 I over 5 steps gives 5 ln 0.5 exactly; a
+    step with every unit inactive leaves nothing but -inf."""
+    half = product_log_singular_values(ElmanJacobians(0.5 * torch.eye(3), torch.ones(5, 1, 3)))
+    assert half.dtype == torch.float64 and torch.equal(half, torch.full((1, 3), 5 * math.log(0.5), dtype=half.dtype))
+    dact = torch.ones(6, 2, 3)
+    dact[3, 1] = 0.0
+    dead = product_log_singular_values(ElmanJacobians(torch.eye(3), dact))
+    assert torch.isfinite(dead[0]).all() and torch.isneginf(dead[1]).all()
+
+
 def test_dead_relu_product_is_minus_infinity():
     dact = torch.ones(10, 3)
     dact[4] = 0.0  # every unit inactive at one step cuts all paths
