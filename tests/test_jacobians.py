@@ -158,6 +158,21 @@ def test_every_singular_value_of_a_product_spanning_thousands_of_nats_is_exact(g
     assert (dense - steps * rates).abs()[1:].min() > 100  # only the largest is right there
 
 
+def test_the_finite_time_exponents_of_a_long_gaussian_product_meet_its_lyapunov_spectrum(gen):
+    """4,000 Gaussian steps of variance 1/N: the product's singular values span 7,000 nats, and (1/T) ln sigma_i
+    equals the QR method's exponents of the same steps to 0.002 and Newman's closed form to 0.05."""
+    from rnn_dynamics import theory
+    from rnn_dynamics.spectra import lyapunov_spectrum
+
+    n, steps = 10, 4000
+    factors = torch.randn(steps, n, n, generator=gen, dtype=torch.float64) / math.sqrt(n)
+    rates = product_log_singular_values(DenseJacobians(factors)) / steps
+    assert (rates[0] - rates[-1]) * steps > 5000
+    assert torch.allclose(rates, lyapunov_spectrum(factors), rtol=0, atol=0.002)
+    expected = torch.from_numpy(theory.gaussian_product_exponents(n, 1 / math.sqrt(n)))
+    assert torch.allclose(rates, expected, rtol=0, atol=0.05)
+
+
 def _exact_log_singular_values(factors: torch.Tensor, digits: int) -> torch.Tensor:
     """ln of the singular values of factors[T-1] ... factors[0], in ``digits``-digit arithmetic (mpmath)."""
     mpmath = pytest.importorskip("mpmath")
