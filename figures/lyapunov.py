@@ -8,6 +8,8 @@ lyapunov_spectra: exponent against i/S (S = state size: N, or 2N for the LSTM) a
 title. For Elman cells whose W has iid Gaussian entries, the exponents of products of *independent*
 Gaussian matrices with the same entry variance (Newman 1986, rnn_dynamics.theory) are dotted: an RNN
 reuses one W, so the gap between the two is the effect of that reuse and of f'.
+Where the study recorded full_product_spectrum, the finite-time exponents (1/T) ln sigma_i of the whole product
+ds_T/ds_0 at the last probe are small circles: the QR exponents (after warm-up) are their limit as T grows.
 lyapunov_largest: the largest exponent (QR) against training step per model, with the direct
 simulation (Benettin) as circles.
 """
@@ -22,6 +24,7 @@ from rnn_dynamics.theory import gaussian_product_exponents
 from .common import (FigureSpec, choose, finite, legend_below, line_style, main_for, mark_divergence, model_panels,
                      title_of)
 from .eigenvalues import iid
+from .singular_values import FULL
 from .spectral import spectral_figure
 
 
@@ -37,6 +40,9 @@ def spectrum_figure(ds, args):
             ax.plot(index, finite(values), style, color=point.colour, lw=1.3)
             if np.isneginf(values).any():
                 killed.append(f"{int(np.isneginf(values).sum())} at -inf at step {step}")
+        if FULL in cell:  # finite-time exponents of the whole T-step product, which the QR exponents approach
+            rates = cell[FULL].sel(step=last).values[:size] / int(cell["seq_len"])
+            ax.plot(index, finite(rates), "o", color=point.colour, ms=2.5, mfc="none", mew=0.7)
         if iid(point.init) and point.cell == "elman":
             n = cell.sizes["eig"]
             std = np.sqrt(np.nansum(cell["singular_values"].sel(step=first).values ** 2)) / n
@@ -48,9 +54,12 @@ def spectrum_figure(ds, args):
             ax.set_xlabel("i / S   (" + "; ".join(killed) + ")", fontsize=7)
 
     fig = spectral_figure(ds, args, "Lyapunov spectra", panel, width=3.4)
-    key = [Line2D([], [], color="k", ls="--"), Line2D([], [], color="k", ls="-"), Line2D([], [], color="k", ls=":")]
-    fig.legend(key, [f"step {first}", f"step {last}", "products of independent Gaussian matrices"],
-               loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    key = {f"step {first}": Line2D([], [], color="k", ls="--"), f"step {last}": Line2D([], [], color="k", ls="-"),
+           "products of independent Gaussian matrices": Line2D([], [], color="k", ls=":")}
+    if FULL in ds:
+        key[f"(1/T) ln σ_i of ds_T/ds_0, step {last}"] = Line2D([], [], color="k", ls="", marker="o", ms=2.5,
+                                                                 mfc="none")
+    fig.legend(list(key.values()), list(key), loc="outside lower center", ncol=len(key), fontsize=8, frameon=False)
     return fig
 
 

@@ -253,6 +253,24 @@ def test_a_full_product_spectrum_is_drawn_whole_and_its_zeroed_directions_counte
     assert not any("resolved range" in text.get_text() for text in figure.legends[0].get_texts())
 
 
+def test_the_lyapunov_spectra_show_the_finite_time_exponents_of_a_full_product_spectrum(results):
+    """(1/T) ln sigma_i of ds_T/ds_0 at the last probe, as circles beside the QR exponents, when recorded."""
+    import numpy as np
+
+    from figures import lyapunov
+    from figures.common import load_study
+
+    ds = load_study(results / "adding.nc")
+    full = ds["jacobian_log_singular_values"].copy(data=np.broadcast_to(
+        -np.arange(ds.sizes["sv"], dtype=float), ds["jacobian_log_singular_values"].shape).copy())
+    ds["jacobian_log_singular_values_full"] = full
+    figure = lyapunov.spectrum_figure(ds, _selection("--seq-len", "16"))
+    circles = [line for line in figure.axes[0].get_lines() if line.get_marker() == "o"]
+    size = len(circles[0].get_xdata())
+    np.testing.assert_allclose(circles[0].get_ydata(), -np.arange(size) / 16)
+    assert "(1/T) ln σ_i of ds_T/ds_0" in figure.legends[0].get_texts()[-1].get_text()
+
+
 def _run(module, *args, cwd):
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=cwd,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
