@@ -25,7 +25,7 @@ from rnn_dynamics.models import CELLS
 from rnn_dynamics.nonlinearities import NONLINEARITIES
 from rnn_dynamics.optimizers import OPTIMIZERS
 from rnn_dynamics.paper import MODELS, PAPER
-from rnn_dynamics.plugins import load_plugins
+from rnn_dynamics.plugins import EntryPointError, load_plugins
 from rnn_dynamics.probes import PROBES
 from rnn_dynamics.registry import first_line
 from rnn_dynamics.tasks import TASKS
@@ -128,6 +128,8 @@ def load_requested_plugins(argv: list[str]) -> None:
     early.add_argument(flag("plugins"), nargs="*", default=[])
     try:
         load_plugins(early.parse_known_args(argv)[0].plugins)
+    except EntryPointError as err:  # not a name the command line gave
+        fail(str(err))
     except ValueError as err:
         fail(f"{flag('plugins')} {err}")
 

@@ -24,6 +24,10 @@ ENTRY_POINT_GROUP = "rnn_dynamics.plugins"
 _entry_points_loaded = False
 
 
+class EntryPointError(ValueError):
+    """An installed package's plug-in failed on import (not one the study named)."""
+
+
 def load_plugins(names=()) -> None:
     """Import the installed packages' plug-ins (once per process), then each of ``names`` not yet imported;
     ValueError in one line naming the plug-in that is missing or failed."""
@@ -31,7 +35,11 @@ def load_plugins(names=()) -> None:
     if not _entry_points_loaded:
         _entry_points_loaded = True
         for point in entry_points(group=ENTRY_POINT_GROUP):
-            _import(f"entry point {point.name!r} ({point.value})", point.load)
+            try:
+                _import(f"installed plug-in {point.name!r} (entry point {point.value} in group {ENTRY_POINT_GROUP})",
+                        point.load)
+            except ValueError as err:
+                raise EntryPointError(str(err)) from None
     for name in names:
         if _is_file(name):
             path = Path(name).expanduser().resolve()

@@ -125,3 +125,19 @@ def test_an_installed_packages_entry_point_is_imported_once(tmp_path, monkeypatc
     finally:
         INITS.unregister("installed_ramp")
         sys.modules.pop("installed_ramp", None)
+
+
+def test_a_broken_installed_plugin_is_named_as_such(tmp_path, monkeypatch, capsys):
+    (tmp_path / "broken_lab.py").write_text("raise ImportError('needs a GPU library')")
+    info = tmp_path / "broken_lab-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-lab\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[{plugins.ENTRY_POINT_GROUP}]\nlab = broken_lab\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(plugins, "_entry_points_loaded", False)
+    with pytest.raises(SystemExit) as stop:
+        main(["--out", str(tmp_path / "study.nc")])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and err == (
+        "error: installed plug-in 'lab' (entry point broken_lab in group rnn_dynamics.plugins) failed on import: "
+        "ImportError: needs a GPU library")
