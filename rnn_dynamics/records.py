@@ -223,9 +223,10 @@ COMPRESS_FROM_BYTES = 16384
 
 def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write ``ds`` as netCDF-4 atomically (see :func:`atomic_write`), its numeric variables of
-    :data:`COMPRESS_FROM_BYTES` or more compressed (:data:`COMPRESSION`)."""
-    encoding = {name: dict(COMPRESSION) for name, variable in ds.data_vars.items()
-                if variable.dtype.kind in "fiub" and variable.nbytes >= COMPRESS_FROM_BYTES}
+    :data:`COMPRESS_FROM_BYTES` or more compressed (:data:`COMPRESSION`), the others plain: the encodings that
+    variables read from files (a resumed study's parts) carry are not reused."""
+    encoding = {name: dict(COMPRESSION) if variable.dtype.kind in "fiub" and variable.nbytes >= COMPRESS_FROM_BYTES
+                else {} for name, variable in ds.data_vars.items()}
     return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding))
 
 

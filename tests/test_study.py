@@ -13,7 +13,7 @@ import torch
 import xarray as xr
 
 from rnn_dynamics import StudyConfig, TrainConfig, named_models, read_dataset, run_study, write_dataset
-from rnn_dynamics.records import COMPRESS_FROM_BYTES
+from rnn_dynamics.records import COMPRESS_FROM_BYTES, COMPRESSION
 from rnn_dynamics.models import get_cell, list_cells
 from rnn_dynamics.probes import PROBES, default_probes
 from rnn_dynamics.records import SWEEP_DIMS, schema, summary_table
@@ -107,6 +107,11 @@ def test_numeric_variables_are_stored_compressed(study, tmp_path):
     for name, variable in stored.data_vars.items():
         large = variable.nbytes >= COMPRESS_FROM_BYTES
         assert bool(variable.encoding.get("zlib")) == bool(variable.encoding.get("shuffle")) == large, name
+    for variable in stored.data_vars.values():  # as parts read back from disk carry it
+        variable.encoding.update(COMPRESSION)
+    again = read_dataset(write_dataset(stored, tmp_path / "again.nc"))
+    assert again.identical(study)
+    assert all(bool(v.encoding.get("zlib")) == (v.nbytes >= COMPRESS_FROM_BYTES) for v in again.data_vars.values())
     study.to_netcdf(tmp_path / "plain.nc", engine="netcdf4")
     assert path.stat().st_size <= 1.01 * (tmp_path / "plain.nc").stat().st_size  # small ones cost no more
     padded = np.full((4, 64, 256), np.nan)  # a large variable mostly NaN, as a gated dim of an Elman cell is
