@@ -108,16 +108,22 @@ def test_the_library_names_a_missing_plugin_under_its_field(tmp_path):
         StudyConfig(plugins=[str(tmp_path / "absent.py")])
 
 
-def test_an_installed_packages_entry_point_is_imported_once(tmp_path, monkeypatch):
-    (tmp_path / "installed_ramp.py").write_text(
-        "import torch\nfrom rnn_dynamics import register_init\n"
-        "register_init('installed_ramp')(lambda shape, nonlinearity, generator: torch.eye(shape[0]))\n")
-    info = tmp_path / "installed_ramp-1.0.dist-info"
+def _installed(folder: Path, monkeypatch, module: str, entry: str, source: str) -> None:
+    """A package installed in ``folder`` (its module and a dist-info declaring ``entry`` in the plug-in group),
+    seen by importlib.metadata as any installed one, with the plug-ins not yet loaded in this process."""
+    (folder / f"{module}.py").write_text(source)
+    info = folder / f"{module}-1.0.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: installed-ramp\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[{plugins.ENTRY_POINT_GROUP}]\nramp = installed_ramp\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[{plugins.ENTRY_POINT_GROUP}]\n{entry} = {module}\n")
+    monkeypatch.syspath_prepend(str(folder))
     monkeypatch.setattr(plugins, "_entry_points_loaded", False)
+
+
+def test_an_installed_packages_entry_point_is_imported_once(tmp_path, monkeypatch):
+    _installed(tmp_path, monkeypatch, "installed_ramp", "ramp",
+               "import torch\nfrom rnn_dynamics import register_init\n"
+               "register_init('installed_ramp')(lambda shape, nonlinearity, generator: torch.eye(shape[0]))\n")
     try:
         plugins.load_plugins()
         assert "installed_ramp" in INITS.names()
@@ -128,13 +134,7 @@ def test_an_installed_packages_entry_point_is_imported_once(tmp_path, monkeypatc
 
 
 def test_a_broken_installed_plugin_is_named_as_such(tmp_path, monkeypatch, capsys):
-    (tmp_path / "broken_lab.py").write_text("raise ImportError('needs a GPU library')")
-    info = tmp_path / "broken_lab-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-lab\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[{plugins.ENTRY_POINT_GROUP}]\nlab = broken_lab\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(plugins, "_entry_points_loaded", False)
+    _installed(tmp_path, monkeypatch, "broken_lab", "lab", "raise ImportError('needs a GPU library')")
     with pytest.raises(SystemExit) as stop:
         main(["--out", str(tmp_path / "study.nc")])
     err = capsys.readouterr().err.strip()
