@@ -56,7 +56,7 @@ def unit_length_rows(rows: torch.Tensor, log_scales: torch.Tensor) -> tuple[torc
     """(rows / |row|, log_scales + ln |row|); a zero row stays 0 with log scale -inf."""
     norms = rows.norm(dim=-1)
     alive = norms > 0
-    unit = torch.where(alive.unsqueeze(-1), rows / torch.where(alive, norms, 1.0).unsqueeze(-1), 0.0)
+    unit = rows / torch.where(alive, norms, 1.0).unsqueeze(-1)  # a zero row divided by 1 stays 0
     return unit, torch.where(alive, log_scales + torch.log(torch.where(alive, norms, 1.0)), -math.inf)
 
 
@@ -76,28 +76,30 @@ def graded_log_singular_values(rows: torch.Tensor, log_scales: torch.Tensor, max
     if n % 2:  # a zero row of scale -inf pairs with each row in turn and changes nothing
         unit = torch.cat([unit, torch.zeros_like(unit[..., :1, :])], dim=-2)
         scale = torch.cat([scale, torch.full_like(scale[..., :1], -math.inf)], dim=-1)
-    firsts, seconds = _round_robin(unit.shape[-2])
+    firsts, seconds = (pairs.to(unit.device) for pairs in _round_robin(unit.shape[-2]))
     tolerance = unit.shape[-1] * torch.finfo(torch.float64).eps
     for _ in range(max_sweeps):
         largest_cosine = 0.0
-        for first, second in zip(firsts.tolist(), seconds.tolist()):
+        for first, second in zip(firsts, seconds):
             largest_cosine = max(largest_cosine, _rotate_pairs(unit, scale, first, second))
         if largest_cosine <= tolerance:
             break
     return torch.sort(scale, dim=-1, descending=True).values[..., :n]
 
 
-def _rotate_pairs(unit: torch.Tensor, scale: torch.Tensor, first: list[int], second: list[int]) -> float:
+def _rotate_pairs(unit: torch.Tensor, scale: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> float:
     """One Jacobi rotation of each pair of rows (first[i], second[i]), in place; the largest |cosine| before.
 
     With x = e^a u the longer row and y = e^b v the shorter (r = e^(b-a) <= 1, c = u.v), the rotation that makes
     them orthogonal is x' = cs (x - t y), y' = cs (t x + y) with t = tau r; written through tau =
     -2c / (1 - r^2 + sqrt((1 - r^2)^2 + 4 r^2 c^2)) it stays finite where r underflows to 0, where it is
     Gram-Schmidt of v against u."""
-    u, v, a, b = unit[..., first, :], unit[..., second, :], scale[..., first], scale[..., second]
+    a, b = scale[..., first], scale[..., second]
     swap = b > a
-    u, v = torch.where(swap.unsqueeze(-1), v, u), torch.where(swap.unsqueeze(-1), u, v)
-    a, b = torch.where(swap, b, a), torch.where(swap, a, b)
+    longer_index, shorter_index = torch.where(swap, second, first), torch.where(swap, first, second)
+    rows_of = lambda index: index.unsqueeze(-1).expand(*index.shape, unit.shape[-1])  # noqa: E731
+    u, v = torch.gather(unit, -2, rows_of(longer_index)), torch.gather(unit, -2, rows_of(shorter_index))
+    a, b = torch.maximum(a, b), torch.minimum(a, b)
     cosine = (u * v).sum(dim=-1)
     r = torch.nan_to_num(torch.exp(b - a), nan=0.0)  # both -inf: two zero rows, nothing to do
     spread = 1 - r * r
@@ -106,9 +108,8 @@ def _rotate_pairs(unit: torch.Tensor, scale: torch.Tensor, first: list[int], sec
     cs = torch.rsqrt(1 + tau * tau * r * r)
     longer, a = unit_length_rows(u - (tau * r * r).unsqueeze(-1) * v, a + torch.log(cs))
     shorter, b = unit_length_rows(tau.unsqueeze(-1) * u + v, b + torch.log(cs))
-    unit[..., first, :] = torch.where(swap.unsqueeze(-1), shorter, longer)
-    unit[..., second, :] = torch.where(swap.unsqueeze(-1), longer, shorter)
-    scale[..., first], scale[..., second] = torch.where(swap, b, a), torch.where(swap, a, b)
+    unit.scatter_(-2, rows_of(longer_index), longer).scatter_(-2, rows_of(shorter_index), shorter)
+    scale.scatter_(-1, longer_index, a).scatter_(-1, shorter_index, b)
     return float(torch.nan_to_num(cosine.abs(), nan=0.0).max()) if cosine.numel() else 0.0
 
 
