@@ -35,14 +35,11 @@ def load_plugins(names=()) -> None:
     if not _entry_points_loaded:
         _entry_points_loaded = True
         for point in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                _import(f"installed plug-in {point.name!r} (entry point {point.value} in group {ENTRY_POINT_GROUP})",
-                        point.load)
-            except ValueError as err:
-                raise EntryPointError(str(err)) from None
+            _import(f"installed plug-in {point.name!r} (entry point {point.value} in group {ENTRY_POINT_GROUP})",
+                    point.load, EntryPointError)
     for name in names:
         if _is_file(name):
-            path = Path(name).expanduser().resolve()
+            path = Path(plugin_path(name))
             if path.suffix != ".py" or not path.is_file():
                 raise ValueError(f"{name!r}: no such .py file ({path}); give a .py file or an importable module")
             _import(repr(name), lambda path=path: _import_file(path))
@@ -84,9 +81,9 @@ def _import_file(path: Path):
     return module
 
 
-def _import(what: str, load) -> None:
+def _import(what: str, load, error: type[ValueError] = ValueError) -> None:
     try:
         load()
     except Exception as err:  # a plug-in's own error: a dependency missing, a name registered twice, ...
         message = str(err).splitlines()[0] if str(err) else ""
-        raise ValueError(f"{what} failed on import: {type(err).__name__}: {message}") from None
+        raise error(f"{what} failed on import: {type(err).__name__}: {message}") from None

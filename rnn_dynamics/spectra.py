@@ -56,8 +56,8 @@ def unit_length_rows(rows: torch.Tensor, log_scales: torch.Tensor) -> tuple[torc
     """(rows / |row|, log_scales + ln |row|); a zero row stays 0 with log scale -inf."""
     norms = rows.norm(dim=-1)
     alive = norms > 0
-    unit = rows / torch.where(alive, norms, 1.0).unsqueeze(-1)  # a zero row divided by 1 stays 0
-    return unit, torch.where(alive, log_scales + torch.log(torch.where(alive, norms, 1.0)), -math.inf)
+    divisors = torch.where(alive, norms, 1.0)  # a zero row divided by 1 stays 0
+    return rows / divisors.unsqueeze(-1), torch.where(alive, log_scales + torch.log(divisors), -math.inf)
 
 
 def graded_log_singular_values(rows: torch.Tensor, log_scales: torch.Tensor, max_sweeps: int = 60) -> torch.Tensor:
