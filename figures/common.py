@@ -248,6 +248,7 @@ def save_all(out_dir: str | Path, figures: dict) -> int:
             continue
         for path in (out_dir / f"{name}.png", out_dir / f"{name}.pdf"):
             item.savefig(path, dpi=150, bbox_inches="tight")
+            item.set_layout_engine("none")  # the layout the PNG got serves the PDF: one layout pass, not two
             print(f"wrote {path}")
         plt.close(item)
     return 0

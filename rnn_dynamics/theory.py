@@ -24,7 +24,6 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from scipy.optimize import brentq
 from scipy.special import digamma
 
 __all__ = [
@@ -92,6 +91,8 @@ def _tanh_fixed_point_variance(gain: float) -> float:
     def excess(q):
         return gain**2 * np.dot(_WEIGHTS, np.tanh(math.sqrt(q) * _NODES) ** 2) / q - 1.0
 
+    from scipy.optimize import brentq  # imported here: it alone costs every command line 0.4 s
+
     return brentq(excess, 1e-12, gain**2, xtol=1e-14)
 
 
@@ -132,4 +133,6 @@ def tanh_random_walk_gain(n: int) -> float:
     if upper is None:
         raise ValueError(f"no tanh random-walk gain exists at N = {n}: ln ||delta|| drifts down for every gain "
                          "up to 3; give one, e.g. random_walk:gain=1.5")
+    from scipy.optimize import brentq
+
     return brentq(lambda g: _tanh_drift(n, g), 1.0, upper, xtol=1e-12)
