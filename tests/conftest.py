@@ -63,6 +63,17 @@ def gradients_through_both_outputs(stack, steps_out, final_out, gen, uses):
     return torch.autograd.grad(sum(terms), list(stack.parameters()), retain_graph=True, allow_unused=True)
 
 
+def run_in_process(main, argv, capsys) -> tuple[int, str, str]:
+    """A command's ``main(argv)`` run in this process, without an interpreter's start: (exit code, stdout, stderr)
+    as a shell would see them (``fail`` and argparse exit through SystemExit)."""
+    try:
+        code = main(list(argv))
+    except SystemExit as stop:
+        code = stop.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 @pytest.fixture
 def gen():
     g = torch.Generator()

@@ -3,6 +3,7 @@ kill -9 of the process or of a worker, and bit-identical results whatever the ex
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 import torch
 import xarray as xr
 
+from conftest import run_in_process
 from rnn_dynamics import StudyConfig, TrainConfig, run_study
 from rnn_dynamics.executors import InProcess
 
@@ -35,11 +37,17 @@ def _data(path) -> xr.Dataset:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference_file(tmp_path_factory) -> Path:
+    """STUDY run in-process with one thread by the command, as a file."""
     out = tmp_path_factory.mktemp("ref") / "ref.nc"
     proc = _cli(*STUDY, "--threads", "1", "--out", str(out), cwd=out.parent)
     assert proc.returncode == 0, proc.stderr
-    return _data(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(reference_file) -> xr.Dataset:
+    return _data(reference_file)
 
 
 def _free_port() -> int:
@@ -48,9 +56,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def dask_cluster(tmp_path):
-    """A real `dask scheduler` and two `dask worker` processes on 127.0.0.1; yields (address, workers)."""
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """A real `dask scheduler` and two `dask worker` processes on 127.0.0.1; yields (address, workers). Started
+    once for the module: the test that kills a worker comes last of those that use it."""
+    tmp_path = tmp_path_factory.mktemp("dask")
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
@@ -71,15 +81,17 @@ def dask_cluster(tmp_path):
             process.wait()
 
 
-def test_the_same_command_gives_the_same_bits_and_records_its_threads(tmp_path):
-    """The in-process default is every core, never a timed guess, so rerunning a command reproduces it."""
+def test_the_same_command_gives_the_same_bits_and_records_its_threads(tmp_path, capsys):
+    """The in-process default is every core, never a timed guess, so rerunning a command reproduces it: once from
+    a shell, once in this process (which has run other tests before)."""
+    from analyses.spectra import main
     from rnn_dynamics.executors import available_cores
 
-    runs = []
-    for name in ("first.nc", "again.nc"):
-        proc = _cli(*STUDY, "--out", str(tmp_path / name), cwd=tmp_path)
-        assert proc.returncode == 0, proc.stderr
-        runs.append(xr.load_dataset(tmp_path / name))
+    proc = _cli(*STUDY, "--out", str(tmp_path / "first.nc"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    code, _, stderr = run_in_process(main, [*STUDY, "--out", str(tmp_path / "again.nc")], capsys)
+    assert code == 0, stderr
+    runs = [xr.load_dataset(tmp_path / name) for name in ("first.nc", "again.nc")]
     assert runs[0].attrs["torch_threads"] == runs[1].attrs["torch_threads"] == available_cores()
     xr.testing.assert_identical(runs[0].drop_attrs(), runs[1].drop_attrs())
 
@@ -197,32 +209,39 @@ def test_stacks_merge_to_the_same_dataset_in_any_order():
     xr.testing.assert_identical(forward.drop_attrs(), backward.drop_attrs())
 
 
-def test_the_same_out_with_another_configuration_is_refused(reference, tmp_path):
+def test_the_same_out_with_another_configuration_is_refused(reference_file, tmp_path, capsys):
+    """In this process, on a copy of the reference (the same configuration: threads are not part of it)."""
+    from analyses.spectra import main
+
     out = tmp_path / "s.nc"
-    assert _cli(*STUDY, "--out", str(out), cwd=tmp_path).returncode == 0
-    again = _cli(*STUDY, "--out", str(out), cwd=tmp_path)
-    assert again.returncode == 0 and "already holds this study: nothing to run" in again.stdout
+    shutil.copy(reference_file, out)
+    code, stdout, _ = run_in_process(main, [*STUDY, "--out", str(out)], capsys)
+    assert code == 0 and "already holds this study: nothing to run" in stdout
     ds = xr.load_dataset(out)  # as a version before --plugins wrote it: a field it lacks counts at its default
     config = json.loads(ds.attrs["config"])
     del config["plugins"]
     ds.assign_attrs(config=json.dumps(config)).to_netcdf(out)
-    older = _cli(*STUDY, "--out", str(out), cwd=tmp_path)
-    assert older.returncode == 0 and "already holds this study: nothing to run" in older.stdout
-    assert "(it differs in: plugins)" in _cli(*STUDY, "--plugins", "json", "--out", str(out), cwd=tmp_path).stderr
-    other = _cli(*STUDY, "--hidden", "8", "--out", str(out), cwd=tmp_path)
-    assert other.returncode == 2 and other.stderr.strip().splitlines() == [
+    code, stdout, _ = run_in_process(main, [*STUDY, "--out", str(out)], capsys)
+    assert code == 0 and "already holds this study: nothing to run" in stdout
+    assert "(it differs in: plugins)" in run_in_process(main, [*STUDY, "--plugins", "json", "--out", str(out)],
+                                                        capsys)[2]
+    code, _, stderr = run_in_process(main, [*STUDY, "--hidden", "8", "--out", str(out)], capsys)
+    assert code == 2 and stderr.strip().splitlines() == [
         f"error: --out '{out}' holds a study with another configuration (it differs in: hidden); "
         "pass --overwrite to replace it, or choose another --out"]
-    replaced = _cli(*STUDY, "--hidden", "8", "--overwrite", "--out", str(out), cwd=tmp_path)
-    assert replaced.returncode == 0 and xr.load_dataset(out).sizes["eig"] == 8
+    code, _, stderr = run_in_process(main, [*STUDY, "--hidden", "8", "--overwrite", "--out", str(out)], capsys)
+    assert code == 0 and xr.load_dataset(out).sizes["eig"] == 8, stderr
 
 
-def test_a_diverging_cell_is_listed_and_the_exit_code_stays_zero(tmp_path):
-    proc = _cli("--seq-len", "8", "--inits", "identity", "gaussian:std=1e30", "--nonlinearities", "relu",
-                "--hidden", "4", "--steps", "4", "--preset", "tiny", "--quiet", "--out", str(tmp_path / "d.nc"),
-                cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    row = next(line for line in proc.stdout.splitlines() if "gaussian:std=1e30" in line)
+def test_a_diverging_cell_is_listed_and_the_exit_code_stays_zero(tmp_path, capsys):
+    from analyses.spectra import main
+
+    code, stdout, stderr = run_in_process(main, ["--seq-len", "8", "--inits", "identity", "gaussian:std=1e30",
+                                                 "--nonlinearities", "relu", "--hidden", "4", "--steps", "4",
+                                                 "--preset", "tiny", "--quiet", "--out", str(tmp_path / "d.nc")],
+                                          capsys)
+    assert code == 0, stderr
+    row = next(line for line in stdout.splitlines() if "gaussian:std=1e30" in line)
     assert row.startswith("| elman | gaussian:std=1e30 | relu | 8 | 0 |  |  | 0.") and row.endswith("| at step 0 |")
 
 
@@ -233,15 +252,21 @@ def test_a_diverging_cell_is_listed_and_the_exit_code_stays_zero(tmp_path):
     (["--scheduler", "tcp://127.0.0.1:9"], "--scheduler 'tcp://127.0.0.1:9' could not be reached"),
     (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], "not allowed with argument"),
 ])
-def test_bad_execution_flags(args, message, tmp_path):
-    proc = _cli(*STUDY, *args, "--out", str(tmp_path / "x.nc"), cwd=tmp_path, timeout=120)
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
+def test_bad_execution_flags(args, message, tmp_path, capsys):
+    import dask
+
+    from analyses.spectra import main
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "3s"}):
+        code, _, stderr = run_in_process(main, [*STUDY, *args, "--out", str(tmp_path / "x.nc")], capsys)
+    assert code == 2 and len(stderr.strip().splitlines()) == 1 and message in stderr, stderr
     assert not list(tmp_path.iterdir())
 
 
-def test_threads_auto_times_one_or_every_core(tmp_path):
+def test_threads_auto_times_one_or_every_core(tmp_path, capsys):
+    from analyses.spectra import main
     from rnn_dynamics.executors import available_cores
 
-    proc = _cli(*STUDY, "--threads", "auto", "--out", str(tmp_path / "auto.nc"), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    code, _, stderr = run_in_process(main, [*STUDY, "--threads", "auto", "--out", str(tmp_path / "auto.nc")], capsys)
+    assert code == 0, stderr
     assert xr.load_dataset(tmp_path / "auto.nc").attrs["torch_threads"] in {1, available_cores()}

@@ -12,6 +12,7 @@ import pytest
 import torch
 import xarray as xr
 
+from conftest import run_in_process
 from rnn_dynamics import StudyConfig, TrainConfig, named_models, read_dataset, run_study, write_dataset
 from rnn_dynamics.records import COMPRESS_FROM_BYTES, COMPRESSION
 from rnn_dynamics.models import get_cell, list_cells
@@ -416,20 +417,26 @@ def test_cli_writes_a_dataset_and_a_summary(tmp_path):
     assert "--seq-len" in ds.attrs["command"]
 
 
-def test_cli_probe_every_zero_records_only_losses(tmp_path):
+def test_cli_probe_every_zero_records_only_losses(tmp_path, capsys):
+    from analyses.spectra import main
+
     out = tmp_path / "s.nc"
-    proc = _cli("--seq-len", "10", "--inits", "identity", "--nonlinearities", "tanh", "--hidden", "4", "--steps", "3",
-                "--probe-every", "0", "--preset", "tiny", "--quiet", "--out", str(out), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    code, _, err = run_in_process(main, ["--seq-len", "10", "--inits", "identity", "--nonlinearities", "tanh",
+                                         "--hidden", "4", "--steps", "3", "--probe-every", "0", "--preset", "tiny",
+                                         "--quiet", "--out", str(out)], capsys)
+    assert code == 0, err
     ds = xr.load_dataset(out)
     assert set(ds.data_vars) == {"train_loss", "diverged_step"} and ds.sizes["iteration"] == 3
 
 
-def test_cli_one_step_probes_at_both_ends(tmp_path):
+def test_cli_one_step_probes_at_both_ends(tmp_path, capsys):
+    from analyses.spectra import main
+
     out = tmp_path / "s.nc"
-    proc = _cli("--seq-len", "8", "--inits", "identity", "--nonlinearities", "relu", "--hidden", "4", "--steps", "1",
-                "--preset", "tiny", "--quiet", "--out", str(out), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    code, _, err = run_in_process(main, ["--seq-len", "8", "--inits", "identity", "--nonlinearities", "relu",
+                                         "--hidden", "4", "--steps", "1", "--preset", "tiny", "--quiet", "--out",
+                                         str(out)], capsys)
+    assert code == 0, err
     assert list(xr.load_dataset(out)["step"].values) == [0, 1]
 
 
@@ -496,13 +503,15 @@ def test_cli_bad_input_from_a_shell(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_cli_lists_registered_plugins(tmp_path):
-    proc = _cli("--list-inits", "--list-cells", "--list-tasks", "--list-models", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert "orthogonal(gain=1.0):" in proc.stdout and "scaled_identity(scale=0.01):" in proc.stdout
-    assert "lstm:" in proc.stdout and "forget_bias=1.0" in proc.stdout
-    assert "adding: The adding problem" in proc.stdout and "quick: CPU-sized" in proc.stdout
-    assert "irnn: IRNN: cell elman, relu, init identity" in proc.stdout
+def test_cli_lists_registered_plugins(capsys):
+    from analyses.spectra import main
+
+    code, out, err = run_in_process(main, ["--list-inits", "--list-cells", "--list-tasks", "--list-models"], capsys)
+    assert code == 0, err
+    assert "orthogonal(gain=1.0):" in out and "scaled_identity(scale=0.01):" in out
+    assert "lstm:" in out and "forget_bias=1.0" in out
+    assert "adding: The adding problem" in out and "quick: CPU-sized" in out
+    assert "irnn: IRNN: cell elman, relu, init identity" in out
 
 
 def test_an_interrupted_study_resumes_without_rerunning_finished_stacks(tmp_path, monkeypatch):
