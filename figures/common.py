@@ -128,7 +128,7 @@ class FigureSpec:
     """A figure module's declaration: what it draws from, and how (for python -m figures RESULTS_DIR)."""
 
     name: str
-    needs: tuple[str, ...]
+    needs: tuple  # variable names; a tuple of names among them: any one will do
     draw: Callable[[list[xr.Dataset], argparse.Namespace], dict]
     tasks: tuple[str, ...] | None = None  # None: any task
     per_dataset: bool = True  # per-dataset figures also take the slice flags (--seed, --seq-len, ...)
@@ -152,7 +152,14 @@ def add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gate", default=None, help="recurrent block of gated cells (default: candidate)")
 
 
-def load_study(path: str | Path, needs: tuple[str, ...] = ()) -> xr.Dataset:
+def missing_variables(ds: xr.Dataset, needs: tuple) -> list[str]:
+    """The entries of ``needs`` that ``ds`` lacks, quoted; an entry that is a tuple of names is met by any one of
+    them (a figure that draws the exact variable where it was recorded, the resolved one otherwise)."""
+    alternatives = [(need,) if isinstance(need, str) else tuple(need) for need in needs]
+    return [" or ".join(map(repr, names)) for names in alternatives if not any(name in ds for name in names)]
+
+
+def load_study(path: str | Path, needs: tuple = ()) -> xr.Dataset:
     """Open a study dataset, or exit 2 with one line saying what is wrong with ``path``."""
     path = Path(path)
     if not path.is_file():
@@ -163,9 +170,9 @@ def load_study(path: str | Path, needs: tuple[str, ...] = ()) -> xr.Dataset:
         fail(f"{str(path)!r} is not a netCDF file ({str(err).splitlines()[0]})")
     if ds.attrs.get("title") != STUDY_TITLE or not set(SWEEP_DIMS) <= set(ds.dims):
         fail(f"{str(path)!r} is not an rnn-dynamics study dataset (written by python -m analyses.spectra)")
-    missing = [name for name in needs if name not in ds]
+    missing = missing_variables(ds, needs)
     if missing:
-        fail(f"{str(path)!r} has no variable {missing[0]!r}; "
+        fail(f"{str(path)!r} has no variable {missing[0]}; "
              + ("it was run with --probe-every 0" if "step" not in ds.dims else "record it when running the study"))
     ds.attrs["source_file"] = path.stem
     return ds
@@ -307,9 +314,9 @@ def draw_ready(specs, datasets: list[xr.Dataset], args, out_dir) -> tuple[int, l
         wanted = [ds for ds in datasets if spec.tasks is None or ds.attrs.get("task") in spec.tasks]
         ready = []
         for ds in wanted:
-            missing = [name for name in spec.needs if name not in ds]
+            missing = missing_variables(ds, spec.needs)
             if missing:
-                skipped.append(f"{spec.name} of {ds.attrs['source_file']}.nc: no variable {missing[0]!r}")
+                skipped.append(f"{spec.name} of {ds.attrs['source_file']}.nc: no variable {missing[0]}")
             else:
                 ready.append(ds)
         for name, item in (spec.draw(ready, args) if ready else {}).items():

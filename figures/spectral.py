@@ -77,7 +77,7 @@ def profile_figure(ds: xr.Dataset, args, what: str, profile, ylabel: str, log_wh
     return fig
 
 
-def spectral_spec(name: str, needs: tuple[str, ...], draw_one, description: str) -> FigureSpec:
+def spectral_spec(name: str, needs: tuple, draw_one, description: str) -> FigureSpec:
     """The FigureSpec of a per-dataset spectral figure drawn by ``draw_one(ds, args) -> figure``."""
 
     def draw(datasets, args):

@@ -280,38 +280,84 @@ def product_log_singular_values(jacobians: JacobianSequence) -> torch.Tensor:
     accuracy, where :func:`product_log_spectra` resolves only those within ``RESOLVED_PRODUCT_NATS`` of the largest.
 
     The product is never formed. The QR method carries it as Q_t (diag(e^s) U), Q_t orthogonal and the rows of U of
-    unit length with their log lengths s apart: J_t Q_{t-1} = Q_t R_t, then the rows become R_t diag(e^s) U. Kept
-    in order of s, R_t diag(e^s) = diag(e^s) M with M_ij = R_ij e^(s_j - s_i) bounded above the diagonal, so every
-    row keeps its own digits however far below the first it falls. The singular values of diag(e^s) U are then
-    those of the product (:func:`~rnn_dynamics.spectra.graded_log_singular_values`). A step Jacobian's rows of
-    exact zeros (inactive ReLU units) are moved last before its QR, which then leaves those rows of R exactly 0:
-    the directions they kill come out as -inf, not as rounding. In float64; NaN for a sequence holding NaN / Inf.
+    unit length with their log lengths s apart: J_t Q_{t-1} = Q_t R_t, then the rows become R_t diag(e^s) U
+    (:func:`_carry`). The singular values of diag(e^s) U are then those of the product
+    (:func:`~rnn_dynamics.spectra.graded_log_singular_values`). A step Jacobian's rows of exact zeros (inactive ReLU
+    units) become exact zero rows of R: the directions they kill come out as -inf, not as rounding. In float64
+    whatever the Jacobians' dtype (their factors are exact in it); NaN for a sequence holding NaN / Inf.
     """
-    from .spectra import graded_log_singular_values, unit_length_rows
+    carried = _QRProduct(jacobians)
+    for t in range(len(jacobians)):
+        carried.multiply(jacobians.left(t, carried.q) if carried.exact else jacobians.dense(t).double() @ carried.q)
+    return carried.log_singular_values()
 
-    first = jacobians.dense(0)
-    size, lead, exact = first.shape[-1], first.shape[:-2], first.dtype == torch.float64
-    eye = torch.eye(size, dtype=torch.float64, device=first.device).expand(*lead, size, size)
-    q, rows = eye.clone(), eye.clone()
-    log_lengths = torch.zeros(*lead, size, dtype=torch.float64, device=first.device)
-    finite = torch.ones(lead, dtype=torch.bool, device=first.device)
-    for t in range(len(jacobians)):  # float64 whatever the Jacobians' dtype: their factors are exact in it
-        y = jacobians.left(t, q) if exact else jacobians.dense(t).double() @ q
-        finite &= torch.isfinite(y).all(dim=-1).all(dim=-1)
-        y = torch.where(finite[..., None, None], y, 0.0)
+
+def lag_log_singular_values(jacobians: JacobianSequence, lags: Sequence[int]) -> torch.Tensor:
+    """ln of every singular value of ds_T/ds_{T-k} = J_T ... J_{T-k+1} for each lag k, descending
+    (len(lags), ..., S), each to its own relative accuracy, where :func:`product_log_spectra` resolves only those
+    within ``RESOLVED_PRODUCT_NATS`` of the largest at its lag.
+
+    One walk back from step T carries the transposed product P_k^T = J_{T-k+1}^T ... J_T^T in the QR form of
+    :func:`product_log_singular_values` (the way a gradient travels), its values taken at each lag. J_t's rows of
+    exact zeros (J_t = Π J_t, Π the projection onto the rows that are not all 0) are zeroed in the carried Q first,
+    J_t^T Q = J_t^T (Π Q): its QR then keeps them exact, so the directions inactive ReLU units kill come out as
+    -inf here too. Zero columns of J_t (of W) are zero rows of J_t^T and count the same way."""
+    lags = _check_lags(lags, len(jacobians))
+    wanted, values = set(lags), []
+    carried = _QRProduct(jacobians)
+    for k in range(1, lags[-1] + 1):
+        t = len(jacobians) - k
+        step = jacobians.dense(t)
+        dead = (step == 0).all(dim=-1, keepdim=True)
+        if dead.any():
+            carried.multiply(torch.where(dead, 0.0, carried.q))
+        carried.multiply(jacobians.right(carried.q.mT, t).mT if carried.exact else step.double().mT @ carried.q)
+        if k in wanted:
+            values.append(carried.log_singular_values())
+    return torch.stack(values)
+
+
+class _QRProduct:
+    """A product of matrices carried as Q (diag(e^s) U) in float64: Q orthogonal, U's rows of unit length, s their
+    log lengths, descending (-inf: a row that is exactly 0); starts as the identity of the sequence's size."""
+
+    def __init__(self, jacobians: JacobianSequence):
+        first = jacobians.dense(0)
+        size, lead = first.shape[-1], first.shape[:-2]
+        self.exact = first.dtype == torch.float64
+        eye = torch.eye(size, dtype=torch.float64, device=first.device).expand(*lead, size, size)
+        self.q, self.rows = eye.clone(), eye.clone()
+        self.log_lengths = torch.zeros(*lead, size, dtype=torch.float64, device=first.device)
+        self.finite = torch.ones(lead, dtype=torch.bool, device=first.device)
+
+    def multiply(self, y: torch.Tensor) -> None:
+        """The product times a matrix A on the left, given y = A Q. Rows of exact zeros go last before the QR of y,
+        which leaves those rows of R exactly 0. Kept in order of s, R diag(e^s) = diag(e^s) M with
+        M_ij = R_ij e^(s_j - s_i) bounded above the diagonal, so every row keeps its own digits however far below
+        the first it falls."""
+        from .spectra import unit_length_rows
+
+        self.finite &= torch.isfinite(y).all(dim=-1).all(dim=-1)
+        y = torch.where(self.finite[..., None, None], y, 0.0)
         zero_last = torch.argsort((y == 0).all(dim=-1).to(torch.int8), dim=-1, stable=True).unsqueeze(-1)
         q_sorted, r = torch.linalg.qr(torch.gather(y, -2, zero_last.expand_as(y)))
         q = torch.empty_like(q_sorted).scatter_(-2, zero_last.expand_as(q_sorted), q_sorted)
-        ratio = torch.nan_to_num(torch.exp(log_lengths.unsqueeze(-2) - log_lengths.unsqueeze(-1)), nan=0.0)
-        rows, log_lengths = unit_length_rows(torch.triu(r * ratio) @ rows, log_lengths)
+        ratio = torch.nan_to_num(torch.exp(self.log_lengths.unsqueeze(-2) - self.log_lengths.unsqueeze(-1)), nan=0.0)
+        rows, log_lengths = unit_length_rows(torch.triu(r * ratio) @ self.rows, self.log_lengths)
         order = torch.argsort(log_lengths, dim=-1, descending=True)
-        log_lengths = torch.gather(log_lengths, -1, order)
-        rows = torch.gather(rows, -2, order.unsqueeze(-1).expand_as(rows))
-        q = torch.gather(q, -1, order.unsqueeze(-2).expand_as(q))
-    alive = int(torch.isfinite(log_lengths).sum(dim=-1).max()) if log_lengths.numel() else 0
-    values = torch.full_like(log_lengths, -math.inf)
-    values[..., :alive] = graded_log_singular_values(rows[..., :alive, :], log_lengths[..., :alive])
-    return torch.where(finite.unsqueeze(-1), values, math.nan)
+        self.log_lengths = torch.gather(log_lengths, -1, order)
+        self.rows = torch.gather(rows, -2, order.unsqueeze(-1).expand_as(rows))
+        self.q = torch.gather(q, -1, order.unsqueeze(-2).expand_as(q))
+
+    def log_singular_values(self) -> torch.Tensor:
+        """ln of the product's singular values, descending (..., S): -inf for the rows that are 0, NaN where a
+        factor held NaN / Inf."""
+        from .spectra import graded_log_singular_values
+
+        alive = int(torch.isfinite(self.log_lengths).sum(dim=-1).max()) if self.log_lengths.numel() else 0
+        values = torch.full_like(self.log_lengths, -math.inf)
+        values[..., :alive] = graded_log_singular_values(self.rows[..., :alive, :], self.log_lengths[..., :alive])
+        return torch.where(self.finite.unsqueeze(-1), values, math.nan)
 
 
 def lag_product_autograd(step: Callable, h_start: torch.Tensor, drives: torch.Tensor) -> torch.Tensor:

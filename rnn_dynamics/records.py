@@ -106,6 +106,19 @@ def record_dims() -> dict[str, tuple[str, str]]:
     return dims
 
 
+def cpu_model() -> str:
+    """The processor's model name (Linux: /proc/cpuinfo), which with torch's build and thread count decides the last
+    bits of a CPU run; the machine's architecture where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def provenance(config: dict) -> dict:
     """Dataset attrs naming the code, the command, the configuration, the machine and the time."""
     import torch
@@ -120,6 +133,7 @@ def provenance(config: dict) -> dict:
         "xarray_version": xr.__version__,
         "python_version": sys.version.split()[0],
         "platform": f"{platform.system()} {platform.machine()}",
+        "cpu": cpu_model(),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
         "config": json.dumps(config, sort_keys=True),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -12,6 +12,7 @@ import xarray as xr
 
 from figures import figure_specs
 from figures.__main__ import main as draw_everything
+from figures.common import missing_variables
 from rnn_dynamics import StudyConfig, TrainConfig, run_study, write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +53,7 @@ def test_every_figure_of_a_results_folder(results, tmp_path, capsys):
     for spec in figure_specs().values():
         if spec.per_dataset:
             for stem in ("adding", "mnist", "ptb_char", "speech"):
-                if not all(name in xr.load_dataset(results / f"{stem}.nc") for name in spec.needs):
+                if missing_variables(xr.load_dataset(results / f"{stem}.nc"), spec.needs):
                     continue
                 names = [n for n in written if n.startswith(f"{stem}-{spec.name}") and n.endswith(".png")]
                 assert names and all(written[n] > 10_000 for n in names), (stem, spec.name)
@@ -88,6 +89,36 @@ def test_the_lag_spectra_figure_draws_the_shortest_and_longest_lag_and_marks_the
     top = ds["jacobian_log_singular_values_lag"].sel(cell="elman", init="identity", nonlinearity="relu", seed=0,
                                                      seq_len=10, layer=0, sv=0, lag=1)  # the IRNN, panel 1
     assert solid[0].get_ydata()[0] == pytest.approx(float(top.isel(step=-1)) / np.log(10))
+
+
+def test_full_lag_spectra_are_drawn_whole_with_the_zeroed_directions_counted_by_lag(results):
+    """With full_lag_spectra recorded (here values put in its place, 0 to -900 nats, two -inf at lag 10), the
+    figure draws those, none dotted as rounding, and counts the -inf directions at each drawn lag under the panel;
+    a study holding only them still draws."""
+    import numpy as np
+
+    from figures import lag_spectra
+    from figures.common import load_study
+
+    ds = load_study(results / "adding.nc")
+    resolved = ds["jacobian_log_singular_values_lag"]
+    full = resolved.copy(data=np.broadcast_to(np.linspace(0.0, -900.0, ds.sizes["sv"])[:, None],
+                                              resolved.shape).copy())
+    held = resolved.notnull().any("sv")  # the lags each length holds
+    full = full.where((full["sv"] < ds.sizes["sv"] - 2) | (full["lag"] != 10), -np.inf).where(held)
+    ds = ds.drop_vars("jacobian_log_singular_values_lag").assign(jacobian_log_singular_values_lag_full=full)
+    assert not missing_variables(ds, lag_spectra.FIGURE.needs)
+    figure = lag_spectra.draw(ds, _selection())
+    irnn = figure.axes[0]
+    solid = [line.get_ydata() for line in irnn.get_lines() if line.get_linestyle() == "-"]
+    np.testing.assert_allclose(solid[0], np.linspace(0.0, -900.0, ds.sizes["sv"]) / np.log(10))
+    assert np.isnan(solid[-1][-2:]).all() and np.isfinite(solid[-1][:-2]).all()
+    assert all(np.isnan(line.get_ydata()).all() for line in irnn.get_lines() if line.get_linestyle() == ":")
+    assert irnn.get_xlabel().endswith("(zeroed at k = 1, 2, 3, 6, 10: 0, 0, 0, 0, 2)")
+    assert not any("resolved range" in text.get_text() for text in figure.legends[0].get_texts())
+    bare = ds.drop_vars("jacobian_log_singular_values_lag_full")
+    assert missing_variables(bare, lag_spectra.FIGURE.needs) == [
+        "'jacobian_log_singular_values_lag_full' or 'jacobian_log_singular_values_lag'"]
 
 
 def test_one_init_under_two_nonlinearities_is_drawn_in_two_line_styles():

@@ -5,9 +5,9 @@ import torch
 
 from conftest import make_stack, perturbed
 from rnn_dynamics.jacobians import (DenseJacobians, ElmanJacobians, GatedJacobians, default_lags,
-                                    lag_product_autograd, product_log_norms, product_log_singular_values,
-                                    product_log_spectra, spectral_norm, state_gradient_log_norms,
-                                    step_jacobians_autograd)
+                                    lag_log_singular_values, lag_product_autograd, product_log_norms,
+                                    product_log_singular_values, product_log_spectra, spectral_norm,
+                                    state_gradient_log_norms, step_jacobians_autograd)
 from rnn_dynamics.spectra import graded_log_singular_values
 from rnn_dynamics.models import RecurrentStack, get_cell, list_cells
 from rnn_dynamics.records import RESOLVED_PRODUCT_NATS
@@ -250,6 +250,80 @@ def test_full_depth_singular_values_of_float32_factors_and_of_a_dead_product():
     dact[3, 1] = 0.0
     dead = product_log_singular_values(ElmanJacobians(torch.eye(3), dact))
     assert torch.isfinite(dead[0]).all() and torch.isneginf(dead[1]).all()
+
+
+def test_every_singular_value_at_every_lag_of_a_telescoping_product_is_exact(gen):
+    """The telescoping steps above: ds_T/ds_{T-k} = Q_T diag(e^(k lambda)) Q_(T-k)^T, so at each lag k the values
+    are k lambda_i exactly, from 0 down to -4000 nats at k = 800, where the dense products resolve 28 nats."""
+    n, steps = 8, 800
+    rates = torch.linspace(0.0, -5.0, n, dtype=torch.float64)
+    frames = [torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))[0] for _ in range(steps + 1)]
+    factors = torch.stack([frames[t + 1] @ torch.diag(torch.exp(rates)) @ frames[t].T for t in range(steps)])
+    lags = [1, 3, 40, 799, 800]
+    got = lag_log_singular_values(DenseJacobians(factors), lags)
+    assert got.shape == (5, n) and torch.allclose(got, torch.tensor(lags).double()[:, None] * rates, rtol=0, atol=1e-10)
+    assert torch.allclose(got[-1], product_log_singular_values(DenseJacobians(factors)), rtol=0, atol=1e-10)
+
+
+def test_at_every_lag_the_directions_relu_units_kill_are_minus_infinity_and_the_rest_exact(gen):
+    """W = I + 0.3 G under the ReLU masks of a driven trajectory: at each lag k, ds_T/ds_{T-k} has rank r_k (from
+    7 at k = 1 down to 3: 300-digit arithmetic puts the other values at its rounding, below -600 nats), so N - r_k
+    values are -inf and the r_k others equal that arithmetic to 1e-10 nats; at k = T the same as the walk forward."""
+    n, steps = 12, 60
+    weight = torch.eye(n, dtype=torch.float64) + 0.3 * torch.randn(n, n, generator=gen, dtype=torch.float64)
+    h, masks = torch.rand(n, generator=gen, dtype=torch.float64), []
+    for _ in range(steps):
+        a = weight @ h + 0.3 * torch.randn(n, generator=gen, dtype=torch.float64)
+        h = a.clamp(min=0)
+        masks.append((a > 0).double())
+    jacobians = ElmanJacobians(weight, torch.stack(masks))
+    factors = torch.stack([jacobians.dense(t) for t in range(steps)])
+    lags = [1, 4, 15, steps]
+    got = lag_log_singular_values(jacobians, lags)
+    ranks = []
+    for values, k in zip(got, lags):
+        exact = _exact_log_singular_values(factors[steps - k:], 300)
+        rank = int((exact > -300).sum())
+        assert (exact[rank:] < -600).all(), k  # a clear gap: these are 0 in exact arithmetic
+        assert torch.isfinite(values).sum() == rank and torch.isneginf(values[rank:]).all(), k
+        assert torch.allclose(values[:rank], exact[:rank], rtol=0, atol=1e-10), k
+        ranks.append(rank)
+    assert ranks[-1] < ranks[0] < n
+    forward = product_log_singular_values(jacobians)
+    assert torch.equal(torch.isneginf(forward), torch.isneginf(got[-1]))
+    assert torch.allclose(forward[:ranks[-1]], got[-1, :ranks[-1]], rtol=0, atol=1e-10)
+
+
+def test_a_zero_column_of_w_is_minus_infinity_at_every_lag(gen):
+    """A unit no other unit reads (a zero column of W) leaves every product one rank short: the walk back meets
+    it as a zero row of J_t^T, so exactly one value is -inf at each lag."""
+    n, steps = 6, 30
+    weight = torch.randn(n, n, generator=gen, dtype=torch.float64) / math.sqrt(n)
+    weight[:, 2] = 0.0
+    dact = 0.5 + torch.rand(steps, n, generator=gen, dtype=torch.float64)
+    got = lag_log_singular_values(ElmanJacobians(weight, dact), [1, 10, 30])
+    assert torch.isneginf(got[:, -1]).all() and torch.isfinite(got[:, :-1]).all()
+
+
+@pytest.mark.parametrize("cell", list_cells())
+def test_every_lags_singular_values_equal_the_dense_products_within_its_resolved_range(cell, gen):
+    """Every cell type's own structured Jacobians, ReLU and tanh: at each lag, where the dense product resolves its
+    singular values, the two agree to that product's rounding (an SVD's error is about eps sigma_1, so
+    eps e^(ln sigma_1 - ln sigma_i) in ln sigma_i: 1e-14 at the top, 1e-5 at 28 nats below it); a diverged sequence
+    gives NaN for itself alone."""
+    for nonlinearity in ("relu", "tanh") if get_cell(cell).nonlinearities is None else ("tanh",):
+        stack, x, trace = _traced(nonlinearity, gen, t=30, cell=cell)
+        jacobians, lags = stack.step_jacobians(trace, 0), [1, 2, 9, 30]
+        dense = product_log_spectra(jacobians, lags)
+        got = lag_log_singular_values(jacobians, lags)
+        depth = dense[..., :1] - dense
+        within = depth <= RESOLVED_PRODUCT_NATS["float64"]
+        assert within[-1].sum() > within.shape[1] * within.shape[2]
+        rounding = 1e-12 + 10 * torch.finfo(torch.float64).eps * torch.exp(depth[within])
+        assert ((got[within] - dense[within]).abs() <= rounding).all(), nonlinearity
+    x[25, 2, 0] = math.nan  # every state of sequence 2 from step 26 on: every lag's product holds one
+    got = lag_log_singular_values(stack.step_jacobians(stack.trace(x), 0), [1, 5, 30])
+    assert torch.isnan(got[:, :, 2]).all() and torch.isfinite(got[:, :, :2]).all()
 
 
 def test_dead_relu_product_is_minus_infinity():

@@ -226,6 +226,15 @@ def test_the_lag_spectra_are_the_singular_values_of_every_power():
     np.testing.assert_allclose(recorded.sel(sv=0).values, point["jacobian_log_norm"].values, rtol=0, atol=1e-12)
 
 
+def test_the_full_lag_spectra_hold_every_singular_value_of_every_power():
+    """At every lag k all sixteen d_i^k, down to 83 nats below the largest at k = 30, where
+    jacobian_log_singular_values_lag resolves those within 28 nats."""
+    point = _graded_hadamard_study(probes=["lag_spectra", "full_lag_spectra"])
+    expected = np.log(GRADED.numpy())[:, None] * point["lag"].values[None, :]
+    np.testing.assert_allclose(point["jacobian_log_singular_values_lag_full"].values, expected, rtol=0, atol=1e-9)
+    assert np.abs(point["jacobian_log_singular_values_lag"].values - expected).max() > 10
+
+
 @pytest.mark.parametrize("cell", list_cells())
 def test_a_rank_one_update_of_one_block_is_what_weight_updates_records(cell):
     """W_0 + s u v^T (u, v unit vectors) in one block of one cell: that block's update has the singular values
