@@ -56,7 +56,7 @@ def test_readme_table_is_what_the_default_study_prints():
         pytest.skip("results/spectra.nc is absent: run the README's first command")
     ds = xr.load_dataset(path)
     section = _readme().split("## The default study", 1)[1].split("\n## ", 1)[0]
-    stated = re.search(r"\((\S+ \S+), (.+?), torch (\S+)\)", section)
+    stated = re.search(r"\((\S+ \S+), (.+?), torch\s+(\S+)\)", section)
     threads = re.search(r"(\d+) torch threads", section)
     made = (ds.attrs["platform"], ds.attrs.get("cpu"), ds.attrs["torch_version"], str(ds.attrs.get("torch_threads")))
     if json.loads(ds.attrs["config"]) != StudyConfig().to_dict() or made != (*stated.groups(), threads.group(1)):
