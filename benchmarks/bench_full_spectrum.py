@@ -1,11 +1,11 @@
 """Full-depth singular values of ds_T/ds_0 (the full_product_spectrum probe) against the dense product the
-jacobian_products probe forms (its norms at ~30 lags and the SVD at T), on the default study's stacks, in one
-process.
+jacobian_products probe forms (its norms at ~30 lags and the SVD at T), and at every lag (full_lag_spectra) against
+the dense products' SVDs at those lags (lag_spectra), on the default study's stacks, in one process.
 
     PYTHONPATH=. python benchmarks/bench_full_spectrum.py            # N = 100, T = 50, 6 inits x 4 sequences
     PYTHONPATH=. python benchmarks/bench_full_spectrum.py --seq-len 150
 
-Prints the times, their ratio, and how many directions each product keeps (ReLU zeroes some exactly).
+Prints the times, their ratios, and how many directions each product keeps (ReLU zeroes some exactly).
 """
 
 from __future__ import annotations
@@ -16,8 +16,15 @@ import time
 import torch
 
 from rnn_dynamics import StudyConfig
-from rnn_dynamics.jacobians import default_lags, product_log_norms, product_log_singular_values
+from rnn_dynamics.jacobians import (default_lags, lag_log_singular_values, product_log_norms,
+                                    product_log_singular_values, product_log_spectra)
 from rnn_dynamics.models import get_cell
+
+
+def timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return time.perf_counter() - start, result
 
 
 def main(argv=None) -> int:
@@ -33,17 +40,20 @@ def main(argv=None) -> int:
     for nonlinearity in config.nonlinearities:
         model = get_cell("elman").from_inits(config.inits, task.input_size, args.hidden, task.output_size,
                                              nonlinearity, 1, task.readout, seed=0)
+        lags = default_lags(args.seq_len)
         with torch.no_grad():
             jacobians = model.step_jacobians(model.trace(x), 0, dtype=torch.float64)
-            start = time.perf_counter()
-            product_log_norms(jacobians, default_lags(args.seq_len), full_spectrum=True)
-            dense = time.perf_counter() - start
-            start = time.perf_counter()
-            values = product_log_singular_values(jacobians)
-            full = time.perf_counter() - start
+            dense, _ = timed(product_log_norms, jacobians, lags, full_spectrum=True)
+            full, values = timed(product_log_singular_values, jacobians)
+            dense_lags, _ = timed(product_log_spectra, jacobians, lags)
+            full_lags, lag_values = timed(lag_log_singular_values, jacobians, lags)
         alive = torch.isfinite(values).sum(dim=-1)
         print(f"{nonlinearity}: dense product {dense:.3f} s, full depth {full:.3f} s ({full / dense:.1f}x); "
               f"directions kept per product {int(alive.min())}..{int(alive.max())} of {values.shape[-1]}")
+        kept = torch.isfinite(lag_values).sum(dim=-1).double().mean(dim=(1, 2))
+        print(f"{nonlinearity}, {len(lags)} lags: dense SVDs {dense_lags:.3f} s, full depth {full_lags:.3f} s "
+              f"({full_lags / dense_lags:.1f}x); directions kept on average at k = {lags[0]}: {kept[0]:.1f}, "
+              f"k = {lags[-1]}: {kept[-1]:.1f}")
     return 0
 
 
