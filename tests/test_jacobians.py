@@ -267,7 +267,7 @@ def test_every_singular_value_at_every_lag_of_a_telescoping_product_is_exact(gen
 
 def test_at_every_lag_the_directions_relu_units_kill_are_minus_infinity_and_the_rest_exact(gen):
     """W = I + 0.3 G under the ReLU masks of a driven trajectory: at each lag k, ds_T/ds_{T-k} has rank r_k (from
-    7 at k = 1 down to 3: 300-digit arithmetic puts the other values at its rounding, below -600 nats), so N - r_k
+    7 at k = 1 down to 4: 300-digit arithmetic puts the other values at its rounding, below -600 nats), so N - r_k
     values are -inf and the r_k others equal that arithmetic to 1e-10 nats; at k = T the same as the walk forward."""
     n, steps = 12, 60
     weight = torch.eye(n, dtype=torch.float64) + 0.3 * torch.randn(n, n, generator=gen, dtype=torch.float64)
