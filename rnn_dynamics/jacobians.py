@@ -281,7 +281,7 @@ def product_log_singular_values(jacobians: JacobianSequence) -> torch.Tensor:
 
     The product is never formed. The QR method carries it as Q_t (diag(e^s) U), Q_t orthogonal and the rows of U of
     unit length with their log lengths s apart: J_t Q_{t-1} = Q_t R_t, then the rows become R_t diag(e^s) U
-    (:func:`_carry`). The singular values of diag(e^s) U are then those of the product
+    (:meth:`_QRProduct.multiply`). The singular values of diag(e^s) U are then those of the product
     (:func:`~rnn_dynamics.spectra.graded_log_singular_values`). A step Jacobian's rows of exact zeros (inactive ReLU
     units) become exact zero rows of R: the directions they kill come out as -inf, not as rounding. In float64
     whatever the Jacobians' dtype (their factors are exact in it); NaN for a sequence holding NaN / Inf.

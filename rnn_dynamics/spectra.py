@@ -41,17 +41,6 @@ def spectral_radius(weight: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- graded matrices
 
 
-def _round_robin(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Index pairs (n - 1 rounds, n / 2 pairs) for an even ``n`` that meet every pair once, each round's pairs
-    disjoint (the circle method), so that one round's rotations run as one batched operation."""
-    players, firsts, seconds = list(range(n)), [], []
-    for _ in range(n - 1):
-        firsts.append(players[:n // 2])
-        seconds.append(players[n // 2:][::-1])
-        players = [players[0], players[-1], *players[1:-1]]
-    return torch.tensor(firsts), torch.tensor(seconds)
-
-
 def unit_length_rows(rows: torch.Tensor, log_scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(rows / |row|, log_scales + ln |row|); a zero row stays 0 with log scale -inf."""
     norms = rows.norm(dim=-1)
@@ -74,7 +63,7 @@ def graded_log_singular_values(rows: torch.Tensor, log_scales: torch.Tensor, max
     Where there are no more rows than columns, the rows (in order of scale) are first replaced by those of
     R diag(e^s), from rows^T = Q R: the same singular values, Householder's QR perturbs each row by rounding
     relative to itself (which this accuracy allows), and Jacobi then needs fewer sweeps (QR preconditioning,
-    Drmac & Veselic 2008; 1.3x on the lag products of a tanh stack, to 1e-13 nats of the rows it was given).
+    Drmac & Veselic 2008; 1.2-1.4x fewer rotations on lag products, the values equal to 1e-13 nats).
     """
     unit, scale = unit_length_rows(rows.double(), log_scales.double())
     if unit.shape[-2] <= unit.shape[-1]:
@@ -83,20 +72,31 @@ def graded_log_singular_values(rows: torch.Tensor, log_scales: torch.Tensor, max
     if n % 2:  # a zero row of scale -inf pairs with each row in turn and changes nothing
         unit = torch.cat([unit, torch.zeros_like(unit[..., :1, :])], dim=-2)
         scale = torch.cat([scale, torch.full_like(scale[..., :1], -math.inf)], dim=-1)
-    firsts, seconds = (pairs.to(unit.device) for pairs in _round_robin(unit.shape[-2]))
+    half = unit.shape[-2] // 2
+    # the circle method, rows held where they play: round j pairs top[i] with bottom[i]
+    top, bottom = unit[..., :half, :], unit[..., half:, :].flip(-2)
+    top_scale, bottom_scale = scale[..., :half], scale[..., half:].flip(-1)
     tolerance = unit.shape[-1] * torch.finfo(torch.float64).eps
-    for _ in range(max_sweeps):
+    for _ in range(max_sweeps if half else 0):
         largest_cosine = 0.0
-        for first, second in zip(firsts, seconds):
-            largest_cosine = max(largest_cosine, _rotate_pairs(unit, scale, first, second))
+        for _ in range(2 * half - 1):
+            top, bottom, top_scale, bottom_scale, cosine = _rotate_pairs(top, bottom, top_scale, bottom_scale)
+            largest_cosine = max(largest_cosine, cosine)
+            if half > 1:  # the next round: the first row stays, the others move one seat round the circle
+                top, bottom = (torch.cat([top[..., :1, :], bottom[..., :1, :], top[..., 1:-1, :]], dim=-2),
+                               torch.cat([bottom[..., 1:, :], top[..., -1:, :]], dim=-2))
+                top_scale, bottom_scale = (torch.cat([top_scale[..., :1], bottom_scale[..., :1], top_scale[..., 1:-1]],
+                                                     dim=-1),
+                                           torch.cat([bottom_scale[..., 1:], top_scale[..., -1:]], dim=-1))
         if largest_cosine <= tolerance:
             break
-    return torch.sort(scale, dim=-1, descending=True).values[..., :n]
+    return torch.sort(torch.cat([top_scale, bottom_scale], dim=-1), dim=-1, descending=True).values[..., :n]
 
 
 def _triangular_rows(unit: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows of diag(e^s) R with the singular values of diag(e^s) unit: unit^T = Q R after sorting by s (descending,
-    so that R diag(e^s) = diag(e^s) M with M_jk = R_jk e^(s_k - s_j) bounded), as unit rows and log lengths."""
+    """The rows of R diag(e^s), whose singular values are those of diag(e^s) unit, as unit rows and log lengths:
+    unit^T = Q R after sorting by s (descending, so that R diag(e^s) = diag(e^s) M with M_jk = R_jk e^(s_k - s_j)
+    bounded above the diagonal)."""
     order = torch.argsort(scale, dim=-1, descending=True)
     scale = torch.gather(scale, -1, order)
     unit = torch.gather(unit, -2, order.unsqueeze(-1).expand_as(unit))
@@ -105,30 +105,29 @@ def _triangular_rows(unit: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Ten
     return unit_length_rows(torch.triu(r * ratio), scale)
 
 
-def _rotate_pairs(unit: torch.Tensor, scale: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> float:
-    """One Jacobi rotation of each pair of rows (first[i], second[i]), in place; the largest |cosine| before.
+def _rotate_pairs(top: torch.Tensor, bottom: torch.Tensor, top_scale: torch.Tensor, bottom_scale: torch.Tensor):
+    """One Jacobi rotation of each pair of rows (top[i], bottom[i]): the rotated rows and scales, and the largest
+    |cosine| before.
 
     With x = e^a u the longer row and y = e^b v the shorter (r = e^(b-a) <= 1, c = u.v), the rotation that makes
     them orthogonal is x' = cs (x - t y), y' = cs (t x + y) with t = tau r; written through tau =
     -2c / (1 - r^2 + sqrt((1 - r^2)^2 + 4 r^2 c^2)) it stays finite where r underflows to 0, where it is
-    Gram-Schmidt of v against u."""
-    a, b = scale[..., first], scale[..., second]
-    swap = b > a
-    longer_index, shorter_index = torch.where(swap, second, first), torch.where(swap, first, second)
-    rows_of = lambda index: index.unsqueeze(-1).expand(*index.shape, unit.shape[-1])  # noqa: E731
-    u, v = torch.gather(unit, -2, rows_of(longer_index)), torch.gather(unit, -2, rows_of(shorter_index))
-    a, b = torch.maximum(a, b), torch.minimum(a, b)
-    cosine = (u * v).sum(dim=-1)
+    Gram-Schmidt of v against u. Each row keeps its own scale plus ln cs, whichever is the longer."""
+    swap = bottom_scale > top_scale  # the bottom row is the longer
+    a, b = torch.maximum(top_scale, bottom_scale), torch.minimum(top_scale, bottom_scale)
+    cosine = (top * bottom).sum(dim=-1)
     r = torch.nan_to_num(torch.exp(b - a), nan=0.0)  # both -inf: two zero rows, nothing to do
     spread = 1 - r * r
     denominator = spread + torch.sqrt(spread * spread + 4 * r * r * cosine * cosine)
     tau = torch.where(denominator > 0, -2 * cosine / torch.where(denominator > 0, denominator, 1.0), 0.0)
-    cs = torch.rsqrt(1 + tau * tau * r * r)
-    longer, a = unit_length_rows(u - (tau * r * r).unsqueeze(-1) * v, a + torch.log(cs))
-    shorter, b = unit_length_rows(tau.unsqueeze(-1) * u + v, b + torch.log(cs))
-    unit.scatter_(-2, rows_of(longer_index), longer).scatter_(-2, rows_of(shorter_index), shorter)
-    scale.scatter_(-1, longer_index, a).scatter_(-1, shorter_index, b)
-    return float(torch.nan_to_num(cosine.abs(), nan=0.0).max()) if cosine.numel() else 0.0
+    log_cs = torch.log(torch.rsqrt(1 + tau * tau * r * r))
+    shrink = -(tau * r * r)  # the longer row takes this much of the shorter, the shorter tau of the longer
+    rotated_top = top + torch.where(swap, tau, shrink).unsqueeze(-1) * bottom
+    rotated_bottom = torch.where(swap, shrink, tau).unsqueeze(-1) * top + bottom
+    top, top_scale = unit_length_rows(rotated_top, top_scale + log_cs)
+    bottom, bottom_scale = unit_length_rows(rotated_bottom, bottom_scale + log_cs)
+    largest = float(torch.nan_to_num(cosine.abs(), nan=0.0).max()) if cosine.numel() else 0.0
+    return top, bottom, top_scale, bottom_scale, largest
 
 
 # ---------------------------------------------------------------- Lyapunov spectra

@@ -200,17 +200,23 @@ def test_a_saturating_tanh_products_singular_values_equal_700_digit_arithmetic(g
     assert torch.allclose(got, expected, rtol=0, atol=1e-10)
 
 
-def test_directions_inactive_relu_units_kill_are_minus_infinity_and_the_rest_exact(gen):
-    """An IRNN-like W under the ReLU masks of a driven trajectory: the product has rank r < N, so N - r singular
-    values are exactly 0 (-inf); the r others equal 300-digit arithmetic. The dense product gives rounding."""
-    n, steps = 16, 120
-    weight = torch.eye(n, dtype=torch.float64) + 0.05 * torch.randn(n, n, generator=gen, dtype=torch.float64)
+def _driven_relu_jacobians(gen, n: int, steps: int, coupling: float) -> ElmanJacobians:
+    """Step Jacobians of W = I + coupling G under the ReLU masks of a trajectory driven by noise: their zeros are
+    exact, so every product's rank is too."""
+    weight = torch.eye(n, dtype=torch.float64) + coupling * torch.randn(n, n, generator=gen, dtype=torch.float64)
     h, masks = torch.rand(n, generator=gen, dtype=torch.float64), []
     for _ in range(steps):
         a = weight @ h + 0.3 * torch.randn(n, generator=gen, dtype=torch.float64)
         h = a.clamp(min=0)
         masks.append((a > 0).double())
-    jacobians = ElmanJacobians(weight, torch.stack(masks))
+    return ElmanJacobians(weight, torch.stack(masks))
+
+
+def test_directions_inactive_relu_units_kill_are_minus_infinity_and_the_rest_exact(gen):
+    """An IRNN-like W under the ReLU masks of a driven trajectory: the product has rank r < N, so N - r singular
+    values are exactly 0 (-inf); the r others equal 300-digit arithmetic. The dense product gives rounding."""
+    n, steps = 16, 120
+    jacobians = _driven_relu_jacobians(gen, n, steps, coupling=0.05)
     factors = torch.stack([jacobians.dense(t) for t in range(steps)])
     rank = int(torch.linalg.matrix_rank(_product(factors)))  # the exact rank: the masks' zeros are exact
     got = product_log_singular_values(jacobians)
@@ -270,13 +276,7 @@ def test_at_every_lag_the_directions_relu_units_kill_are_minus_infinity_and_the_
     7 at k = 1 down to 4: 300-digit arithmetic puts the other values at its rounding, below -600 nats), so N - r_k
     values are -inf and the r_k others equal that arithmetic to 1e-10 nats; at k = T the same as the walk forward."""
     n, steps = 12, 60
-    weight = torch.eye(n, dtype=torch.float64) + 0.3 * torch.randn(n, n, generator=gen, dtype=torch.float64)
-    h, masks = torch.rand(n, generator=gen, dtype=torch.float64), []
-    for _ in range(steps):
-        a = weight @ h + 0.3 * torch.randn(n, generator=gen, dtype=torch.float64)
-        h = a.clamp(min=0)
-        masks.append((a > 0).double())
-    jacobians = ElmanJacobians(weight, torch.stack(masks))
+    jacobians = _driven_relu_jacobians(gen, n, steps, coupling=0.3)
     factors = torch.stack([jacobians.dense(t) for t in range(steps)])
     lags = [1, 4, 15, steps]
     got = lag_log_singular_values(jacobians, lags)

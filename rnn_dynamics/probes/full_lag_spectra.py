@@ -10,11 +10,10 @@ a direction that inactive ReLU units zeroed comes out as -inf. How many directio
 
 from __future__ import annotations
 
-import torch
-
 from ..jacobians import lag_log_singular_values
 from ..records import Variable
-from .base import Probe, ProbeContext, StackShape, log_mean_exp, register_probe
+from .base import Probe, ProbeContext, StackShape, register_probe
+from .lag_spectra import spectra_of_every_layer
 
 
 @register_probe
@@ -32,14 +31,8 @@ class FullLagSpectra(Probe):
             "steps zeroed exactly (inactive ReLU units), in every probe sequence"),
     }
 
-    @torch.no_grad()
     def record(self, ctx: ProbeContext):
-        spectra = []
-        for layer in range(ctx.model.num_layers):
-            jacobians = ctx.model.step_jacobians(ctx.trace, layer, dtype=torch.float64)
-            per_sequence = lag_log_singular_values(jacobians, ctx.settings.lags)  # (K, M, B, S)
-            spectra.append(log_mean_exp(per_sequence, dim=2).permute(1, 2, 0))  # (M, S, K)
-        return {"jacobian_log_singular_values_lag_full": torch.stack(spectra, dim=1)}
+        return {"jacobian_log_singular_values_lag_full": spectra_of_every_layer(ctx, lag_log_singular_values)}
 
     def bytes_per_probe(self, shape: StackShape) -> int:
         return 8 * shape.cells * shape.layers * shape.state * shape.lags

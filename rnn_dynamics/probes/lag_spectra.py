@@ -14,6 +14,17 @@ from .base import Probe, ProbeContext, ProbeSettings, StackShape, log_mean_exp, 
 from .jacobian_products import PRODUCT_ATTRS, PRODUCT_DTYPE
 
 
+@torch.no_grad()
+def spectra_of_every_layer(ctx: ProbeContext, spectra) -> torch.Tensor:
+    """(M, layer, S, K): ``spectra(jacobians, lags)`` (K, M, B, S) of each layer's step Jacobians in float64 at the
+    probe's lags, the ln of the mean over probe sequences."""
+    layers = []
+    for layer in range(ctx.model.num_layers):
+        jacobians = ctx.model.step_jacobians(ctx.trace, layer, dtype=getattr(torch, PRODUCT_DTYPE))
+        layers.append(log_mean_exp(spectra(jacobians, ctx.settings.lags), dim=2).permute(1, 2, 0))  # (M, S, K)
+    return torch.stack(layers, dim=1)
+
+
 @register_probe
 class LagSpectra(Probe):
     name = "lag_spectra"
@@ -27,14 +38,8 @@ class LagSpectra(Probe):
             "further below the largest at their lag, such as directions the steps killed, are rounding"),
     }
 
-    @torch.no_grad()
     def record(self, ctx: ProbeContext):
-        spectra = []
-        for layer in range(ctx.model.num_layers):
-            jac = ctx.model.step_jacobians(ctx.trace, layer, dtype=getattr(torch, PRODUCT_DTYPE))
-            per_sequence = product_log_spectra(jac, ctx.settings.lags)  # (K, M, B, S)
-            spectra.append(log_mean_exp(per_sequence, dim=2).permute(1, 2, 0))  # (M, S, K)
-        return {"jacobian_log_singular_values_lag": torch.stack(spectra, dim=1)}
+        return {"jacobian_log_singular_values_lag": spectra_of_every_layer(ctx, product_log_spectra)}
 
     def bytes_per_probe(self, shape: StackShape) -> int:
         return 8 * shape.cells * shape.layers * shape.state * shape.lags
