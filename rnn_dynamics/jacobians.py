@@ -283,12 +283,18 @@ def product_log_singular_values(jacobians: JacobianSequence) -> torch.Tensor:
     unit length with their log lengths s apart: J_t Q_{t-1} = Q_t R_t, then the rows become R_t diag(e^s) U
     (:meth:`_QRProduct.multiply`). The singular values of diag(e^s) U are then those of the product
     (:func:`~rnn_dynamics.spectra.graded_log_singular_values`). A step Jacobian's rows of exact zeros (inactive ReLU
-    units) become exact zero rows of R: the directions they kill come out as -inf, not as rounding. In float64
-    whatever the Jacobians' dtype (their factors are exact in it); NaN for a sequence holding NaN / Inf.
+    units) become exact zero rows of R: the directions they kill come out as -inf, not as rounding. So do those of
+    its zero columns (a unit no other unit reads: J_t = J_t Π, Π the projection onto the other columns), by
+    multiplying Π in first. In float64 whatever the Jacobians' dtype (their factors are exact in it); NaN for a
+    sequence holding NaN / Inf.
     """
     carried = _QRProduct(jacobians)
     for t in range(len(jacobians)):
-        carried.multiply(jacobians.left(t, carried.q) if carried.exact else jacobians.dense(t).double() @ carried.q)
+        step = jacobians.dense(t)
+        unread = (step == 0).all(dim=-2).unsqueeze(-1)
+        if unread.any():
+            carried.multiply(torch.where(unread, 0.0, carried.q))
+        carried.multiply(jacobians.left(t, carried.q) if carried.exact else step.double() @ carried.q)
     return carried.log_singular_values()
 
 
