@@ -58,12 +58,12 @@ def outputs_and_gradients(stack, x, initial, mode):
 
 
 @pytest.mark.parametrize("cell, nonlinearity", CASES)
-@pytest.mark.parametrize("dtype, batch, hidden", [(torch.float64, 5, 20), (torch.float64, 19, 16),
-                                                  (torch.float64, 3, 33), (torch.float32, 3, 33)])
+@pytest.mark.parametrize("dtype, batch, hidden", [(torch.float64, 19, 16), (torch.float64, 3, 33),
+                                                  (torch.float32, 3, 33)])
 def test_kernel_equals_the_loop(cell, nonlinearity, dtype, batch, hidden, gen):
     """Outputs, final states and every gradient, 2 layers, a carried non-zero initial state; batches that
-    fill part of a tile, one tile and a bit, hidden sizes padded (20 -> 32, 33 -> 64) and exact (16), in
-    float64, and float32 on the shape that pads both (the same indexing: the dtype only sets the tolerance)."""
+    fill part of a tile and one tile and a bit, hidden sizes padded (33 -> 64) and exact (16), in float64, and
+    float32 on the shape that pads both (the same indexing: the dtype only sets the tolerance)."""
     stack = perturbed(make_stack(INITS, nonlinearity, hidden=hidden, layers=2, readout="all", output_size=2,
                                  cell=cell, input_std=0.3), scale=0.05).to(DEVICE, dtype)
     x = torch.randn(STEPS, batch, 2, generator=gen, dtype=torch.float64).to(DEVICE, dtype)
@@ -105,9 +105,9 @@ def test_the_kernels_take_gradients_from_every_step_and_from_the_final_state(cel
 
 @pytest.mark.parametrize("cell", KERNEL_CELLS)
 def test_training_with_the_kernel_equals_training_with_the_loop(cell):
-    """Adam, per-cell clipping, 5 updates in float64: the same losses and weights either way."""
-    task = make_task("adding", seq_len=15, seed=0, batch_size=6, preset="tiny").to(torch.float64)
-    config = TrainConfig(steps=5, lr=0.01, optimizer="adam", clip=1.0, probe_every=0)
+    """Adam, per-cell clipping, 3 updates in float64: the same losses and weights either way."""
+    task = make_task("adding", seq_len=STEPS, seed=0, batch_size=6, preset="tiny").to(torch.float64)
+    config = TrainConfig(steps=3, lr=0.01, optimizer="adam", clip=1.0, probe_every=0)
     runs = []
     for mode in ("on", "off"):
         stack = make_stack(INITS, "relu", hidden=8, cell=cell, input_size=2).to(DEVICE)
