@@ -38,7 +38,7 @@ def _data(path) -> xr.Dataset:
 
 @pytest.fixture(scope="module")
 def reference_file(tmp_path_factory) -> Path:
-    """STUDY run in-process with one thread by the command, as a file."""
+    """STUDY run by the command (the in-process executor, one thread), as a file."""
     out = tmp_path_factory.mktemp("ref") / "ref.nc"
     proc = _cli(*STUDY, "--threads", "1", "--out", str(out), cwd=out.parent)
     assert proc.returncode == 0, proc.stderr
