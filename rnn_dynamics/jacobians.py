@@ -291,9 +291,7 @@ def product_log_singular_values(jacobians: JacobianSequence) -> torch.Tensor:
     carried = _QRProduct(jacobians)
     for t in range(len(jacobians)):
         step = jacobians.dense(t)
-        unread = (step == 0).all(dim=-2).unsqueeze(-1)
-        if unread.any():
-            carried.multiply(torch.where(unread, 0.0, carried.q))
+        carried.zero_rows((step == 0).all(dim=-2))  # J_t's unread columns
         carried.multiply(jacobians.left(t, carried.q) if carried.exact else step.double() @ carried.q)
     return carried.log_singular_values()
 
@@ -314,9 +312,7 @@ def lag_log_singular_values(jacobians: JacobianSequence, lags: Sequence[int]) ->
     for k in range(1, lags[-1] + 1):
         t = len(jacobians) - k
         step = jacobians.dense(t)
-        dead = (step == 0).all(dim=-1, keepdim=True)
-        if dead.any():
-            carried.multiply(torch.where(dead, 0.0, carried.q))
+        carried.zero_rows((step == 0).all(dim=-1))  # J_t's zero rows
         carried.multiply(jacobians.right(carried.q.mT, t).mT if carried.exact else step.double().mT @ carried.q)
         if k in wanted:
             values.append(carried.log_singular_values())
@@ -338,22 +334,27 @@ class _QRProduct:
 
     def multiply(self, y: torch.Tensor) -> None:
         """The product times a matrix A on the left, given y = A Q. Rows of exact zeros go last before the QR of y,
-        which leaves those rows of R exactly 0. Kept in order of s, R diag(e^s) = diag(e^s) M with
-        M_ij = R_ij e^(s_j - s_i) bounded above the diagonal, so every row keeps its own digits however far below
-        the first it falls."""
-        from .spectra import unit_length_rows
+        which leaves those rows of R exactly 0. Kept in order of s, R diag(e^s) = diag(e^s) M
+        (:func:`~rnn_dynamics.spectra.graded_triangle`), so every row keeps its own digits however far below the
+        first it falls."""
+        from .spectra import graded_triangle, unit_length_rows
 
         self.finite &= torch.isfinite(y).all(dim=-1).all(dim=-1)
         y = torch.where(self.finite[..., None, None], y, 0.0)
         zero_last = torch.argsort((y == 0).all(dim=-1).to(torch.int8), dim=-1, stable=True).unsqueeze(-1)
         q_sorted, r = torch.linalg.qr(torch.gather(y, -2, zero_last.expand_as(y)))
         q = torch.empty_like(q_sorted).scatter_(-2, zero_last.expand_as(q_sorted), q_sorted)
-        ratio = torch.nan_to_num(torch.exp(self.log_lengths.unsqueeze(-2) - self.log_lengths.unsqueeze(-1)), nan=0.0)
-        rows, log_lengths = unit_length_rows(torch.triu(r * ratio) @ self.rows, self.log_lengths)
+        rows, log_lengths = unit_length_rows(graded_triangle(r, self.log_lengths) @ self.rows, self.log_lengths)
         order = torch.argsort(log_lengths, dim=-1, descending=True)
         self.log_lengths = torch.gather(log_lengths, -1, order)
         self.rows = torch.gather(rows, -2, order.unsqueeze(-1).expand_as(rows))
         self.q = torch.gather(q, -1, order.unsqueeze(-2).expand_as(q))
+
+    def zero_rows(self, rows: torch.Tensor) -> None:
+        """The product times Π on the left, Π zeroing the ``rows`` (..., S) marked True (nothing where none is): a
+        factor of its own, so that its QR keeps those rows of R exactly 0."""
+        if rows.any():
+            self.multiply(torch.where(rows.unsqueeze(-1), 0.0, self.q))
 
     def log_singular_values(self) -> torch.Tensor:
         """ln of the product's singular values, descending (..., S): -inf for the rows that are 0, NaN where a

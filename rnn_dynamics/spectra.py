@@ -49,6 +49,14 @@ def unit_length_rows(rows: torch.Tensor, log_scales: torch.Tensor) -> tuple[torc
     return rows / divisors.unsqueeze(-1), torch.where(alive, log_scales + torch.log(divisors), -math.inf)
 
 
+def graded_triangle(r: torch.Tensor, log_scales: torch.Tensor) -> torch.Tensor:
+    """M with R diag(e^s) = diag(e^s) M for an upper-triangular R and s descending: M_jk = R_jk e^(s_k - s_j), no
+    larger than R above the diagonal, so that no row of diag(e^s) M loses digits to a larger one (rows and columns
+    of scale -inf give 0)."""
+    ratio = torch.nan_to_num(torch.exp(log_scales.unsqueeze(-2) - log_scales.unsqueeze(-1)), nan=0.0)
+    return torch.triu(r * ratio)
+
+
 def graded_log_singular_values(rows: torch.Tensor, log_scales: torch.Tensor, max_sweeps: int = 60) -> torch.Tensor:
     """ln of the singular values, descending, of diag(exp(log_scales)) @ rows for rows (..., n, m), however far
     apart the scales lie (thousands of nats: the matrix itself is never formed).
@@ -82,15 +90,19 @@ def graded_log_singular_values(rows: torch.Tensor, log_scales: torch.Tensor, max
         for _ in range(2 * half - 1):
             top, bottom, top_scale, bottom_scale, cosine = _rotate_pairs(top, bottom, top_scale, bottom_scale)
             largest_cosine = max(largest_cosine, cosine)
-            if half > 1:  # the next round: the first row stays, the others move one seat round the circle
-                top, bottom = (torch.cat([top[..., :1, :], bottom[..., :1, :], top[..., 1:-1, :]], dim=-2),
-                               torch.cat([bottom[..., 1:, :], top[..., -1:, :]], dim=-2))
-                top_scale, bottom_scale = (torch.cat([top_scale[..., :1], bottom_scale[..., :1], top_scale[..., 1:-1]],
-                                                     dim=-1),
-                                           torch.cat([bottom_scale[..., 1:], top_scale[..., -1:]], dim=-1))
+            if half > 1:
+                top, bottom = _next_seats(top, bottom)
+                top_scale, bottom_scale = (seats.squeeze(-1) for seats in _next_seats(top_scale.unsqueeze(-1),
+                                                                                      bottom_scale.unsqueeze(-1)))
         if largest_cosine <= tolerance:
             break
     return torch.sort(torch.cat([top_scale, bottom_scale], dim=-1), dim=-1, descending=True).values[..., :n]
+
+
+def _next_seats(top: torch.Tensor, bottom: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The circle method's next round, along dim -2: the first seat stays, every other entry moves one seat on."""
+    return (torch.cat([top[..., :1, :], bottom[..., :1, :], top[..., 1:-1, :]], dim=-2),
+            torch.cat([bottom[..., 1:, :], top[..., -1:, :]], dim=-2))
 
 
 def _triangular_rows(unit: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,9 +112,7 @@ def _triangular_rows(unit: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Ten
     order = torch.argsort(scale, dim=-1, descending=True)
     scale = torch.gather(scale, -1, order)
     unit = torch.gather(unit, -2, order.unsqueeze(-1).expand_as(unit))
-    r = torch.linalg.qr(unit.mT, mode="r")[1]
-    ratio = torch.nan_to_num(torch.exp(scale.unsqueeze(-2) - scale.unsqueeze(-1)), nan=0.0)
-    return unit_length_rows(torch.triu(r * ratio), scale)
+    return unit_length_rows(graded_triangle(torch.linalg.qr(unit.mT, mode="r")[1], scale), scale)
 
 
 def _rotate_pairs(top: torch.Tensor, bottom: torch.Tensor, top_scale: torch.Tensor, bottom_scale: torch.Tensor):
