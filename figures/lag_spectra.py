@@ -19,7 +19,7 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 
 from .common import choose, finite, main_for
-from .spectral import plot_resolved, product_dtype, resolved_decades, spectral_figure, spectral_spec
+from .spectral import plot_resolved, product_variable, spectral_figure, spectral_spec
 
 VARIABLE = "jacobian_log_singular_values_lag"
 #: Every singular value at every lag, exact at any depth, where the study recorded the full_lag_spectra probe.
@@ -34,10 +34,8 @@ def spread_lags(lags: np.ndarray, count: int = 5) -> list[int]:
 
 def draw(ds, args):
     last = int(ds["step"].values[-1])
-    full = FULL in ds
-    variable = FULL if full else VARIABLE
-    dtype = None if full else product_dtype(ds, variable)
-    resolved = math.inf if full else resolved_decades(dtype)
+    variable, dtype, resolved = product_variable(ds, FULL, VARIABLE)
+    full = variable == FULL
     chosen, _ = choose(ds, args)  # the lags this slice's length holds (a study of several lengths has them all)
     at_last = chosen[variable].sel(step=last)
     held = at_last.notnull().any([dim for dim in at_last.dims if dim != "lag"])

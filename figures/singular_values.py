@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 from rnn_dynamics.records import RESOLVED_PRODUCT_NATS
 
 from .common import finite, gate_of, main_for
-from .spectral import plot_resolved, product_dtype, resolved_decades, spectral_figure, spectral_spec
+from .spectral import plot_resolved, product_variable, spectral_figure, spectral_spec
 
 
 #: Every singular value of ds_T/ds_0, exact at any depth, where the study recorded the full_product_spectrum probe.
@@ -29,10 +29,8 @@ FULL = "jacobian_log_singular_values_full"
 
 def draw(ds, args):
     first, last = int(ds["step"].values[0]), int(ds["step"].values[-1])
-    full = FULL in ds
-    product_variable = FULL if full else "jacobian_log_singular_values"
-    dtype = None if full else product_dtype(ds, product_variable)
-    resolved = math.inf if full else resolved_decades(dtype)
+    variable, dtype, resolved = product_variable(ds, FULL, "jacobian_log_singular_values")
+    full = variable == FULL
 
     def panel(ax, point, cell):
         block = gate_of(cell, args.gate)
@@ -40,7 +38,7 @@ def draw(ds, args):
         for step, shade in ((first, "0.6"), (last, point.colour)):
             weights = finite(block["singular_values"].sel(step=step).values)
             ax.plot(np.arange(1, weights.size + 1), np.log10(weights), "-", color=shade, lw=1.3)
-            logs = cell[product_variable].sel(step=step).values
+            logs = cell[variable].sel(step=step).values
             plot_resolved(ax, finite(logs) / math.log(10), resolved, shade, "--", marker=".", ms=3)
             if full and np.isneginf(logs).any():
                 killed.append(f"{int(np.isneginf(logs).sum())} zeroed at step {step}")

@@ -38,6 +38,15 @@ def resolved_decades(dtype: str | None) -> float:
     return RESOLVED_PRODUCT_NATS.get(dtype, math.inf) / math.log(10)
 
 
+def product_variable(ds: xr.Dataset, full: str, formed: str) -> tuple[str, str | None, float]:
+    """The product variable to draw, the dtype it was formed in and how many decades below its largest are exact:
+    ``full`` (the QR-carried values, every one exact) where the study recorded it, else ``formed``."""
+    if full in ds:
+        return full, None, math.inf
+    dtype = product_dtype(ds, formed)
+    return formed, dtype, resolved_decades(dtype)
+
+
 def plot_resolved(ax, log10_values, resolved: float, colour, style: str, **line) -> None:
     """Singular values (log10, descending) against their index: those within ``resolved`` decades of the largest
     in ``style``, the rest (possibly rounding) faint and dotted."""
