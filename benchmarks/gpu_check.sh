@@ -25,7 +25,8 @@ part() {  # part SECONDS NAME COMMAND...: run one part with a time limit, log it
     echo "== $name: exit $status after $(( SECONDS - start )) s (limit $limit s)" | tee -a "$log"
     return "$status"
 }
-OMP_NUM_THREADS=2 part 100 tests python3 -m pytest -q -p no:cacheprovider -n 8 -rs \
+# 8 xdist workers, each pinned to a core of its own by tests/conftest.py; the tests spread one by one
+part 100 tests python3 -m pytest -q -p no:cacheprovider -n 8 --dist load -rs \
     tests/test_kernels.py tests/test_models.py tests/test_execution.py -k "cuda or compiled or kernel"; tests=$?
 part 260 bench_gpu python3 benchmarks/bench_gpu.py --quick; bench=$?
 part 180 tune_kernels python3 benchmarks/tune_kernels.py; tune=$?

@@ -4,7 +4,8 @@ Every test runs with RNN_DYNAMICS_DATA pointing at a data root the tests make: s
 digits in the official IDX layout, a small PTB-format corpus, a small TIMIT-layout corpus and an .npz of
 sequences, so that every task runs without downloads (the speech task reads the TIMIT fixture).
 Without a GPU, Triton's interpreter runs the fused scan kernels on the CPU (tests/test_kernels.py);
-it must be chosen before Triton is imported.
+it must be chosen before Triton is imported. Under pytest-xdist (the default, ``-n auto``: one worker per core)
+each worker runs on a core of its own with one torch thread.
 """
 
 import os
@@ -16,7 +17,30 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from fixtures import make_mnist, make_ptb, make_sequences, make_timit
+from rnn_dynamics.executors import available_cores
 from rnn_dynamics.models import get_cell
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: one worker per core this process may run on (xdist's own count, psutil's, is of the host's
+    physical cores, which an affinity mask or a container can make too many)."""
+    return available_cores()
+
+
+def _pin_this_xdist_worker_to_one_core():
+    """Under pytest-xdist (``-n N``), worker i runs on core i alone, with one torch thread: the workers then share
+    the machine without OpenMP threads waiting on each other, and what a test starts (dask workers, commands)
+    inherits its core. Without xdist nothing changes."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or available_cores() < 2 or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cores[int(worker[2:]) % len(cores)]})
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
+
+_pin_this_xdist_worker_to_one_core()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import run_in_process
 from fixtures import make_mnist, make_ptb, make_timit, write_sphere
 from rnn_dynamics.data import DataError, data_root
 from rnn_dynamics.data import fetch as fetching
@@ -241,7 +242,10 @@ def test_fetch_command_line_errors_in_one_line(mirror, tmp_path):
     ("magic", "t10k-labels-idx1-ubyte.gz: wrong magic number"),
     ("truncated", "t10k-labels-idx1-ubyte.gz: truncated or padded"),
 ])
-def test_bad_data_stops_a_study_in_one_line(damage, message, tmp_path):
+def test_bad_data_stops_a_study_in_one_line(damage, message, tmp_path, capsys):
+    """In this process: the exit code and stderr are what a shell sees (tests/test_study.py runs the command)."""
+    from analyses.spectra import main
+
     folder = make_mnist(tmp_path / "data", train=20, test=10)
     labels = folder / "t10k-labels-idx1-ubyte.gz"
     if damage == "missing":
@@ -250,8 +254,7 @@ def test_bad_data_stops_a_study_in_one_line(damage, message, tmp_path):
         write_idx(labels, np.zeros((10, 2), np.uint8))
     else:
         labels.write_bytes(gzip.compress(gzip.decompress(labels.read_bytes())[:-2]))
-    proc = subprocess.run([sys.executable, "-m", "analyses.spectra", "--task", "mnist", "--data-dir", str(folder),
-                           "--out", str(tmp_path / "out" / "s.nc"), "--quiet"], capture_output=True, text=True,
-                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert message in proc.stderr and not (tmp_path / "out").exists()
+    code, _, stderr = run_in_process(main, ["--task", "mnist", "--data-dir", str(folder), "--out",
+                                            str(tmp_path / "out" / "s.nc"), "--quiet"], capsys)
+    assert code == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert message in stderr and not (tmp_path / "out").exists()

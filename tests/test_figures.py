@@ -1,6 +1,7 @@
 """Every figure module on small studies built through the records schema: files written, errors in
 one line naming what is wrong, and no torch imported."""
 
+import importlib
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from conftest import run_in_process
 from figures import figure_specs
 from figures.__main__ import main as draw_everything
 from figures.common import missing_variables
@@ -315,23 +317,29 @@ def _run(module, *args, cwd):
     ("figures.adding", ["RESULTS/mnist.nc"], "mnist.nc is a mnist study; figure adding draws adding"),
     ("figures.spectra", ["RESULTS/no_probes.nc"], "no spectral figure can be drawn: the datasets hold no probe"),
     ("figures.eigenvalues", ["RESULTS/adding.nc", "--layer", "x"], "argument --layer: invalid int value: 'x'"),
-    ("figures", ["RESULTS/nowhere"], "is not a folder of study datasets"),
+    ("figures.__main__", ["RESULTS/nowhere"], "is not a folder of study datasets"),
 ])
-def test_bad_figure_input_in_one_line(module, args, message, results, tmp_path):
+def test_bad_figure_input_in_one_line(module, args, message, results, tmp_path, capsys):
+    """In this process (the exit code and stderr are what a shell sees; the case below runs from a shell)."""
     args = [a.replace("RESULTS", str(results)) for a in args]
-    proc = _run(module, *args, "--out", str(tmp_path / "figs"), cwd=tmp_path)
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert message in proc.stderr
+    code, _, stderr = run_in_process(importlib.import_module(module).main, [*args, "--out", str(tmp_path / "figs")],
+                                     capsys)
+    assert code == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert message in stderr
     assert not (tmp_path / "figs").exists()
 
 
-def test_files_that_are_not_study_datasets_are_refused_in_one_line(tmp_path):
+def test_files_that_are_not_study_datasets_are_refused_in_one_line(tmp_path, capsys):
+    from figures.eigenvalues import main
+
     (tmp_path / "text.nc").write_text("not a netCDF file")
     xr.Dataset({"x": ("t", [1.0, 2.0])}).to_netcdf(tmp_path / "other.nc")
-    for name, message in (("text.nc", "is not a netCDF file"), ("other.nc", "is not an rnn-dynamics study dataset")):
-        proc = _run("figures.eigenvalues", name, cwd=tmp_path)
-        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-        assert message in proc.stderr
+    proc = _run("figures.eigenvalues", "text.nc", cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "is not a netCDF file" in proc.stderr
+    code, _, stderr = run_in_process(main, [str(tmp_path / "other.nc")], capsys)
+    assert code == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert "is not an rnn-dynamics study dataset" in stderr
 
 
 def _imports_torch(code, cwd) -> bool:
