@@ -294,6 +294,24 @@ def test_at_every_lag_the_directions_relu_units_kill_are_minus_infinity_and_the_
     assert torch.allclose(forward[:ranks[-1]], got[-1, :ranks[-1]], rtol=0, atol=1e-10)
 
 
+def test_lags_take_the_same_values_whichever_lags_share_a_jacobi_run(gen, monkeypatch):
+    """Jacobi runs on as many lags at once as LAG_SPECTRA_CHUNK_BYTES of nonzero rows hold, each lag with its own
+    count of -inf rows: one lag per run, two, or all of them give the same values in the same order."""
+    import rnn_dynamics.jacobians as module
+
+    n, steps = 12, 60
+    jacobians = _driven_relu_jacobians(gen, n, steps, coupling=0.3)
+    lags = [1, 2, 4, 9, 15, 31, steps]
+    runs = []
+    for budget in (1, 2 * n * n * 8, 1 << 30):  # one lag per run, two (n x n rows of 8 bytes each at most), all
+        monkeypatch.setattr(module, "LAG_SPECTRA_CHUNK_BYTES", budget)
+        runs.append(lag_log_singular_values(jacobians, lags))
+    assert len(set(torch.isneginf(runs[0]).sum(dim=-1).tolist())) > 2  # the lags differ in rank
+    for run in runs[1:]:
+        assert torch.equal(torch.isneginf(run), torch.isneginf(runs[0]))
+        assert torch.allclose(run, runs[0], rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_units_no_other_unit_reads_are_minus_infinity_at_every_lag_and_over_the_whole_product(seed):
     """Units no other unit reads (zero columns of W, 1 to 3 of them) leave every product that many ranks short: the
