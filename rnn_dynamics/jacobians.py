@@ -331,8 +331,9 @@ def lag_log_singular_values(jacobians: JacobianSequence, lags: Sequence[int]) ->
 
 
 #: The most bytes of nonzero carried rows :func:`lag_log_singular_values` hands Jacobi at once. Measured on 22 lags,
-#: N = 100, 24 sequences (2 cores, AMD EPYC, A/B in one process): 4 MiB took 0.65x the time of one lag at a time
-#: under ReLU (about 47 rows not 0 per lag) and 0.82x under tanh (100 rows); 8 MiB 0.61x and 0.9-1.3x.
+#: N = 100, 24 sequences (2 cores, AMD EPYC, two A/B runs in one process): 4 MiB took 0.62-0.65x the time of one
+#: lag at a time under ReLU (about 47 rows not 0 per lag) and 0.82-0.91x under tanh (100 rows); 8 MiB 0.61x and
+#: 0.9-1.3x.
 LAG_SPECTRA_CHUNK_BYTES = 4 << 20
 
 
