@@ -114,6 +114,22 @@ def model_panels(ds: xr.Dataset, width: float, height: float, ylabel: str):
     return fig, [(ax, group) for ax, (_, group) in zip(axes, groups)]
 
 
+def per_step_figure(ds: xr.Dataset, args, what: str, ylabel: str, values_of) -> tuple:
+    """One line per model of ``values_of(model's slice)`` (one value per probe step) against training step, on the
+    chosen slice of ``ds`` (:func:`model_panels`, the legend below). Returns the figure, its first axis (the panels
+    share their y axis) and the lines drawn."""
+    chosen, words = choose(ds, args)
+    fig, groups = model_panels(chosen, width=5.2, height=3.6, ylabel=ylabel)
+    steps, handles = chosen["step"].values, {}
+    for ax, models in groups:
+        for point in models:
+            handles[point.label], = ax.plot(steps, values_of(chosen.sel(point.where)), color=point.colour,
+                                            ls=line_style(chosen, point), lw=1.5, label=point.label)
+    legend_below(fig, handles)
+    fig.suptitle(title_of(ds, what, words), fontsize=10)
+    return fig, groups[0][0], list(handles.values())
+
+
 def legend_below(fig, handles: dict) -> None:
     """One legend for the whole figure, below its panels (``handles``: label -> artist)."""
     fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(5, len(handles)),

@@ -2,8 +2,9 @@
 
     python -m figures.spectra results/spectra.nc [more.nc ...] --out results/figures
 
-eigenvalues, jacobian_norms, grad_norms, state_norms, singular_values, and lyapunov when the study
-recorded it (python -m analyses.spectra --lyapunov); each is also a module of its own.
+Every per-dataset figure module of this folder (figures.figure_specs) whose variables the dataset holds: those
+of the default probes always, lyapunov and lag_spectra where the study recorded them (--lyapunov, --probes);
+each is also a command of its own.
 """
 
 from __future__ import annotations

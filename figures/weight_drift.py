@@ -11,26 +11,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import choose, gate_of, legend_below, line_style, main_for, model_panels, title_of
+from .common import gate_of, main_for, per_step_figure
 from .spectral import spectral_spec
 
 
 def draw(ds, args):
-    chosen, words = choose(ds, args)
-    fig, groups = model_panels(chosen, width=5.2, height=3.6, ylabel="||W - W_0||_F / ||W_0||_F")
-    steps = chosen["step"].values
-    handles, moved = {}, False
-    for ax, models in groups:
-        for point in models:
-            drift = gate_of(chosen.sel(point.where), args.gate, "weight_drift")["weight_drift"].values
-            drift = np.where(steps > 0, drift, np.nan)  # 0 at step 0: off a log axis
-            moved |= bool((drift > 0).any())
-            handles[point.label], = ax.plot(steps, drift, color=point.colour, ls=line_style(chosen, point), lw=1.5,
-                                            label=point.label)
-    if moved:  # else nothing moved, or every cell diverged before its first probe
-        groups[0][0].set_yscale("log")  # the panels share their y axis
-    legend_below(fig, handles)
-    fig.suptitle(title_of(ds, "Distance of the recurrent matrix from its initial value", words), fontsize=10)
+    steps = ds["step"].values
+
+    def drift(cell):  # 0 at step 0: off a log axis
+        return np.where(steps > 0, gate_of(cell, args.gate, "weight_drift")["weight_drift"].values, np.nan)
+
+    fig, ax, lines = per_step_figure(ds, args, "Distance of the recurrent matrix from its initial value",
+                                     "||W - W_0||_F / ||W_0||_F", drift)
+    if any((line.get_ydata() > 0).any() for line in lines):  # else nothing moved, or all diverged before a probe
+        ax.set_yscale("log")
     return fig
 
 

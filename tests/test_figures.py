@@ -187,6 +187,23 @@ def test_the_weight_drift_figure_draws_each_models_drift_after_step_zero(results
     assert np.isnan(lines["LSTM"].get_ydata()[0]) and lstm[0] == 0
 
 
+def test_the_activity_figure_draws_each_models_active_fraction_at_every_probe(results):
+    from figures import activity
+    from figures.common import load_study
+
+    ds = load_study(results / "adding.nc")
+    figure = activity.draw(ds, _selection("--seed", "1"))
+    lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
+    assert list(lines) == ["IRNN", "RNN + tanh", "RNN + ReLU", "LSTM"]
+    for label, (cell, init, nonlinearity) in {"IRNN": ("elman", "identity", "relu"),
+                                              "LSTM": ("lstm", "gaussian:std=0.001", "tanh")}.items():
+        recorded = ds.sel(cell=cell, init=init, nonlinearity=nonlinearity, seq_len=10, seed=1, layer=0)
+        np.testing.assert_array_equal(lines[label].get_xdata(), ds["step"].values)
+        np.testing.assert_array_equal(lines[label].get_ydata(), recorded["active_fraction"].values)
+    assert figure.axes[0].get_ylim() == (-0.02, 1.02)
+    assert "seed 1 of 2, T = 10" in figure.texts[0].get_text()
+
+
 def test_lines_per_model_split_by_cell_type_once_colours_would_repeat(tmp_path):
     from figures import weight_drift
     from figures.common import PALETTE, load_study, model_panels
