@@ -354,9 +354,9 @@ def test_files_that_are_not_study_datasets_are_refused_in_one_line(tmp_path, cap
     proc = _run("figures.eigenvalues", "text.nc", cwd=tmp_path)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "is not a netCDF file" in proc.stderr
-    code, _, stderr = run_in_process(main, [str(tmp_path / "other.nc")], capsys)
+    code, _, stderr = run_in_process(main, [str(tmp_path / "other.nc"), "--out", str(tmp_path / "figs")], capsys)
     assert code == 2 and len(stderr.strip().splitlines()) == 1, stderr
-    assert "is not an rnn-dynamics study dataset" in stderr
+    assert "is not an rnn-dynamics study dataset" in stderr and not (tmp_path / "figs").exists()
 
 
 def _imports_torch(code, cwd) -> bool:
