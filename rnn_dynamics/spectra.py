@@ -125,15 +125,15 @@ def _rotate_pairs(top: torch.Tensor, bottom: torch.Tensor, top_scale: torch.Tens
     Gram-Schmidt of v against u. Each row keeps its own scale plus ln cs, whichever is the longer."""
     swap = bottom_scale > top_scale  # the bottom row is the longer
     a, b = torch.maximum(top_scale, bottom_scale), torch.minimum(top_scale, bottom_scale)
-    cosine = (top * bottom).sum(dim=-1)
+    cosine = torch.linalg.vecdot(top, bottom)
     r = torch.nan_to_num(torch.exp(b - a), nan=0.0)  # both -inf: two zero rows, nothing to do
     spread = 1 - r * r
     denominator = spread + torch.sqrt(spread * spread + 4 * r * r * cosine * cosine)
     tau = torch.where(denominator > 0, -2 * cosine / torch.where(denominator > 0, denominator, 1.0), 0.0)
     log_cs = torch.log(torch.rsqrt(1 + tau * tau * r * r))
     shrink = -(tau * r * r)  # the longer row takes this much of the shorter, the shorter tau of the longer
-    rotated_top = top + torch.where(swap, tau, shrink).unsqueeze(-1) * bottom
-    rotated_bottom = torch.where(swap, shrink, tau).unsqueeze(-1) * top + bottom
+    rotated_top = torch.addcmul(top, torch.where(swap, tau, shrink).unsqueeze(-1), bottom)  # no temporaries
+    rotated_bottom = torch.addcmul(bottom, torch.where(swap, shrink, tau).unsqueeze(-1), top)
     top, top_scale = unit_length_rows(rotated_top, top_scale + log_cs)
     bottom, bottom_scale = unit_length_rows(rotated_bottom, bottom_scale + log_cs)
     largest = float(torch.nan_to_num(cosine.abs(), nan=0.0).max()) if cosine.numel() else 0.0
