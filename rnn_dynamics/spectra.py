@@ -132,7 +132,7 @@ def _rotate_pairs(top: torch.Tensor, bottom: torch.Tensor, top_scale: torch.Tens
     tau = torch.where(denominator > 0, -2 * cosine / torch.where(denominator > 0, denominator, 1.0), 0.0)
     log_cs = torch.log(torch.rsqrt(1 + tau * tau * r * r))
     shrink = -(tau * r * r)  # the longer row takes this much of the shorter, the shorter tau of the longer
-    rotated_top = torch.addcmul(top, torch.where(swap, tau, shrink).unsqueeze(-1), bottom)  # no temporaries
+    rotated_top = torch.addcmul(top, torch.where(swap, tau, shrink).unsqueeze(-1), bottom)  # no row-sized temporary
     rotated_bottom = torch.addcmul(bottom, torch.where(swap, shrink, tau).unsqueeze(-1), top)
     top, top_scale = unit_length_rows(rotated_top, top_scale + log_cs)
     bottom, bottom_scale = unit_length_rows(rotated_bottom, bottom_scale + log_cs)
