@@ -63,21 +63,27 @@ def probe_steps(ds: xr.Dataset, count: int = 4) -> list[int]:
     return picks
 
 
-def profile_figure(ds: xr.Dataset, args, what: str, profile, ylabel: str, log_when_spanning: float | None = None):
-    """``profile(slice, steps)`` -> (step, time) values against time step, one line per probe step
-    (viridis, first to last) and one panel per model; a log y axis where the values span more than
-    ``log_when_spanning``."""
+def profile_figure(ds: xr.Dataset, args, what: str, profile, ylabel: str, log_when_spanning: float | None = None,
+                   along: str = "time", xlabel: str = "time step t", spread=None):
+    """``profile(slice, steps)`` -> (step, ``along``) values against ``along`` (time step by default), one line per
+    probe step (viridis, first to last) and one panel per model; a log y axis where the values span more than
+    ``log_when_spanning``. ``spread(slice, steps)``, where given, is a (step, ``along``) half-width shaded about
+    each line."""
     steps = probe_steps(ds)
     shades = sns.color_palette("viridis", len(steps))
 
     def panel(ax, point, cell):
         values = finite(np.asarray(profile(cell, steps)))
-        for shade, step, row in zip(shades, steps, values):
-            ax.plot(cell["time"], row, color=shade, lw=1.3, label=f"step {step}")
+        half_widths = finite(np.asarray(spread(cell, steps))) if spread else None
+        for i, (shade, step, row) in enumerate(zip(shades, steps, values)):
+            ax.plot(cell[along], row, color=shade, lw=1.3, label=f"step {step}")
+            if half_widths is not None:
+                ax.fill_between(cell[along], row - half_widths[i], row + half_widths[i], color=shade, alpha=0.25,
+                                lw=0)
         positive = values[np.isfinite(values) & (values > 0)]
         if log_when_spanning and positive.size and positive.max() / positive.min() > log_when_spanning:
             ax.set_yscale("log")
-        ax.set_xlabel("time step t")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
 
     fig = spectral_figure(ds, args, what, panel)

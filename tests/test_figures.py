@@ -2,6 +2,7 @@
 one line naming what is wrong, and no torch imported."""
 
 import importlib
+import math
 import os
 import subprocess
 import sys
@@ -202,6 +203,30 @@ def test_the_activity_figure_draws_each_models_active_fraction_at_every_probe(re
         np.testing.assert_array_equal(lines[label].get_ydata(), recorded["active_fraction"].values)
     assert figure.axes[0].get_ylim() == (-0.02, 1.02)
     assert "seed 1 of 2, T = 10" in figure.texts[0].get_text()
+
+
+def test_the_jacobian_decay_figure_draws_each_probe_steps_norm_against_lag_with_its_spread(results):
+    from figures import jacobian_decay
+    from figures.common import load_study
+
+    ds = load_study(results / "adding.nc")
+    figure = jacobian_decay.draw(ds, _selection("--seq-len", "16"))
+    relu = figure.axes[2]  # the RNN + ReLU: its norms vary across the probe sequences
+    assert relu.get_title() == "RNN + ReLU"
+    recorded = ds.sel(cell="elman", init="gaussian:std=0.001", nonlinearity="relu", seq_len=16, seed=0, layer=0)
+    assert recorded["jacobian_log_norm_std"].max() > 0.1
+    lines = [line for line in relu.get_lines() if line.get_label().startswith("step ")]
+    assert [line.get_label() for line in lines] == [f"step {s}" for s in ds["step"].values]
+    for line, band, step in zip(lines, relu.collections, ds["step"].values):
+        at_step = recorded.sel(step=step)
+        norm = at_step["jacobian_log_norm"].values / math.log(10)
+        spread = at_step["jacobian_log_norm_std"].values / math.log(10)
+        np.testing.assert_array_equal(line.get_xdata(), ds["lag"].values)
+        np.testing.assert_allclose(line.get_ydata(), norm, rtol=1e-12)
+        edges = band.get_paths()[0].vertices[:, 1]
+        np.testing.assert_allclose([edges.min(), edges.max()], [np.nanmin(norm - spread), np.nanmax(norm + spread)],
+                                   rtol=1e-12)
+    assert any(list(line.get_ydata()) == [0, 0] for line in relu.get_lines())  # a norm of 1, for reference
 
 
 def test_lines_per_model_split_by_cell_type_once_colours_would_repeat(tmp_path):
