@@ -144,6 +144,21 @@ def test_graded_rows_give_their_own_scales_far_outside_the_float_range(gen):
     assert torch.isneginf(graded_log_singular_values(rows, torch.zeros(3, 5, dtype=torch.float64))[1, -1])
 
 
+def test_a_matrix_takes_the_same_values_whatever_matrices_share_its_jacobi_batch(gen):
+    """Jacobi drops a matrix from the batch once its rows are orthogonal: a nearly orthogonal matrix that converges
+    sweeps before the others gives, batched with them, bit for bit what it gives alone, as does each of them (the
+    batch rotating on for the slowest moved the others by 1e-16 nats), and the values equal LAPACK's."""
+    n = 16
+    rows = torch.randn(5, n, n, generator=gen, dtype=torch.float64)
+    rows[0] = torch.eye(n, dtype=torch.float64) + 1e-3 * rows[0]
+    scales = torch.randn(5, n, generator=gen, dtype=torch.float64) * torch.tensor([1.0, 1, 30, 300, 1]).unsqueeze(-1)
+    together = graded_log_singular_values(rows, scales)
+    assert torch.equal(together, torch.stack([graded_log_singular_values(rows[i], scales[i]) for i in range(5)]))
+    small = torch.tensor([0, 1, 4])  # scales within a few nats: the formed matrix holds every digit
+    dense = torch.log(torch.linalg.svdvals(torch.exp(scales[small]).unsqueeze(-1) * rows[small]))
+    assert torch.allclose(together[small], dense, rtol=0, atol=1e-12)
+
+
 def test_every_singular_value_of_a_product_spanning_thousands_of_nats_is_exact(gen):
     """J_t = Q_t diag(e^lambda) Q_{t-1}^T telescopes: the product Q_T diag(e^(T lambda)) Q_0^T has singular values
     e^(T lambda_i) exactly, here from 0 down to -4000 nats (the dense product resolves 28 nats of them). Each
