@@ -41,12 +41,14 @@ def spectral_radius(weight: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- graded matrices
 
 
-def unit_length_rows(rows: torch.Tensor, log_scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(rows / |row|, log_scales + ln |row|); a zero row stays 0 with log scale -inf."""
+def unit_length_rows(rows: torch.Tensor, log_scales: torch.Tensor, in_place: bool = False):
+    """(rows / |row|, log_scales + ln |row|); a zero row stays 0 with log scale -inf. ``in_place`` divides
+    ``rows`` itself."""
     norms = rows.norm(dim=-1)
     alive = norms > 0
-    divisors = torch.where(alive, norms, 1.0)  # a zero row divided by 1 stays 0
-    return rows / divisors.unsqueeze(-1), torch.where(alive, log_scales + torch.log(divisors), -math.inf)
+    divisors = torch.where(alive, norms, 1.0).unsqueeze(-1)  # a zero row divided by 1 stays 0
+    rows = rows.div_(divisors) if in_place else rows / divisors
+    return rows, torch.where(alive, log_scales + torch.log(divisors.squeeze(-1)), -math.inf)
 
 
 def graded_triangle(r: torch.Tensor, log_scales: torch.Tensor) -> torch.Tensor:
@@ -85,36 +87,44 @@ def graded_log_singular_values(rows: torch.Tensor, log_scales: torch.Tensor, max
         scale = torch.cat([scale, torch.full_like(scale[..., :1], -math.inf)], dim=-1)
     unit, scale = unit.reshape(-1, *unit.shape[-2:]), scale.reshape(-1, scale.shape[-1])
     half = unit.shape[-2] // 2
-    # the circle method, rows held where they play: round j pairs top[i] with bottom[i]
-    top, bottom = unit[:, :half, :], unit[:, half:, :].flip(-2)
-    top_scale, bottom_scale = scale[:, :half], scale[:, half:].flip(-1)
+    # the circle method: seat i of the top half plays seat half + i of the bottom half
+    seats = torch.cat([unit[:, :half], unit[:, half:].flip(-2)], dim=-2)
+    scale = torch.cat([scale[:, :half], scale[:, half:].flip(-1)], dim=-1)
+    moves, came_from = _circle_moves(half), _circle_order(half).to(unit.device)
     tolerance = unit.shape[-1] * torch.finfo(torch.float64).eps
     values = scale.clone()  # each matrix's row scales as it converges
     running = torch.arange(len(unit), device=unit.device)  # the matrices still rotating, by their index in values
     for _ in range(max_sweeps if half and len(running) else 0):
         largest = torch.zeros(len(running), dtype=torch.float64, device=unit.device)
+        spare = torch.empty_like(seats)  # each round writes the next round's seats here
         for _ in range(2 * half - 1):
-            top, bottom, top_scale, bottom_scale, cosine = _rotate_pairs(top, bottom, top_scale, bottom_scale)
+            seats, spare, scale, cosine = _rotate_pairs(seats, scale, spare, moves, came_from)
             largest = torch.maximum(largest, cosine)
-            if half > 1:
-                top, bottom = _next_seats(top, bottom)
-                top_scale, bottom_scale = (seats.squeeze(-1) for seats in _next_seats(top_scale.unsqueeze(-1),
-                                                                                      bottom_scale.unsqueeze(-1)))
         rotating = largest > tolerance  # a matrix whose rows are orthogonal leaves the batch: no sweep more for it
-        values[running] = torch.cat([top_scale, bottom_scale], dim=-1)
+        values[running] = scale
         if not rotating.all():
-            running, top, bottom = running[rotating], top[rotating], bottom[rotating]
-            top_scale, bottom_scale = top_scale[rotating], bottom_scale[rotating]
+            running, seats, scale = running[rotating], seats[rotating], scale[rotating]
         if not len(running):
             break
     values = torch.sort(values, dim=-1, descending=True).values[..., :n]
     return values.reshape(*lead, n)
 
 
-def _next_seats(top: torch.Tensor, bottom: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The circle method's next round, along dim -2: the first seat stays, every other entry moves one seat on."""
-    return (torch.cat([top[..., :1, :], bottom[..., :1, :], top[..., 1:-1, :]], dim=-2),
-            torch.cat([bottom[..., 1:, :], top[..., -1:, :]], dim=-2))
+def _circle_moves(half: int) -> list[tuple[int, int, int]]:
+    """The circle method's move from one round to the next, as (first, stop, to): seats first..stop-1 go to seats
+    to.. (top seats 0..half-1, bottom half..2 half-1). The first seat stays, every other row moves one seat on."""
+    if half == 1:
+        return [(0, 1, 0), (1, 2, 1)]
+    return [(0, 1, 0), (1, half - 1, 2), (half - 1, half, 2 * half - 1),  # the top seats
+            (half, half + 1, 1), (half + 1, 2 * half, half)]  # the bottom seats
+
+
+def _circle_order(half: int) -> torch.Tensor:
+    """For each seat of the next round, the seat its row sits in now (:func:`_circle_moves` as an index)."""
+    came_from = torch.empty(2 * half, dtype=torch.long)
+    for first, stop, to in _circle_moves(half):
+        came_from[to:to + stop - first] = torch.arange(first, stop)
+    return came_from
 
 
 def _triangular_rows(unit: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,28 +137,35 @@ def _triangular_rows(unit: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Ten
     return unit_length_rows(graded_triangle(torch.linalg.qr(unit.mT, mode="r")[1], scale), scale)
 
 
-def _rotate_pairs(top: torch.Tensor, bottom: torch.Tensor, top_scale: torch.Tensor, bottom_scale: torch.Tensor):
-    """One Jacobi rotation of each pair of rows (top[i], bottom[i]) of (B, pairs, m) rows: the rotated rows and
-    scales, and each matrix's largest |cosine| before (B,).
+def _rotate_pairs(seats: torch.Tensor, scale: torch.Tensor, spare: torch.Tensor, moves, came_from: torch.Tensor):
+    """One Jacobi rotation of each pair of rows of (B, 2 half, m) ``seats`` (seat i with seat half + i), written to
+    ``spare`` in the seats of the next round (``moves``, ``came_from``: :func:`_circle_moves`) with no other
+    row-sized copy: the next round's seats, these seats (free to be the next spare), the next round's scales and
+    each matrix's largest |cosine| before (B,).
 
     With x = e^a u the longer row and y = e^b v the shorter (r = e^(b-a) <= 1, c = u.v), the rotation that makes
     them orthogonal is x' = cs (x - t y), y' = cs (t x + y) with t = tau r; written through tau =
     -2c / (1 - r^2 + sqrt((1 - r^2)^2 + 4 r^2 c^2)) it stays finite where r underflows to 0, where it is
     Gram-Schmidt of v against u. Each row keeps its own scale plus ln cs, whichever is the longer."""
+    half = seats.shape[-2] // 2
+    top_scale, bottom_scale = scale[:, :half], scale[:, half:]
     swap = bottom_scale > top_scale  # the bottom row is the longer
     a, b = torch.maximum(top_scale, bottom_scale), torch.minimum(top_scale, bottom_scale)
-    cosine = torch.linalg.vecdot(top, bottom)
+    cosine = torch.linalg.vecdot(seats[:, :half], seats[:, half:])
     r = torch.nan_to_num(torch.exp(b - a), nan=0.0)  # both -inf: two zero rows, nothing to do
     spread = 1 - r * r
     denominator = spread + torch.sqrt(spread * spread + 4 * r * r * cosine * cosine)
     tau = torch.where(denominator > 0, -2 * cosine / torch.where(denominator > 0, denominator, 1.0), 0.0)
     log_cs = torch.log(torch.rsqrt(1 + tau * tau * r * r))
     shrink = -(tau * r * r)  # the longer row takes this much of the shorter, the shorter tau of the longer
-    rotated_top = torch.addcmul(top, torch.where(swap, tau, shrink).unsqueeze(-1), bottom)  # no row-sized temporary
-    rotated_bottom = torch.addcmul(bottom, torch.where(swap, shrink, tau).unsqueeze(-1), top)
-    top, top_scale = unit_length_rows(rotated_top, top_scale + log_cs)
-    bottom, bottom_scale = unit_length_rows(rotated_bottom, bottom_scale + log_cs)
-    return top, bottom, top_scale, bottom_scale, torch.nan_to_num(cosine.abs(), nan=0.0).amax(dim=-1)
+    share = torch.cat([torch.where(swap, tau, shrink), torch.where(swap, shrink, tau)], dim=-1).unsqueeze(-1)
+    for first, stop, to in moves:  # each row plus its share of its partner, written where it sits next round
+        partner = first + half if first < half else first - half
+        torch.addcmul(seats[:, first:stop], share[:, first:stop], seats[:, partner:partner + stop - first],
+                      out=spare[:, to:to + stop - first])
+    next_scale = (scale + torch.cat([log_cs, log_cs], dim=-1)).index_select(-1, came_from)
+    spare, next_scale = unit_length_rows(spare, next_scale, in_place=True)
+    return spare, seats, next_scale, torch.nan_to_num(cosine.abs(), nan=0.0).amax(dim=-1)
 
 
 # ---------------------------------------------------------------- Lyapunov spectra
