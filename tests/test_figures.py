@@ -52,7 +52,7 @@ def test_every_figure_of_a_results_folder(results, tmp_path, capsys):
     written = _images(tmp_path)
     for name in ("adding", "mnist", "mine-learning", "speech-lyapunov_spectra"):
         assert written[f"{name}.png"] > 10_000 and written[f"{name}.pdf"] > 1_000
-    assert "lm_speech.md" in written and "lm_speech.csv" in written
+    assert "lm_speech.md" in written and "lm_speech.csv" in written and "adding-summary.csv" in written
     for spec in figure_specs().values():
         if spec.per_dataset:
             for stem in ("adding", "mnist", "ptb_char", "speech"):
@@ -227,6 +227,35 @@ def test_the_jacobian_decay_figure_draws_each_probe_steps_norm_against_lag_with_
         np.testing.assert_allclose([edges.min(), edges.max()], [np.nanmin(norm - spread), np.nanmax(norm + spread)],
                                    rtol=1e-12)
     assert any(list(line.get_ydata()) == [0, 0] for line in relu.get_lines())  # a norm of 1, for reference
+
+
+def test_the_summary_table_gives_each_models_final_metric_and_its_dynamics_at_the_first_and_last_probe(results):
+    from figures import summary
+    from figures.common import load_study
+
+    ds = load_study(results / "adding.nc")
+    table = summary.draw([ds], None)["adding-summary"]
+    rows = {(row[0], row[1]): dict(zip(table.columns, row)) for row in table.rows}
+    assert len(rows) == 4 * 2 and "largest Lyapunov exponent (nats/step)" in table.columns  # 4 models x 2 lengths
+
+    def numbers(cell: str) -> list[float]:
+        return [float(part) for part in cell.replace("→", " ").replace(",", " ").strip("]").replace("[", " ").split()]
+
+    irnn = ds.sel(cell="elman", init="identity", nonlinearity="relu", seq_len=10, layer=0)
+    row = rows[("IRNN", 10)]
+    final = irnn["test_metric"].isel(step=-1).values
+    np.testing.assert_allclose(numbers(row["test mse (mean [range over seeds])"]),
+                               [final.mean(), final.min(), final.max()], rtol=5e-3)
+    assert row["longest lag k"] == max(k for k in ds["lag"].values if k <= 10) < 16
+    reach = irnn["jacobian_log_norm"].sel(lag=row["longest lag k"]).mean("seed") / math.log(10)
+    np.testing.assert_allclose(numbers(row["log10 ‖ds_T/ds_{T-k}‖"]), reach.isel(step=[0, -1]).values,
+                               rtol=5e-3, atol=1e-3)
+    lyapunov = irnn["lyapunov"].isel(exponent=0).mean("seed").isel(step=[0, -1]).values
+    np.testing.assert_allclose(numbers(row["largest Lyapunov exponent (nats/step)"]), lyapunov, rtol=5e-3, atol=1e-3)
+    lstm = ds.sel(cell="lstm", init="gaussian:std=0.001", nonlinearity="tanh", seq_len=16, layer=0, gate="candidate")
+    np.testing.assert_allclose(numbers(rows[("LSTM", 16)]["spectral radius"]),
+                               lstm["spectral_radius"].mean("seed").isel(step=[0, -1]).values, rtol=5e-3)
+    assert table.caption.startswith("adding (adding): final test metric")
 
 
 def test_lines_per_model_split_by_cell_type_once_colours_would_repeat(tmp_path):

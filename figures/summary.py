@@ -1,0 +1,80 @@
+"""What each model learned and what its dynamics did meanwhile, one table per dataset (Markdown and CSV).
+
+    python -m figures.summary results/spectra.nc --out results/figures
+
+One row per model, sequence length (and layer, where there are several): the final test metric (mean and
+range over seeds) beside the trivial baseline on the same test sequences, then at the first and the last probe
+step (means over seeds) the spectral radius of the recurrent matrix (the candidate block of a gated cell),
+log10 ||ds_T/ds_{T-k}|| at the longest recorded lag k <= T (how far back a gradient reaches), and, where the
+study recorded them, the largest Lyapunov exponent and the fraction of active (ReLU) or saturated (tanh) units.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import xarray as xr
+
+from .common import FigureSpec, Table, gate_of, main_for, points
+
+#: The columns drawn where the study recorded their variable: (variable, header, how to read one probe step).
+OPTIONAL = (("lyapunov", "largest Lyapunov exponent (nats/step)", lambda v: v.isel(exponent=0)),
+            ("active_fraction", "active fraction", lambda v: v))
+
+
+def _mean(values) -> str:
+    values = np.asarray(values, dtype=float)
+    return "—" if np.isnan(values).all() else f"{np.nanmean(values):.3g}"
+
+
+def _first_to_last(per_step: xr.DataArray) -> str:
+    """'first -> last': the variable's mean over seeds at the first and at the last probe step."""
+    return f"{_mean(per_step.isel(step=0).values)} → {_mean(per_step.isel(step=-1).values)}"
+
+
+def _metric(final: xr.DataArray) -> str:
+    values = np.asarray(final.values, dtype=float)
+    spread = f" [{np.nanmin(values):.3g}, {np.nanmax(values):.3g}]" if values.size > 1 and \
+        np.isfinite(values).any() else ""
+    return _mean(values) + spread
+
+
+def summary_table(ds: xr.Dataset) -> Table:
+    steps = ds["step"].values
+    optional = [(name, header, read) for name, header, read in OPTIONAL if name in ds]
+    layers = ds["layer"].values if "layer" in ds.dims else [0]
+    columns = ["model", "T", *(["layer"] if len(layers) > 1 else []),
+               f"test {ds.attrs.get('metric', 'metric')} (mean [range over seeds])", "trivial baseline",
+               "spectral radius", "longest lag k", "log10 ‖ds_T/ds_{T-k}‖",
+               *(header for _, header, _ in optional), "diverged"]
+    rows = []
+    for point in points(ds):
+        for seq_len in ds["seq_len"].values:
+            run = ds.sel(point.where).sel(seq_len=seq_len)
+            if run["train_loss"].isnull().all():
+                continue  # this model did not run at this length
+            lag = max(int(k) for k in ds["lag"].values if k <= seq_len)
+            for layer in layers:
+                at = run.sel(layer=layer) if "layer" in run.dims else run
+                rows.append([point.label, int(seq_len), *([int(layer)] if len(layers) > 1 else []),
+                             _metric(at["test_metric"].isel(step=-1)), _mean(at["test_metric_baseline"].values),
+                             _first_to_last(gate_of(at, None)["spectral_radius"]), lag,
+                             _first_to_last(at["jacobian_log_norm"].sel(lag=lag) / math.log(10)),
+                             *(_first_to_last(read(at[name])) for name, _, read in optional),
+                             "yes" if np.isfinite(at["diverged_step"].values).any() else "no"])
+    caption = (f"{ds.attrs.get('task', '?')} ({ds.attrs['source_file']}): final test metric, and each dynamical "
+               f"quantity at probe step {int(steps[0])} → {int(steps[-1])} (means over seeds)")
+    return Table(columns, rows, caption)
+
+
+def draw(datasets: list[xr.Dataset], args) -> dict:
+    return {f"{ds.attrs['source_file']}-summary": summary_table(ds) for ds in datasets}
+
+
+FIGURE = FigureSpec("summary", ("test_metric", "test_metric_baseline", "spectral_radius", "jacobian_log_norm"),
+                    draw, per_dataset=False, description=__doc__.splitlines()[0])
+main = main_for(FIGURE)
+
+if __name__ == "__main__":
+    raise SystemExit(main())
