@@ -25,7 +25,7 @@ import xarray as xr  # noqa: E402
 
 from rnn_dynamics.commandline import OneLineParser, fail  # noqa: E402
 from rnn_dynamics.paper import MODELS, PAPER  # noqa: E402
-from rnn_dynamics.records import SWEEP_DIMS  # noqa: E402
+from rnn_dynamics.records import SWEEP_DIMS, atomic_write  # noqa: E402
 
 DEFAULT_DATA = "results/spectra.nc"
 DEFAULT_OUT = "results/figures"
@@ -262,7 +262,8 @@ def finite(values) -> np.ndarray:
 
 
 def save_all(out_dir: str | Path, figures: dict) -> int:
-    """Save each figure as NAME.png and NAME.pdf (tables as NAME.md and NAME.csv) in ``out_dir``."""
+    """Save each figure as NAME.png and NAME.pdf (tables as NAME.md and NAME.csv) in ``out_dir``, each file written
+    whole or not at all (:func:`~rnn_dynamics.records.atomic_write`)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, item in figures.items():
@@ -270,7 +271,7 @@ def save_all(out_dir: str | Path, figures: dict) -> int:
             item.write(out_dir / name)
             continue
         for path in (out_dir / f"{name}.png", out_dir / f"{name}.pdf"):
-            item.savefig(path, dpi=150, bbox_inches="tight")
+            atomic_write(path, lambda tmp: item.savefig(tmp, format=path.suffix[1:], dpi=150, bbox_inches="tight"))
             item.set_layout_engine("none")  # the layout the PNG got serves the PDF: one layout pass, not two
             print(f"wrote {path}")
         plt.close(item)
@@ -291,14 +292,17 @@ class Table:
         return (self.caption + "\n\n" if self.caption else "") + "\n".join(lines) + "\n"
 
     def write(self, base: Path) -> None:
+        atomic_write(base.with_suffix(".md"), lambda tmp: Path(tmp).write_text(self.markdown()))
+        atomic_write(base.with_suffix(".csv"), self._write_csv)
+        print(f"wrote {base.with_suffix('.md')}\nwrote {base.with_suffix('.csv')}")
+
+    def _write_csv(self, path) -> None:
         import csv
 
-        base.with_suffix(".md").write_text(self.markdown())
-        with open(base.with_suffix(".csv"), "w", newline="") as handle:
+        with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(self.columns)
             writer.writerows(self.rows)
-        print(f"wrote {base.with_suffix('.md')}\nwrote {base.with_suffix('.csv')}")
 
 
 def run(spec: FigureSpec, argv=None) -> int:

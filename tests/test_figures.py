@@ -400,6 +400,27 @@ def test_bad_figure_input_in_one_line(module, args, message, results, tmp_path, 
     assert not (tmp_path / "figs").exists()
 
 
+def test_a_figure_or_table_that_fails_while_saving_leaves_no_file(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from figures.common import Table, save_all
+
+    figure = plt.figure()
+
+    def dies_half_way(self, fname, **kwargs):
+        Path(fname).write_bytes(b"half a PNG")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(type(figure), "savefig", dies_half_way)
+    with pytest.raises(OSError, match="No space"):
+        save_all(tmp_path, {"broken": figure})
+    monkeypatch.setattr(Table, "_write_csv", lambda self, path: dies_half_way(None, path))
+    with pytest.raises(OSError, match="No space"):
+        save_all(tmp_path, {"table": Table(["a"], [[1]])})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.md"]  # written whole before the CSV failed
+    plt.close(figure)
+
+
 def test_files_that_are_not_study_datasets_are_refused_in_one_line(tmp_path, capsys):
     from figures.eigenvalues import main
 
