@@ -85,7 +85,8 @@ def graded_log_singular_values(rows: torch.Tensor, log_scales: torch.Tensor, max
     if n % 2:  # a zero row of scale -inf pairs with each row in turn and changes nothing
         unit = torch.cat([unit, torch.zeros_like(unit[..., :1, :])], dim=-2)
         scale = torch.cat([scale, torch.full_like(scale[..., :1], -math.inf)], dim=-1)
-    unit, scale = unit.reshape(-1, *unit.shape[-2:]), scale.reshape(-1, scale.shape[-1])
+    batch = math.prod(lead)  # one batch dim (not -1: there may be no rows at all)
+    unit, scale = unit.reshape(batch, *unit.shape[-2:]), scale.reshape(batch, scale.shape[-1])
     half = unit.shape[-2] // 2
     # the circle method: seat i of the top half plays seat half + i of the bottom half
     seats = torch.cat([unit[:, :half], unit[:, half:].flip(-2)], dim=-2)
@@ -113,8 +114,8 @@ def graded_log_singular_values(rows: torch.Tensor, log_scales: torch.Tensor, max
 def _circle_moves(half: int) -> list[tuple[int, int, int]]:
     """The circle method's move from one round to the next, as (first, stop, to): seats first..stop-1 go to seats
     to.. (top seats 0..half-1, bottom half..2 half-1). The first seat stays, every other row moves one seat on."""
-    if half == 1:
-        return [(0, 1, 0), (1, 2, 1)]
+    if half <= 1:  # one pair (or none): the rows stay
+        return [(seat, seat + 1, seat) for seat in range(2 * half)]
     return [(0, 1, 0), (1, half - 1, 2), (half - 1, half, 2 * half - 1),  # the top seats
             (half, half + 1, 1), (half + 1, 2 * half, half)]  # the bottom seats
 

@@ -159,6 +159,17 @@ def test_a_matrix_takes_the_same_values_whatever_matrices_share_its_jacobi_batch
     assert torch.allclose(together[small], dense, rtol=0, atol=1e-12)
 
 
+def test_products_of_a_network_with_every_unit_inactive_are_minus_infinity_not_an_error(gen):
+    """Every ReLU unit off at every step: each product is exactly 0, so Jacobi gets no row that is not 0 (and a
+    batch of matrices with no rows): every value is -inf, at each lag and over the whole product."""
+    weight = torch.randn(5, 5, generator=gen, dtype=torch.float64)
+    dead = ElmanJacobians(weight, torch.zeros(6, 5, dtype=torch.float64))
+    assert torch.isneginf(lag_log_singular_values(dead, [1, 3, 6])).all()
+    assert torch.isneginf(product_log_singular_values(dead)).all()
+    assert graded_log_singular_values(torch.zeros(3, 0, 5, dtype=torch.float64),
+                                      torch.zeros(3, 0, dtype=torch.float64)).shape == (3, 0)
+
+
 def test_every_singular_value_of_a_product_spanning_thousands_of_nats_is_exact(gen):
     """J_t = Q_t diag(e^lambda) Q_{t-1}^T telescopes: the product Q_T diag(e^(T lambda)) Q_0^T has singular values
     e^(T lambda_i) exactly, here from 0 down to -4000 nats (the dense product resolves 28 nats of them). Each
