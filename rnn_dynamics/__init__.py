@@ -6,7 +6,8 @@ The public API, imported lazily so that reading a dataset or drawing a figure
 type (:mod:`.models`), Jacobian products and gradient norms (:mod:`.jacobians`), spectra
 (:mod:`.spectra`), probes (:mod:`.probes`), tasks (:mod:`.tasks`), configurations
 (:mod:`.config`), the dataset schema (:mod:`.records`), studies (:mod:`.sweep`), the networks they
-trained (:mod:`.trained`) and plug-ins kept outside the package (:mod:`.plugins`).
+trained (:mod:`.trained`), networks trained as torch.nn modules (:mod:`.torch_nn`) and plug-ins kept outside
+the package (:mod:`.plugins`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ _EXPORTS = {
     "Probe": "probes", "list_probes": "probes", "register_probe": "probes",
     "list_tasks": "tasks", "make_task": "tasks", "register_task": "tasks",
     "StudyConfig": "config", "TrainConfig": "config", "ConfigError": "config",
-    "run_study": "sweep", "trained_stack": "trained", "load_plugins": "plugins",
+    "run_study": "sweep", "trained_stack": "trained", "from_torch": "torch_nn", "load_plugins": "plugins",
     "read_dataset": "records", "write_dataset": "records", "named_models": "records",
 }
 

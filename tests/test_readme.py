@@ -36,6 +36,14 @@ def test_library_example_runs(tmp_path, monkeypatch, capsys):
     assert lines[-1] == "['identity', 'diagonal_ramp:low=0.9', 'orthogonal'] torch.Size([3, 1, 4, 16, 16])"
 
 
+def test_torch_module_example_runs(capsys):
+    section = _readme().split("## Library example", 1)[1].split("\n## ", 1)[0]
+    code = [block for block in re.findall(r"```python\n(.*?)```", section, re.S) if "from_torch" in block][0]
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+    norms, exponents = map(float, capsys.readouterr().out.split())
+    assert norms == 0.0 and exponents < 1e-14  # the IRNN at initialisation: every norm 1, every exponent 0
+
+
 def test_ci_runs_the_readme_commands():
     blocks = re.findall(r"```bash\n(.*?)```", _readme().split("## Set-up and test", 1)[1], re.S)
     setup, test = blocks[0].strip(), blocks[1].strip()

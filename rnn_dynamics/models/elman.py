@@ -8,6 +8,7 @@ backward; the step Jacobian diag(f'(a_t)) W_hh is kept in that factored form
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from ..jacobians import ElmanJacobians
 from ..kernels import scan_kernel
@@ -78,6 +79,7 @@ class ElmanStack(RecurrentStack):
 
     gates = ("recurrent",)
     fused = ElmanRecurrence
+    torch_module = nn.RNN
 
     @classmethod
     def recurrent_seed_parts(cls, seed, spec, nonlinearity, layer, gate):

@@ -121,6 +121,16 @@ class GRUStack(RecurrentStack):
     gates = ("reset", "update", "candidate")
     nonlinearities = ("tanh", "relu")
     fused = GRURecurrence
+    torch_module = nn.GRU
+
+    def load_torch_layer(self, cell, layer, weight_ih, weight_hh, bias_ih, bias_hh):
+        """torch.nn.GRU's recurrent bias of the candidate, b_hn, sits inside the reset gate's product: the stack
+        keeps it apart (``b_hn``); those of the reset and update gates only add."""
+        n = self.hidden_size
+        super().load_torch_layer(cell, layer, weight_ih, weight_hh, bias_ih,
+                                 torch.cat([bias_hh[:2 * n], torch.zeros_like(bias_hh[2 * n:])]))
+        with torch.no_grad():
+            self.b_hn[layer][cell, 0].copy_(bias_hh[2 * n:])
 
     def __init__(self, n_cells, input_size, hidden_size, output_size, nonlinearity="tanh", num_layers=1,
                  readout="last", **options):

@@ -11,6 +11,7 @@ The recurrent blocks are stored in the order input, forget, output, candidate.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from ..jacobians import GatedJacobians
 from ..kernels import scan_kernel
@@ -126,6 +127,14 @@ class LSTMStack(RecurrentStack):
     nonlinearities = ("tanh", "relu")
     options = {"forget_bias": Option(1.0, "initial bias of the LSTM forget gate (Gers et al. 2000)")}
     fused = LSTMRecurrence
+    torch_module = nn.LSTM
+
+    def load_torch_layer(self, cell, layer, weight_ih, weight_hh, bias_ih, bias_hh):
+        """torch.nn.LSTM keeps its gates as i, f, g, o; the stack as i, f, o, g."""
+        def reordered(tensor):
+            return tensor.reshape(4, self.hidden_size, *tensor.shape[1:])[[0, 1, 3, 2]].flatten(0, 1)
+
+        super().load_torch_layer(cell, layer, *map(reordered, (weight_ih, weight_hh, bias_ih, bias_hh)))
 
     def initial_bias(self, bias: float) -> torch.Tensor:
         """``bias`` on every gate but the forget gate, which starts at the ``forget_bias`` option."""
