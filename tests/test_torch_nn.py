@@ -79,3 +79,21 @@ def test_modules_it_cannot_hold_are_refused_in_one_line(modules, readouts, messa
     with pytest.raises(ValueError, match=message) as error:
         from_torch(modules(), readouts() if readouts else None)
     assert "\n" not in str(error.value)
+
+
+def test_every_probe_records_a_held_module_through_a_probe_context():
+    """The study's probes serve a held module as they serve a trained stack: each records every variable it
+    declares, labelled with the name given for the module."""
+    from rnn_dynamics.probes import PROBES, ProbeContext, ProbeSettings, list_probes
+    from rnn_dynamics.tasks import make_task
+
+    torch.manual_seed(0)
+    module = nn.RNN(2, 5, nonlinearity="relu").double()  # the adding task's two inputs
+    task = make_task("adding", seq_len=12, preset="tiny").to(torch.float64)
+    context = ProbeContext(from_torch(module, nn.Linear(5, 1).double()), task, 0, ProbeSettings(lags=(1, 4, 12)),
+                           inits=["mine"])
+    for name in list_probes():
+        probe = PROBES.get(name)
+        records = probe(context)
+        assert set(records) == set(probe.variables), name
+        assert all(list(array["init"].values) == ["mine"] for array in records.values()), name
