@@ -22,9 +22,12 @@ def _shape(module: nn.RNNBase) -> dict:
             "nonlinearity": getattr(module, "nonlinearity", "tanh")}
 
 
-def _float64(tensor: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    return torch.zeros(like.shape[0], dtype=torch.float64) if tensor is None else \
-        tensor.detach().to("cpu", torch.float64)
+def _layer_tensors(module: nn.RNNBase, layer: int) -> list[torch.Tensor]:
+    """weight_ih, weight_hh, bias_ih and bias_hh of one layer, float64 on the CPU (zero biases where it has none)."""
+    tensors = [getattr(module, f"{name}_l{layer}", None) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    rows = tensors[0].shape[0]
+    return [torch.zeros(rows, dtype=torch.float64) if tensor is None else tensor.detach().to("cpu", torch.float64)
+            for tensor in tensors]
 
 
 def from_torch(modules: nn.RNNBase | Sequence[nn.RNNBase], readouts: nn.Linear | Sequence[nn.Linear] | None = None,
@@ -63,10 +66,7 @@ def from_torch(modules: nn.RNNBase | Sequence[nn.RNNBase], readouts: nn.Linear |
                                shape["nonlinearity"], shape["num_layers"], readout).to(dtype)
     for cell, (module, linear) in enumerate(zip(modules, readouts)):
         for layer in range(shape["num_layers"]):
-            weight_ih, weight_hh = (getattr(module, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh"))
-            stack.load_torch_layer(cell, layer, _float64(weight_ih, weight_ih), _float64(weight_hh, weight_hh),
-                                   *(_float64(getattr(module, f"{name}_l{layer}", None), weight_ih)
-                                     for name in ("bias_ih", "bias_hh")))
+            stack.load_torch_layer(cell, layer, *_layer_tensors(module, layer))
         if linear is not None:
             with torch.no_grad():
                 stack.w_out[cell].copy_(linear.weight)
