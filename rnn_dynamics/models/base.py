@@ -10,7 +10,7 @@ dim and each time step advances all cells with batched matmuls. Every cell type
   ``("h", "c")``), so the full state has S = len(state_parts) * N units;
 - ``nonlinearities``: the nonlinearity names it accepts (None: any registered one);
 - ``options``: its own settings (name -> :class:`Option`), such as the LSTM's forget bias;
-- ``torch_module``: the ``torch.nn`` module whose trained weights it can hold (:func:`rnn_dynamics.from_torch`),
+- ``torch_modules``: the ``torch.nn`` modules whose trained weights it can hold (:func:`rnn_dynamics.from_torch`),
   with :meth:`load_torch_layer` where its layout is not torch's;
 
 and implements the cell maths: :meth:`step` (one time step, shared by the traced
@@ -99,8 +99,8 @@ class RecurrentStack(nn.Module):
     #: gradient is not a (T, M, B, N) tensor of zeros but for one step; a Function may also mark s_T
     #: non-differentiable. None trains through the traced loop.
     fused: ClassVar[type[torch.autograd.Function] | None] = None
-    #: The ``torch.nn`` module (nn.RNN, nn.LSTM, nn.GRU) whose trained weights this cell type can hold; None: none.
-    torch_module: ClassVar[type[nn.RNNBase] | None] = None
+    #: The ``torch.nn`` modules (nn.RNN and nn.RNNCell, ...) whose trained weights this cell type can hold.
+    torch_modules: ClassVar[tuple[type[nn.Module], ...]] = ()
 
     def __init__(self, n_cells: int, input_size: int, hidden_size: int, output_size: int,
                  nonlinearity: str = "relu", num_layers: int = 1, readout: str = "last", **options):
@@ -199,8 +199,8 @@ class RecurrentStack(nn.Module):
 
     def load_torch_layer(self, cell: int, layer: int, weight_ih: torch.Tensor, weight_hh: torch.Tensor,
                          bias_ih: torch.Tensor, bias_hh: torch.Tensor) -> None:
-        """Hold one layer of a ``torch_module`` in cell ``cell``, given its tensors in torch's layout and gate
-        order (float64; zero biases where the module has none). This default serves a cell whose gates are in
+        """Hold one layer of one of its ``torch_modules`` in cell ``cell``, given its tensors in torch's layout and
+        gate order (float64; zero biases where the module has none). This default serves a cell whose gates are in
         torch's order and whose two biases only add (the Elman cell)."""
         with torch.no_grad():
             self.w_ih[layer][cell].copy_(weight_ih)

@@ -79,7 +79,7 @@ class ElmanStack(RecurrentStack):
 
     gates = ("recurrent",)
     fused = ElmanRecurrence
-    torch_module = nn.RNN
+    torch_modules = (nn.RNN, nn.RNNCell)
 
     @classmethod
     def recurrent_seed_parts(cls, seed, spec, nonlinearity, layer, gate):

@@ -121,7 +121,7 @@ class GRUStack(RecurrentStack):
     gates = ("reset", "update", "candidate")
     nonlinearities = ("tanh", "relu")
     fused = GRURecurrence
-    torch_module = nn.GRU
+    torch_modules = (nn.GRU, nn.GRUCell)
 
     def load_torch_layer(self, cell, layer, weight_ih, weight_hh, bias_ih, bias_hh):
         """torch.nn.GRU's recurrent bias of the candidate, b_hn, sits inside the reset gate's product: the stack

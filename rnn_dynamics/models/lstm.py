@@ -127,7 +127,7 @@ class LSTMStack(RecurrentStack):
     nonlinearities = ("tanh", "relu")
     options = {"forget_bias": Option(1.0, "initial bias of the LSTM forget gate (Gers et al. 2000)")}
     fused = LSTMRecurrence
-    torch_module = nn.LSTM
+    torch_modules = (nn.LSTM, nn.LSTMCell)
 
     def load_torch_layer(self, cell, layer, weight_ih, weight_hh, bias_ih, bias_hh):
         """torch.nn.LSTM keeps its gates as i, f, g, o; the stack as i, f, o, g."""
