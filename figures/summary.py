@@ -43,7 +43,7 @@ def _metric(final: xr.DataArray) -> str:
 def summary_table(ds: xr.Dataset) -> Table:
     steps = ds["step"].values
     optional = [(name, header, read) for name, header, read in OPTIONAL if name in ds]
-    layers = ds["layer"].values if "layer" in ds.dims else [0]
+    layers = ds["layer"].values  # every per-layer variable has the dim, one layer or several
     columns = ["model", "T", *(["layer"] if len(layers) > 1 else []),
                f"test {ds.attrs.get('metric', 'metric')} (mean [range over seeds])", "trivial baseline",
                "spectral radius", "longest lag k", "log10 ‖ds_T/ds_{T-k}‖",
@@ -56,7 +56,7 @@ def summary_table(ds: xr.Dataset) -> Table:
                 continue  # this model did not run at this length
             lag = max(int(k) for k in ds["lag"].values if k <= seq_len)
             for layer in layers:
-                at = run.sel(layer=layer) if "layer" in run.dims else run
+                at = run.sel(layer=layer)
                 rows.append([point.label, int(seq_len), *([int(layer)] if len(layers) > 1 else []),
                              _metric(at["test_metric"].isel(step=-1)), _mean(at["test_metric_baseline"].values),
                              _first_to_last(gate_of(at, None)["spectral_radius"]), lag,

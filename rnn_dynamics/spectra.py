@@ -95,9 +95,9 @@ def graded_log_singular_values(rows: torch.Tensor, log_scales: torch.Tensor, max
     tolerance = unit.shape[-1] * torch.finfo(torch.float64).eps
     values = scale.clone()  # each matrix's row scales as it converges
     running = torch.arange(len(unit), device=unit.device)  # the matrices still rotating, by their index in values
+    spare = torch.empty_like(seats)  # each round writes the next round's seats here
     for _ in range(max_sweeps if half and len(running) else 0):
         largest = torch.zeros(len(running), dtype=torch.float64, device=unit.device)
-        spare = torch.empty_like(seats)  # each round writes the next round's seats here
         for _ in range(2 * half - 1):
             seats, spare, scale, cosine = _rotate_pairs(seats, scale, spare, moves, came_from)
             largest = torch.maximum(largest, cosine)
@@ -105,6 +105,7 @@ def graded_log_singular_values(rows: torch.Tensor, log_scales: torch.Tensor, max
         values[running] = scale
         if not rotating.all():
             running, seats, scale = running[rotating], seats[rotating], scale[rotating]
+            spare = spare[:len(running)]  # free between rounds: its first rows serve the smaller batch
         if not len(running):
             break
     values = torch.sort(values, dim=-1, descending=True).values[..., :n]
