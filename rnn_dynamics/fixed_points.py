@@ -1,0 +1,139 @@
+"""Fixed points and slow points of a recurrence with its input held constant, and its linearisation there.
+
+Sussillo & Barak (2013, "Opening the black box") read what a trained RNN computes from the states where it stops
+moving: fixed points s* = F(s*) under a constant input, and slow points, where the speed q(s) = 1/2 ||F(s) - s||^2
+has a small local minimum. The eigenvalues of the step Jacobian dF/ds there say which directions the network holds
+(|lambda| near 1: a line or plane of slow points, an integrator such as the IRNN's memory) and which it forgets
+(|lambda| << 1).
+
+Each search is Levenberg-Marquardt on the residual F(s) - s, every search of a batch with its own damping:
+Gauss-Newton steps near a root (quadratic convergence), gradient steps on q where the damping grows, so that a
+search ends on a root or on a local minimum of q. A stack's searches use its cell type's own step Jacobians
+(analytic for the built-in cells, ``torch.func`` for a user's), so every registered cell type is served.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+from .models.base import Trace
+from .spectra import eigenvalues
+
+#: (F(s), dF/ds): a map's values (..., S) and step Jacobians (..., S, S) at states (..., S), row by row.
+Evaluate = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+#: A search stops where ||F(s) - s|| <= this times (1 + ||s||): a fixed point to rounding in float64.
+RESIDUAL_TOL = 1e-13
+#: A search stops where a step it takes is no longer than this times (1 + ||s||): a stationary point of q that is
+#: no root (a slow point), where the steps shrink but never reach the tolerance above.
+STEP_TOL = 1e-12
+#: A search stops where its damping passes this: no step, however short, lowers q (the minimum of q sits on a kink
+#: of a ReLU network's map, say).
+MAX_DAMPING = 1e10
+
+
+@dataclass(frozen=True)
+class FixedPoints:
+    """Where each search ended: states (..., S), speed q = 1/2 ||F(s) - s||^2 there (...,), the step Jacobians
+    dF/ds there (..., S, S) and the searches' iterations (the most any search took)."""
+
+    states: torch.Tensor
+    speed: torch.Tensor
+    jacobians: torch.Tensor
+    iterations: int
+
+    def eigenvalues(self) -> torch.Tensor:
+        """Complex eigenvalues of the Jacobians (..., S), by descending modulus (conjugate pairs a + ib, a - ib)."""
+        return eigenvalues(self.jacobians)
+
+
+def find_fixed_points(evaluate: Evaluate, starts: torch.Tensor, max_iterations: int = 100,
+                      damping: float = 1e-3) -> FixedPoints:
+    """Levenberg-Marquardt searches for s = F(s) from each row of ``starts`` (..., S), all at once.
+
+    ``evaluate(s)`` gives (F(s), dF/ds) row by row (:func:`stack_fixed_points` passes a stack's recurrence and its
+    analytic step Jacobians), in the dtype of ``starts``. Each search takes the step
+    -(A^T A + mu I)^-1 A^T r, with r = F(s) - s and A = dF/ds - I, where it lowers q (then mu / 10); else it stays
+    and multiplies mu by 10. It stops at a fixed point (:data:`RESIDUAL_TOL`), at a slow point (:data:`STEP_TOL`),
+    where no step lowers q (:data:`MAX_DAMPING`), or after ``max_iterations``.
+    """
+    if max_iterations < 0 or damping <= 0:
+        raise ValueError(f"max_iterations must be >= 0 and damping > 0, got {max_iterations} and {damping}")
+    states = starts.detach().clone()
+    values, jacobians = evaluate(states)
+    residual = values - states
+    identity = torch.eye(states.shape[-1], dtype=states.dtype, device=states.device)
+    mu = torch.full(states.shape[:-1], damping, dtype=states.dtype, device=states.device)
+    settled = torch.zeros_like(mu, dtype=torch.bool)
+    iterations = 0
+    while iterations < max_iterations:
+        scale = 1 + states.norm(dim=-1)
+        searching = ~settled & (residual.norm(dim=-1) > RESIDUAL_TOL * scale) & (mu < MAX_DAMPING)
+        if not searching.any():
+            break
+        iterations += 1
+        a = jacobians - identity
+        normal = a.mT @ a + mu[..., None, None] * identity
+        step = -torch.linalg.solve(normal, (a.mT @ residual.unsqueeze(-1))).squeeze(-1)
+        new_values, new_jacobians = evaluate(states + step)
+        new_residual = new_values - (states + step)
+        better = searching & (new_residual.square().sum(-1) < residual.square().sum(-1))
+        settled |= better & (step.norm(dim=-1) <= STEP_TOL * scale)
+        states = torch.where(better[..., None], states + step, states)
+        residual = torch.where(better[..., None], new_residual, residual)
+        jacobians = torch.where(better[..., None, None], new_jacobians, jacobians)
+        mu = torch.where(better, mu / 10, torch.where(searching, mu * 10, mu))
+    return FixedPoints(states, 0.5 * residual.square().sum(-1), jacobians, iterations)
+
+
+def start_states(trace, layer: int, count: int) -> torch.Tensor:
+    """``count`` states of ``layer`` that the traced sequences visited, (M, count, S): search j starts from sequence
+    j mod B at time round((j + 1) T / count), so that the starts spread over the sequences and over time."""
+    states = trace.stacked_states(layer)  # (T + 1, M, B, S)
+    steps, batch = states.shape[0] - 1, states.shape[2]
+    times = [max(1, round((j + 1) * steps / count)) for j in range(count)]
+    sequences = [j % batch for j in range(count)]
+    return states[times, :, sequences].transpose(0, 1)  # advanced indices first: (count, M, S)
+
+
+def stack_fixed_points(model, starts: Sequence[torch.Tensor], constant_input: torch.Tensor | None = None,
+                       **search) -> list[FixedPoints]:
+    """The fixed points of every layer of a recurrent stack with its input held constant, in float64.
+
+    ``starts[l]`` (M, K, S) are the starts of layer l. Layer 0 is driven by ``constant_input`` (I,) at every step
+    (zero where None: the network left to itself, its drive the bias); layer l above by the hidden part of layer
+    l - 1's point of the same search, so that search k follows one fixed point of the whole stack. ``search``
+    goes to :func:`find_fixed_points`.
+    """
+    model = copy.deepcopy(model).double().requires_grad_(False)
+    if len(starts) != model.num_layers:
+        raise ValueError(f"starts must give one (M, K, S) tensor per layer ({model.num_layers}), got {len(starts)}")
+    count = starts[0].shape[-2]
+    inputs = model.w_ih[0].new_zeros(1, count, model.w_ih[0].shape[-1])
+    if constant_input is not None:
+        inputs += constant_input.to(inputs)
+    found = []
+    for layer, layer_starts in enumerate(starts):
+        drive = model.layer_drive(layer, inputs)[0]  # (M, K, G * N)
+        found.append(find_fixed_points(_layer_map(model, layer, drive), layer_starts.to(drive), **search))
+        inputs = found[-1].states[..., :model.hidden_size].unsqueeze(0)  # (1, M, K, N): the next layer's input
+    return found
+
+
+def _layer_map(model, layer: int, drive: torch.Tensor) -> Evaluate:
+    """(F(s), dF/ds) of ``layer`` of a stack under a constant ``drive`` (M, K, G * N): one step of its recurrence,
+    and the cell type's own step Jacobian of that step (analytic for the built-in cells) from a one-step trace."""
+    recurrence = model.recurrence(layer)
+
+    def evaluate(states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        new, preact = recurrence(states, drive)
+        earlier = [[] for _ in range(layer)]  # step_jacobians reads the traced layer only
+        trace = Trace(earlier + [[states, new]], earlier + [[preact]], [None] * layer + [drive.unsqueeze(0)],
+                      None, model.hidden_size)
+        return new, model.step_jacobians(trace, layer).dense(0)
+
+    return evaluate

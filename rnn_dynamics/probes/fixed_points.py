@@ -1,0 +1,50 @@
+"""Fixed and slow points of each layer with the input held at zero, and the eigenvalues of the step Jacobian there
+(off by default): which directions the network holds (|lambda| near 1) and which it forgets."""
+
+from __future__ import annotations
+
+import torch
+
+from ..fixed_points import stack_fixed_points, start_states
+from ..records import Variable
+from .base import Probe, ProbeContext, StackShape, register_probe
+
+EIGENVALUES = "of ds_t/ds_{t-1} where the search ended, by descending modulus (S = N values, 2N for the LSTM)"
+
+
+@register_probe
+class FixedPoints(Probe):
+    name = "fixed_points"
+    default = False
+    #: Searches per layer and cell, each from a state the probe sequences visited.
+    starts = 8
+    dims = {"start": ("fixed-point search, started from the state probe sequence k mod B visited at time "
+                      "round((k + 1) T / K)", "1")}
+    variables = {
+        "fixed_point_speed": Variable(
+            ("layer", "step", "start"), "speed q = 1/2 ||F(s) - s||^2 where the search ended", "1",
+            "F is one step of the layer with the input held at zero (layer 0: its drive the bias; above: the point "
+            "of the layer below); Levenberg-Marquardt in float64 from a visited state: about 1e-26 or less at a "
+            "fixed point, larger at a slow point (a local minimum of q) or where 100 iterations did not settle"),
+        "fixed_point_norm": Variable(
+            ("layer", "step", "start"), "||h|| where the search ended", "1",
+            "Euclidean norm of the hidden part of the state (the c part of an LSTM state left out)"),
+        "fixed_point_eig_real": Variable(("layer", "step", "eig", "start"),
+                                         "real part of the eigenvalues of the step Jacobian at the point", "1",
+                                         f"eigenvalues {EIGENVALUES}, conjugate pairs as a + ib, a - ib"),
+        "fixed_point_eig_imag": Variable(("layer", "step", "eig", "start"),
+                                         "imaginary part of the eigenvalues of the step Jacobian at the point", "1",
+                                         f"eigenvalues {EIGENVALUES}"),
+    }
+
+    def record(self, ctx: ProbeContext):
+        starts = [start_states(ctx.trace, layer, self.starts) for layer in range(ctx.model.num_layers)]
+        found = stack_fixed_points(ctx.model, starts)
+        eig = torch.stack([points.eigenvalues() for points in found], dim=1).transpose(-1, -2)  # (M, L, S, K)
+        return {"fixed_point_speed": torch.stack([points.speed for points in found], dim=1),
+                "fixed_point_norm": torch.stack([points.states[..., :ctx.model.hidden_size].norm(dim=-1)
+                                                 for points in found], dim=1),
+                "fixed_point_eig_real": eig.real, "fixed_point_eig_imag": eig.imag}
+
+    def bytes_per_probe(self, shape: StackShape) -> int:
+        return 2 * 8 * shape.cells * shape.layers * self.starts * shape.state
