@@ -157,6 +157,7 @@ def test_the_probe_records_the_irnns_visited_states_as_fixed_points_at_initialis
     point of speed 0 with ||h|| its norm, and |lambda| = 1 for each of its active units, 0 for the others; the
     eigenvalues are stored along eig for each start."""
     from rnn_dynamics.probes import PROBES, ProbeContext, ProbeSettings
+    from rnn_dynamics.probes.fixed_points import SEARCHES
     from rnn_dynamics.tasks import make_task
 
     stack = make_stack(["identity", "identity"], nonlinearity="relu", hidden=6)
@@ -164,7 +165,7 @@ def test_the_probe_records_the_irnns_visited_states_as_fixed_points_at_initialis
     task = make_task("adding", seq_len=12, preset="tiny").to(torch.float64)
     context = ProbeContext(stack, task, 0, ProbeSettings(lags=(1, 12), probe_batch=3), inits=["a", "b"])
     records = PROBES.get("fixed_points")(context)
-    starts = start_states(context.trace, 0, PROBES.get("fixed_points").starts)  # (M, K, N)
+    starts = start_states(context.trace, 0, SEARCHES)  # (M, K, N)
     assert (records["fixed_point_speed"] == 0).all()
     assert np.allclose(records["fixed_point_norm"].sel(layer=0), starts.norm(dim=-1), rtol=1e-15)
     moduli = np.hypot(records["fixed_point_eig_real"], records["fixed_point_eig_imag"]).sel(layer=0)

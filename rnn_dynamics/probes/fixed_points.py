@@ -9,6 +9,8 @@ from ..fixed_points import stack_fixed_points, start_states
 from ..records import Variable
 from .base import Probe, ProbeContext, StackShape, register_probe
 
+#: Searches per layer and cell, each from a state the probe sequences visited.
+SEARCHES = 8
 EIGENVALUES = "of ds_t/ds_{t-1} where the search ended, by descending modulus (S = N values, 2N for the LSTM)"
 
 
@@ -16,10 +18,8 @@ EIGENVALUES = "of ds_t/ds_{t-1} where the search ended, by descending modulus (S
 class FixedPoints(Probe):
     name = "fixed_points"
     default = False
-    #: Searches per layer and cell, each from a state the probe sequences visited.
-    starts = 8
-    dims = {"start": ("fixed-point search, started from the state probe sequence k mod B visited at time "
-                      "round((k + 1) T / K)", "1")}
+    dims = {"start": (f"fixed-point search k of K = {SEARCHES}, started from the state that probe sequence k mod B "
+                      "visited at time round((k + 1) T / K)", "1")}
     variables = {
         "fixed_point_speed": Variable(
             ("layer", "step", "start"), "speed q = 1/2 ||F(s) - s||^2 where the search ended", "1",
@@ -38,7 +38,7 @@ class FixedPoints(Probe):
     }
 
     def record(self, ctx: ProbeContext):
-        starts = [start_states(ctx.trace, layer, self.starts) for layer in range(ctx.model.num_layers)]
+        starts = [start_states(ctx.trace, layer, SEARCHES) for layer in range(ctx.model.num_layers)]
         found = stack_fixed_points(ctx.model, starts)
         eig = torch.stack([points.eigenvalues() for points in found], dim=1).transpose(-1, -2)  # (M, L, S, K)
         return {"fixed_point_speed": torch.stack([points.speed for points in found], dim=1),
@@ -47,4 +47,4 @@ class FixedPoints(Probe):
                 "fixed_point_eig_real": eig.real, "fixed_point_eig_imag": eig.imag}
 
     def bytes_per_probe(self, shape: StackShape) -> int:
-        return 2 * 8 * shape.cells * shape.layers * self.starts * shape.state
+        return 2 * 8 * shape.cells * shape.layers * SEARCHES * shape.state
