@@ -31,7 +31,7 @@ def _study(task, **fields):
 def results(tmp_path_factory, data_root):
     folder = tmp_path_factory.mktemp("results")
     write_dataset(_study("adding", seq_len=[10, 16], models=["paper"], seeds=[0, 1], lyapunov=True,
-                         probes=["default", "lag_spectra"]), folder / "adding.nc")
+                         probes=["default", "lag_spectra", "fixed_points"]), folder / "adding.nc")
     write_dataset(_study("mnist", models=["irnn", "lstm"]), folder / "mnist.nc")
     write_dataset(_study("pmnist", models=["irnn"]), folder / "pmnist.nc")
     write_dataset(_study("npz", models=["irnn", "lstm"]), folder / "mine.nc")  # the data root's sequences.npz
@@ -227,6 +227,34 @@ def test_the_jacobian_decay_figure_draws_each_probe_steps_norm_against_lag_with_
         np.testing.assert_allclose([edges.min(), edges.max()], [np.nanmin(norm - spread), np.nanmax(norm + spread)],
                                    rtol=1e-12)
     assert any(list(line.get_ydata()) == [0, 0] for line in relu.get_lines())  # a norm of 1, for reference
+
+
+def test_the_fixed_points_figure_draws_the_eigenvalues_at_each_search_end_filled_where_it_found_a_fixed_point(results):
+    from figures import fixed_points
+    from figures.common import choose, load_study, points
+
+    ds = load_study(results / "adding.nc")
+    args = _selection("--seq-len", "16")
+    figure = fixed_points.draw(ds, args)
+    chosen, _ = choose(ds, args)
+    models = points(chosen)
+    assert [ax.get_title() for ax in figure.axes[:len(models)]] == [point.label for point in models]
+    found_both = set()
+    for ax, point in zip(figure.axes, models):
+        recorded = chosen.sel(point.where)
+        counts = []
+        for index, step in enumerate(reversed(ds["step"].values)):  # drawn from the last step to the first
+            at = recorded.sel(step=step)
+            fixed = (at["fixed_point_speed"] <= fixed_points.FIXED_SPEED).values
+            found_both.update(fixed.tolist())
+            eig = (at["fixed_point_eig_real"] + 1j * at["fixed_point_eig_imag"]).transpose("eig", "start").values
+            for collection, chosen_searches in zip(ax.collections[2 * index:2 * index + 2], (fixed, ~fixed)):
+                values = eig[:, chosen_searches].ravel()
+                offsets = collection.get_offsets()
+                np.testing.assert_allclose(offsets[:, 0] + 1j * offsets[:, 1], values[~np.isnan(values)], rtol=1e-12)
+            counts.append(f"{int(fixed.sum())}/{fixed.size}")
+        assert ax.texts[0].get_text() == f"fixed points: {counts[-1]} → {counts[0]}"
+    assert found_both == {True, False}  # both kinds of marker were checked
 
 
 def test_the_summary_table_gives_each_models_final_metric_and_its_dynamics_at_the_first_and_last_probe(results):

@@ -1,0 +1,66 @@
+"""Eigenvalues of the step Jacobian at the fixed and slow points of each model, over training.
+
+    python -m figures.fixed_points results/spectra.nc --out results/figures [--layer 1] [--seed 1]
+
+Needs the fixed_points probe (``python -m analyses.spectra --probes default fixed_points``). One panel per model:
+the eigenvalues at the end of every search, at up to four probe steps (earlier steps lighter, drawn larger and on
+top), filled where the search ended on a fixed point (speed q <= 1e-20) and hollow where it ended on a slow point.
+The unit circle is drawn: eigenvalues on it are directions the network holds with no input, inside it directions
+it forgets. Each panel counts the fixed points among the searches at the first and the last step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import seaborn as sns
+
+from .common import main_for
+from .spectral import probe_steps, spectral_figure, spectral_spec
+
+#: Speed q = 1/2 ||F(s) - s||^2 at or below which a search counts as ending on a fixed point (the probe reaches
+#: about 1e-26 there in float64; a slow point stays far above).
+FIXED_SPEED = 1e-20
+
+
+def draw(ds, args):
+    steps = probe_steps(ds)
+    shades = sns.color_palette("viridis", len(steps))
+    circle = np.exp(1j * np.linspace(0, 2 * np.pi, 400))
+
+    def panel(ax, point, cell):
+        counts = []
+        for index, step in reversed(list(enumerate(steps))):
+            at = cell.sel(step=step)
+            fixed = (at["fixed_point_speed"] <= FIXED_SPEED).values  # (start,)
+            eig = (at["fixed_point_eig_real"] + 1j * at["fixed_point_eig_imag"]).transpose("eig", "start").values
+            fixed_eig, slow_eig = (values[~np.isnan(values)] for values in (eig[:, fixed], eig[:, ~fixed]))
+            size, order = (18 if index == 0 else 7), 3 + len(steps) - index  # NaN: beyond a smaller cell's state
+            ax.scatter(fixed_eig.real, fixed_eig.imag, s=size, color=shades[index], linewidths=0, zorder=order,
+                       label=f"step {step}")
+            ax.scatter(slow_eig.real, slow_eig.imag, s=size, facecolors="none", edgecolors=shades[index],
+                       linewidths=0.7, zorder=order)
+            counts.append(f"{int(fixed.sum())}/{fixed.size}")
+        ax.plot(circle.real, circle.imag, color="0.5", lw=0.8)
+        moduli = np.hypot(cell["fixed_point_eig_real"], cell["fixed_point_eig_imag"]).values
+        limit = 1.15 * max(1.0, float(np.nanmax(moduli, initial=0.0)))
+        ax.set_xlim(-limit, limit)
+        ax.set_ylim(-limit, limit)
+        ax.set_aspect("equal")
+        ax.set_xlabel("Re λ")
+        ax.set_ylabel("Im λ")
+        ax.text(0.02, 0.98, f"fixed points: {counts[-1]} → {counts[0]}", transform=ax.transAxes, fontsize=7,
+                va="top")
+
+    fig = spectral_figure(ds, args, "Eigenvalues of ds_t/ds_{t-1} at the fixed (filled) and slow (hollow) points, "
+                          "input held at zero", panel)
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    fig.legend(handles[::-1], labels[::-1], loc="outside lower center", ncol=len(steps), fontsize=8, frameon=False)
+    return fig
+
+
+FIGURE = spectral_spec("fixed_points", ("fixed_point_eig_real", "fixed_point_eig_imag", "fixed_point_speed"), draw,
+                       __doc__.splitlines()[0])
+main = main_for(FIGURE)
+
+if __name__ == "__main__":
+    raise SystemExit(main())
