@@ -31,6 +31,12 @@ RESIDUAL_TOL = 1e-13
 #: A search stops where a step it takes is no longer than this times (1 + ||s||): a stationary point of q that is
 #: no root (a slow point), where the steps shrink but never reach the tolerance above.
 STEP_TOL = 1e-12
+#: A search stops where STALL_ITERATIONS iterations lowered q by less than the fraction STALL_GAIN of it: a slow
+#: point that it creeps towards.
+STALL_ITERATIONS, STALL_GAIN = 10, 1e-6
+#: The least damping: A = dF/ds - I is singular wherever F holds a direction (the IRNN's eigenvalues 1), so
+#: A^T A + mu I needs mu well above its rounding to be solved.
+MIN_DAMPING = 1e-12
 #: A search stops where its damping passes this: no step, however short, lowers q (the minimum of q sits on a kink
 #: of a ReLU network's map, say).
 MAX_DAMPING = 1e10
@@ -57,9 +63,12 @@ def find_fixed_points(evaluate: Evaluate, starts: torch.Tensor, max_iterations: 
 
     ``evaluate(s)`` gives (F(s), dF/ds) row by row (:func:`stack_fixed_points` passes a stack's recurrence and its
     analytic step Jacobians), in the dtype of ``starts``. Each search takes the step
-    -(A^T A + mu I)^-1 A^T r, with r = F(s) - s and A = dF/ds - I, where it lowers q (then mu / 10); else it stays
-    and multiplies mu by 10. It stops at a fixed point (:data:`RESIDUAL_TOL`), at a slow point (:data:`STEP_TOL`),
-    where no step lowers q (:data:`MAX_DAMPING`), or after ``max_iterations``.
+    -(A^T A + mu I)^-1 A^T r, with r = F(s) - s and A = dF/ds - I, where it lowers q (then mu / 10, down to
+    :data:`MIN_DAMPING`); else it stays and multiplies mu by 10. It stops at a fixed point (:data:`RESIDUAL_TOL`),
+    at a slow point (:data:`STEP_TOL`, or ten iterations that lowered q by less than :data:`STALL_GAIN` of it),
+    where no step lowers q (:data:`MAX_DAMPING`), or after ``max_iterations``. The steps solve the normal
+    equations, so a direction along which A's singular value lies below about 1e-8 of its largest is not resolved
+    (the search ends short of the slowest point along it).
     """
     if max_iterations < 0 or damping <= 0:
         raise ValueError(f"max_iterations must be >= 0 and damping > 0, got {max_iterations} and {damping}")
@@ -69,25 +78,34 @@ def find_fixed_points(evaluate: Evaluate, starts: torch.Tensor, max_iterations: 
     identity = torch.eye(states.shape[-1], dtype=states.dtype, device=states.device)
     mu = torch.full(states.shape[:-1], damping, dtype=states.dtype, device=states.device)
     settled = torch.zeros_like(mu, dtype=torch.bool)
+    speed = speed_before = 0.5 * residual.square().sum(-1)
     iterations = 0
     while iterations < max_iterations:
+        if iterations and iterations % STALL_ITERATIONS == 0:
+            settled |= speed > (1 - STALL_GAIN) * speed_before
+            speed_before = speed
         scale = 1 + states.norm(dim=-1)
         searching = ~settled & (residual.norm(dim=-1) > RESIDUAL_TOL * scale) & (mu < MAX_DAMPING)
         if not searching.any():
             break
         iterations += 1
-        a = jacobians - identity
-        normal = a.mT @ a + mu[..., None, None] * identity
-        step = -torch.linalg.solve(normal, (a.mT @ residual.unsqueeze(-1))).squeeze(-1)
+        rows = searching.nonzero(as_tuple=True)
+        a = jacobians[rows] - identity
+        factor, failed = torch.linalg.cholesky_ex(a.mT @ a + mu[rows][..., None, None] * identity)
+        solved = -torch.cholesky_solve(a.mT @ residual[rows].unsqueeze(-1), factor).squeeze(-1)
+        step = torch.zeros_like(states)  # no step where rounding left A^T A + mu I short of positive definite:
+        step[rows] = torch.where((failed != 0).unsqueeze(-1), 0.0, solved)  # q stays, and mu grows until it solves
         new_values, new_jacobians = evaluate(states + step)
         new_residual = new_values - (states + step)
-        better = searching & (new_residual.square().sum(-1) < residual.square().sum(-1))
+        new_speed = 0.5 * new_residual.square().sum(-1)
+        better = searching & (new_speed < speed)
         settled |= better & (step.norm(dim=-1) <= STEP_TOL * scale)
         states = torch.where(better[..., None], states + step, states)
         residual = torch.where(better[..., None], new_residual, residual)
+        speed = torch.where(better, new_speed, speed)
         jacobians = torch.where(better[..., None, None], new_jacobians, jacobians)
-        mu = torch.where(better, mu / 10, torch.where(searching, mu * 10, mu))
-    return FixedPoints(states, 0.5 * residual.square().sum(-1), jacobians, iterations)
+        mu = torch.where(better, (mu / 10).clamp_min(MIN_DAMPING), torch.where(searching, mu * 10, mu))
+    return FixedPoints(states, speed, jacobians, iterations)
 
 
 def start_states(trace, layer: int, count: int) -> torch.Tensor:

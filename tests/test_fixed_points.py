@@ -8,7 +8,7 @@ import torch
 from scipy.optimize import brentq
 
 from conftest import make_stack, perturbed
-from rnn_dynamics.fixed_points import MAX_DAMPING, find_fixed_points, stack_fixed_points, start_states
+from rnn_dynamics.fixed_points import MAX_DAMPING, MIN_DAMPING, find_fixed_points, stack_fixed_points, start_states
 from rnn_dynamics.models import list_cells
 from rnn_dynamics.spectra import eigenvalues
 
@@ -87,6 +87,48 @@ def test_a_relu_map_with_no_fixed_point_ends_on_the_slowest_point_its_kink():
     assert points.iterations < 500
     assert torch.allclose(points.speed, torch.full((1, 3), 0.5 * (0.5 / 1.3) ** 2, dtype=torch.float64), rtol=1e-8)
     assert torch.allclose(points.states, torch.full((1, 3, 1), -0.5 / 1.3, dtype=torch.float64), atol=1e-6)
+
+
+def test_a_linear_map_that_holds_a_direction_its_drive_pushes_along_ends_on_the_least_squares_slow_point(gen):
+    """h -> W h + b with W symmetric, eigenvalue 1 along v, the rest inside: no fixed point where v.b != 0, and
+    ||F(h) - h|| = ||A h + b|| is least, |v.b|, where A h cancels the rest of b: q = (v.b)^2 / 2, reached from
+    every start along a family of slow points h = -A^+ b + c v."""
+    n = 4
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
+    w = q @ torch.diag(torch.tensor([1.0, 0.5, -0.3, 0.1], dtype=torch.float64)) @ q.T
+    b = torch.randn(n, generator=gen, dtype=torch.float64)
+    stack = make_stack(["identity"], nonlinearity="linear", hidden=n)
+    _set(stack, w_hh=w, bias=b)
+    points = stack_fixed_points(stack, _starts(stack, gen, count=6))[0]
+    v = q[:, 0]
+    assert points.iterations < 100
+    assert torch.allclose(points.speed, torch.full((1, 6), 0.5 * float(v @ b) ** 2, dtype=torch.float64), rtol=1e-12)
+    a = w - torch.eye(n, dtype=torch.float64)
+    least_squares = -torch.linalg.pinv(a) @ b
+    away = points.states[0] - least_squares
+    off_the_line = away - (away @ v).unsqueeze(-1) * v  # q is flat at its minimum: an error d in h moves q by ~d^2
+    assert off_the_line.abs().max() < 1e-8
+
+
+def test_normal_equations_too_ill_conditioned_to_factor_take_no_step_until_the_damping_makes_them_solvable(gen):
+    """A = dF/ds - I with singular values 1e9, 1e-3 and 0: A^T A + mu I is not positive definite in float64 for small
+    mu. The search takes no step there (the map never sees a non-finite state) and ends no slower than it began."""
+    n, identity = 3, torch.eye(3, dtype=torch.float64)
+    for _ in range(50):  # whether rounding leaves A^T A + mu I indefinite depends on the basis: take one where it does
+        q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
+        a = q @ torch.diag(torch.tensor([1e9, 1e-3, 0.0], dtype=torch.float64)) @ q.T
+        if torch.linalg.cholesky_ex(a.T @ a + MIN_DAMPING * identity).info != 0:
+            break
+    assert torch.linalg.cholesky_ex(a.T @ a + MIN_DAMPING * identity).info != 0
+    b = torch.randn(n, generator=gen, dtype=torch.float64)
+
+    def evaluate(states):
+        assert torch.isfinite(states).all()
+        return states + states @ a.T + b, (identity + a).expand(*states.shape, n)
+
+    starts = torch.randn(5, n, generator=gen, dtype=torch.float64)
+    points = find_fixed_points(evaluate, starts)
+    assert (points.speed <= 0.5 * (starts @ a.T + b).square().sum(-1)).all() and points.iterations < 100
 
 
 def test_searches_of_a_batch_keep_their_own_damping():
