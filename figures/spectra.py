@@ -3,7 +3,8 @@
     python -m figures.spectra results/spectra.nc [more.nc ...] --out results/figures
 
 Every per-dataset figure module of this folder (figures.figure_specs) whose variables the dataset holds: those
-of the default probes always, lyapunov and lag_spectra where the study recorded them (--lyapunov, --probes);
+of the default probes always; lyapunov, lag_spectra and fixed_points where the study recorded them (--lyapunov,
+--probes);
 each is also a command of its own.
 """
 

@@ -4,10 +4,10 @@ The public API, imported lazily so that reading a dataset or drawing a figure
 (``rnn_dynamics.records``, ``rnn_dynamics.theory``) never loads torch: the init registry
 (:mod:`.inits`), nonlinearities (:mod:`.nonlinearities`), recurrent stacks of every cell
 type (:mod:`.models`), Jacobian products and gradient norms (:mod:`.jacobians`), spectra
-(:mod:`.spectra`), probes (:mod:`.probes`), tasks (:mod:`.tasks`), configurations
-(:mod:`.config`), the dataset schema (:mod:`.records`), studies (:mod:`.sweep`), the networks they
-trained (:mod:`.trained`), networks trained as torch.nn modules (:mod:`.torch_nn`) and plug-ins kept outside
-the package (:mod:`.plugins`).
+(:mod:`.spectra`), fixed and slow points (:mod:`.fixed_points`), probes (:mod:`.probes`), tasks
+(:mod:`.tasks`), configurations (:mod:`.config`), the dataset schema (:mod:`.records`), studies
+(:mod:`.sweep`), the networks they trained (:mod:`.trained`), networks trained as torch.nn modules
+(:mod:`.torch_nn`) and plug-ins kept outside the package (:mod:`.plugins`).
 """
 
 from __future__ import annotations

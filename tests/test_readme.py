@@ -44,6 +44,14 @@ def test_torch_module_example_runs(capsys):
     assert norms == 0.0 and exponents < 1e-14  # the IRNN at initialisation: every norm 1, every exponent 0
 
 
+def test_fixed_points_example_runs(capsys):
+    section = _readme().split("## Fixed and slow points", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+    speed, radius = map(float, capsys.readouterr().out.split())
+    assert speed < 1e-20 and 0 < radius < 1  # torch's draw of a 16-unit tanh RNN: one stable fixed point
+
+
 def test_ci_runs_the_readme_commands():
     blocks = re.findall(r"```bash\n(.*?)```", _readme().split("## Set-up and test", 1)[1], re.S)
     setup, test = blocks[0].strip(), blocks[1].strip()
