@@ -287,8 +287,10 @@ class Table:
     caption: str = ""
 
     def markdown(self) -> str:
-        lines = ["| " + " | ".join(self.columns) + " |", "| " + " | ".join("---" for _ in self.columns) + " |"]
-        lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in self.rows]
+        def line(cells) -> str:  # a | inside a cell (|λ|, a user's init spec) escaped, so it splits no column
+            return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
+        lines = [line(self.columns), line("---" for _ in self.columns)] + [line(row) for row in self.rows]
         return (self.caption + "\n\n" if self.caption else "") + "\n".join(lines) + "\n"
 
     def write(self, base: Path) -> None:

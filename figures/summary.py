@@ -6,7 +6,8 @@ One row per model, sequence length (and layer, where there are several): the fin
 range over seeds) beside the trivial baseline on the same test sequences, then at the first and the last probe
 step (means over seeds) the spectral radius of the recurrent matrix (the candidate block of a gated cell),
 log10 ||ds_T/ds_{T-k}|| at the longest recorded lag k <= T (how far back a gradient reaches), and, where the
-study recorded them, the largest Lyapunov exponent and the fraction of active (ReLU) or saturated (tanh) units.
+study recorded them, the largest Lyapunov exponent, the fraction of active (ReLU) or saturated (tanh) units and
+the largest |eigenvalue| of the step Jacobian at the fixed and slow points (the median over the searches).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import xarray as xr
 
 from .common import FigureSpec, Table, gate_of, main_for, points
 
-#: The columns drawn where the study recorded their variable: (variable, header, how to read one probe step).
-OPTIONAL = (("lyapunov", "largest Lyapunov exponent (nats/step)", lambda v: v.isel(exponent=0)),
-            ("active_fraction", "active fraction", lambda v: v))
+#: The columns drawn where the study recorded their variable: (variable, header, how to read it from a run's slice).
+OPTIONAL = (("lyapunov", "largest Lyapunov exponent (nats/step)", lambda at: at["lyapunov"].isel(exponent=0)),
+            ("active_fraction", "active fraction", lambda at: at["active_fraction"]),
+            ("fixed_point_eig_real", "largest |λ| at the fixed and slow points (median over searches)",
+             lambda at: np.hypot(at["fixed_point_eig_real"], at["fixed_point_eig_imag"]).max("eig").median("start")))
 
 
 def _mean(values) -> str:
@@ -61,7 +64,7 @@ def summary_table(ds: xr.Dataset) -> Table:
                              _metric(at["test_metric"].isel(step=-1)), _mean(at["test_metric_baseline"].values),
                              _first_to_last(gate_of(at, None)["spectral_radius"]), lag,
                              _first_to_last(at["jacobian_log_norm"].sel(lag=lag) / math.log(10)),
-                             *(_first_to_last(read(at[name])) for name, _, read in optional),
+                             *(_first_to_last(read(at)) for _, _, read in optional),
                              "yes" if np.isfinite(at["diverged_step"].values).any() else "no"])
     caption = (f"{ds.attrs.get('task', '?')} ({ds.attrs['source_file']}): final test metric, and each dynamical "
                f"quantity at probe step {int(steps[0])} → {int(steps[-1])} (means over seeds)")

@@ -280,10 +280,15 @@ def test_the_summary_table_gives_each_models_final_metric_and_its_dynamics_at_th
                                rtol=5e-3, atol=1e-3)
     lyapunov = irnn["lyapunov"].isel(exponent=0).mean("seed").isel(step=[0, -1]).values
     np.testing.assert_allclose(numbers(row["largest Lyapunov exponent (nats/step)"]), lyapunov, rtol=5e-3, atol=1e-3)
+    held = np.hypot(irnn["fixed_point_eig_real"], irnn["fixed_point_eig_imag"]).max("eig").median("start")
+    np.testing.assert_allclose(numbers(row["largest |λ| at the fixed and slow points (median over searches)"]),
+                               held.mean("seed").isel(step=[0, -1]).values, rtol=5e-3)
     lstm = ds.sel(cell="lstm", init="gaussian:std=0.001", nonlinearity="tanh", seq_len=16, layer=0, gate="candidate")
     np.testing.assert_allclose(numbers(rows[("LSTM", 16)]["spectral radius"]),
                                lstm["spectral_radius"].mean("seed").isel(step=[0, -1]).values, rtol=5e-3)
     assert table.caption.startswith("adding (adding): final test metric")
+    header = table.markdown().splitlines()[2]  # a | inside a header or cell is escaped: one column each
+    assert header.replace("\\|", "").count("|") == len(table.columns) + 1 and "largest \\|λ\\|" in header
 
 
 def test_lines_per_model_split_by_cell_type_once_colours_would_repeat(tmp_path):
