@@ -17,8 +17,8 @@ import seaborn as sns
 from .common import main_for
 from .spectral import probe_steps, spectral_figure, spectral_spec
 
-#: Speed q = 1/2 ||F(s) - s||^2 at or below which a search counts as ending on a fixed point (the probe reaches
-#: about 1e-26 there in float64; a slow point stays far above).
+#: Speed q = 1/2 ||F(s) - s||^2 at or below which a search counts as ending on a fixed point (the search stops at
+#: ||F(s) - s|| <= 1e-13 (1 + ||s||), q below 1e-24 for states of norm up to 10; a slow point stays far above).
 FIXED_SPEED = 1e-20
 
 

@@ -24,8 +24,9 @@ class FixedPoints(Probe):
         "fixed_point_speed": Variable(
             ("layer", "step", "start"), "speed q = 1/2 ||F(s) - s||^2 where the search ended", "1",
             "F is one step of the layer with the input held at zero (layer 0: its drive the bias; above: the point "
-            "of the layer below); Levenberg-Marquardt in float64 from a visited state: about 1e-26 or less at a "
-            "fixed point, larger at a slow point (a local minimum of q) or where 100 iterations did not settle"),
+            "of the layer below); Levenberg-Marquardt in float64 from a visited state: below 1e-20 at a fixed point "
+            "(a search stops at ||F(s) - s|| <= 1e-13 (1 + ||s||)), larger at a slow point (a local minimum of q) "
+            "or where 100 iterations did not settle"),
         "fixed_point_norm": Variable(
             ("layer", "step", "start"), "||h|| where the search ended", "1",
             "Euclidean norm of the hidden part of the state (the c part of an LSTM state left out)"),
