@@ -127,11 +127,20 @@ def stack_fixed_points(model, starts: Sequence[torch.Tensor], constant_input: to
     l - 1's point of the same search, so that search k follows one fixed point of the whole stack. ``search``
     goes to :func:`find_fixed_points`.
     """
-    model = copy.deepcopy(model).double().requires_grad_(False)
     if len(starts) != model.num_layers:
         raise ValueError(f"starts must give one (M, K, S) tensor per layer ({model.num_layers}), got {len(starts)}")
-    count = starts[0].shape[-2]
-    inputs = model.w_ih[0].new_zeros(1, count, model.w_ih[0].shape[-1])
+    count = starts[0].shape[1] if starts[0].dim() == 3 else "K"
+    expected = (model.n_cells, count, model.state_size(model.hidden_size))
+    for layer, layer_starts in enumerate(starts):
+        if tuple(layer_starts.shape) != expected:
+            raise ValueError(f"starts[{layer}] has shape {tuple(layer_starts.shape)}; every layer's must be (M, K, S) "
+                             f"= ({', '.join(map(str, expected))}), the same K in every layer")
+    input_size = model.w_ih[0].shape[-1]
+    if constant_input is not None and tuple(constant_input.shape) != (input_size,):
+        raise ValueError(f"constant_input has shape {tuple(constant_input.shape)}; it must be ({input_size},), one "
+                         "value per input (a one-hot vector for a token)")
+    model = copy.deepcopy(model).double().requires_grad_(False)
+    inputs = model.w_ih[0].new_zeros(1, count, input_size)
     if constant_input is not None:
         inputs += constant_input.to(inputs)
     found = []

@@ -1,6 +1,7 @@
 """Fixed and slow points against closed-form answers, a root finder of their own, and autograd Jacobians."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -189,6 +190,14 @@ def test_bad_search_settings_and_starts_are_refused_in_one_line(gen):
     stack = make_stack(["identity"], hidden=3, layers=2)
     with pytest.raises(ValueError, match="one .* tensor per layer \\(2\\), got 1"):
         stack_fixed_points(stack, _starts(stack, gen)[:1])
+    with pytest.raises(ValueError, match=re.escape("starts[1] has shape (1, 4, 3); every layer's must be (M, K, S) = "
+                                                   "(1, 5, 3), the same K in every layer")):
+        stack_fixed_points(stack, [_starts(stack, gen)[0], torch.zeros(1, 4, 3, dtype=torch.float64)])
+    with pytest.raises(ValueError, match=re.escape("starts[0] has shape (5, 3); every layer's must be (M, K, S) = "
+                                                   "(1, K, 3)")):
+        stack_fixed_points(stack, [torch.zeros(5, 3), torch.zeros(5, 3)])
+    with pytest.raises(ValueError, match=re.escape("constant_input has shape (3,); it must be (2,)")):
+        stack_fixed_points(stack, _starts(stack, gen), constant_input=torch.zeros(3))
     with pytest.raises(ValueError, match="max_iterations must be >= 0 and damping > 0"):
         find_fixed_points(lambda s: (s, torch.eye(3).expand(*s.shape, 3)), torch.zeros(1, 3), max_iterations=-1)
     assert MAX_DAMPING > 1 / np.finfo(np.float64).eps ** 0.5  # the damping rises past any useful step
