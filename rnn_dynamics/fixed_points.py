@@ -45,12 +45,13 @@ MAX_DAMPING = 1e10
 @dataclass(frozen=True)
 class FixedPoints:
     """Where each search ended: states (..., S), speed q = 1/2 ||F(s) - s||^2 there (...,), the step Jacobians
-    dF/ds there (..., S, S) and the searches' iterations (the most any search took)."""
+    dF/ds there (..., S, S) and the iterations each search took (...,): ``max_iterations`` for a search that did not
+    settle."""
 
     states: torch.Tensor
     speed: torch.Tensor
     jacobians: torch.Tensor
-    iterations: int
+    iterations: torch.Tensor
 
     def eigenvalues(self) -> torch.Tensor:
         """Complex eigenvalues of the Jacobians (..., S), by descending modulus (conjugate pairs a + ib, a - ib)."""
@@ -79,16 +80,16 @@ def find_fixed_points(evaluate: Evaluate, starts: torch.Tensor, max_iterations: 
     mu = torch.full(states.shape[:-1], damping, dtype=states.dtype, device=states.device)
     settled = torch.zeros_like(mu, dtype=torch.bool)
     speed = speed_before = 0.5 * residual.square().sum(-1)
-    iterations = 0
-    while iterations < max_iterations:
-        if iterations and iterations % STALL_ITERATIONS == 0:
+    taken = torch.zeros_like(mu, dtype=torch.long)  # iterations of each search
+    for iteration in range(max_iterations):
+        if iteration and iteration % STALL_ITERATIONS == 0:
             settled |= speed > (1 - STALL_GAIN) * speed_before
             speed_before = speed
         scale = 1 + states.norm(dim=-1)
         searching = ~settled & (residual.norm(dim=-1) > RESIDUAL_TOL * scale) & (mu < MAX_DAMPING)
         if not searching.any():
             break
-        iterations += 1
+        taken += searching
         rows = searching.nonzero(as_tuple=True)
         a = jacobians[rows] - identity
         factor, failed = torch.linalg.cholesky_ex(a.mT @ a + mu[rows][..., None, None] * identity)
@@ -105,7 +106,7 @@ def find_fixed_points(evaluate: Evaluate, starts: torch.Tensor, max_iterations: 
         speed = torch.where(better, new_speed, speed)
         jacobians = torch.where(better[..., None, None], new_jacobians, jacobians)
         mu = torch.where(better, (mu / 10).clamp_min(MIN_DAMPING), torch.where(searching, mu * 10, mu))
-    return FixedPoints(states, speed, jacobians, iterations)
+    return FixedPoints(states, speed, jacobians, taken)
 
 
 def start_states(trace, layer: int, count: int) -> torch.Tensor:

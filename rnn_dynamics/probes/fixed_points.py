@@ -27,6 +27,9 @@ class FixedPoints(Probe):
             "of the layer below); Levenberg-Marquardt in float64 from a visited state: below 1e-20 at a fixed point "
             "(a search stops at ||F(s) - s|| <= 1e-13 (1 + ||s||)), larger at a slow point (a local minimum of q) "
             "or where 100 iterations did not settle"),
+        "fixed_point_iterations": Variable(
+            ("layer", "step", "start"), "Levenberg-Marquardt iterations the search took", "1",
+            "100 (the most) where the search did not settle; 0 where it started on a fixed point"),
         "fixed_point_norm": Variable(
             ("layer", "step", "start"), "||h|| where the search ended", "1",
             "Euclidean norm of the hidden part of the state (the c part of an LSTM state left out)"),
@@ -43,6 +46,7 @@ class FixedPoints(Probe):
         found = stack_fixed_points(ctx.model, starts)
         eig = torch.stack([points.eigenvalues() for points in found], dim=1).transpose(-1, -2)  # (M, L, S, K)
         return {"fixed_point_speed": torch.stack([points.speed for points in found], dim=1),
+                "fixed_point_iterations": torch.stack([points.iterations for points in found], dim=1),
                 "fixed_point_norm": torch.stack([points.states[..., :ctx.model.hidden_size].norm(dim=-1)
                                                  for points in found], dim=1),
                 "fixed_point_eig_real": eig.real, "fixed_point_eig_imag": eig.imag}
