@@ -178,6 +178,22 @@ def test_every_cell_types_points_are_fixed_under_its_own_step_with_the_jacobian_
         below = points.states[..., :5].unsqueeze(0)
 
 
+def test_a_cell_type_without_analytic_jacobians_is_served_by_the_generic_autograd_path(gen, monkeypatch):
+    """A user's cell type that keeps the protocol's torch.func step Jacobians finds the same points as the analytic
+    path of the built-in cell."""
+    from rnn_dynamics.models.base import RecurrentStack
+
+    stack = perturbed(make_stack(["orthogonal", "he"], nonlinearity="tanh", hidden=4), 0.2)
+    with torch.no_grad():
+        stack.w_hh[0].mul_(0.3)
+    starts = _starts(stack, gen)
+    analytic = stack_fixed_points(stack, starts)[0]
+    monkeypatch.setattr(type(stack), "step_jacobians", RecurrentStack.step_jacobians)
+    generic = stack_fixed_points(stack, starts)[0]
+    assert torch.allclose(generic.states, analytic.states, rtol=0, atol=1e-13)
+    assert torch.allclose(generic.jacobians, analytic.jacobians, rtol=0, atol=1e-13)
+
+
 def test_the_starts_are_states_the_sequences_visited_spread_over_sequences_and_time(gen):
     stack = make_stack(["orthogonal", "he"], nonlinearity="tanh", hidden=3)
     trace = stack.trace(torch.randn(10, 3, 2, generator=gen, dtype=torch.float64))
