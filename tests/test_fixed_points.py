@@ -14,9 +14,10 @@ from rnn_dynamics.models import list_cells
 from rnn_dynamics.spectra import eigenvalues
 
 
-def _set(stack, layer=0, w_hh=None, bias=None, w_ih=None):
+def _set(stack, w_hh=None, bias=None):
+    """Layer 0's recurrent matrix and bias, the same in every cell."""
     with torch.no_grad():
-        for tensor, value in ((stack.w_hh[layer], w_hh), (stack.bias[layer], bias), (stack.w_ih[layer], w_ih)):
+        for tensor, value in ((stack.w_hh[0], w_hh), (stack.bias[0], bias)):
             if value is not None:
                 tensor.copy_(value.reshape(tensor.shape[1:]).expand_as(tensor))
     return stack
