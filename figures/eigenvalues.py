@@ -16,7 +16,7 @@ import seaborn as sns
 from rnn_dynamics.theory import circular_law_radius
 
 from .common import gate_of, main_for
-from .spectral import probe_steps, spectral_figure, spectral_spec
+from .spectral import UNIT_CIRCLE, complex_plane, probe_steps, spectral_figure, spectral_spec
 
 IID_FAMILIES = ("random_walk", "he", "gaussian", "xavier")
 
@@ -29,7 +29,6 @@ def iid(init: str) -> bool:
 def draw(ds, args):
     steps = probe_steps(ds)
     shades = sns.color_palette("viridis", len(steps))
-    circle = np.exp(1j * np.linspace(0, 2 * np.pi, 400))
 
     def panel(ax, point, cell):
         cell = gate_of(cell, args.gate)
@@ -40,17 +39,11 @@ def draw(ds, args):
             ax.scatter(real, imag, s=18 if first else 6, facecolors="none" if first else shades[index],
                        edgecolors=shades[index], linewidths=0.8, zorder=3 + (len(steps) - index),
                        label=f"step {step}")
-        ax.plot(circle.real, circle.imag, color="0.5", lw=0.8)
+        complex_plane(ax, float(np.nanmax(np.hypot(cell["eig_real"], cell["eig_imag"]))))
         if iid(point.init):
             std = np.sqrt(np.nansum(cell["singular_values"].sel(step=steps[0]).values ** 2)) / n
             radius = circular_law_radius(std * np.sqrt(n))
-            ax.plot(radius * circle.real, radius * circle.imag, ":", color="k", lw=1)
-        limit = 1.15 * max(1.0, float(np.nanmax(np.hypot(cell["eig_real"], cell["eig_imag"]))))
-        ax.set_xlim(-limit, limit)
-        ax.set_ylim(-limit, limit)
-        ax.set_aspect("equal")
-        ax.set_xlabel("Re λ")
-        ax.set_ylabel("Im λ")
+            ax.plot(radius * UNIT_CIRCLE.real, radius * UNIT_CIRCLE.imag, ":", color="k", lw=1)
         gate = f" ({cell['gate'].item()} block)" if "gate" in cell.coords else ""
         ax.text(0.02, 0.98, f"{point.cell}{gate}", transform=ax.transAxes, fontsize=7, va="top")
 

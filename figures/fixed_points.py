@@ -15,7 +15,7 @@ import numpy as np
 import seaborn as sns
 
 from .common import main_for
-from .spectral import probe_steps, spectral_figure, spectral_spec
+from .spectral import complex_plane, probe_steps, spectral_figure, spectral_spec
 
 #: Speed q = 1/2 ||F(s) - s||^2 at or below which a search counts as ending on a fixed point (the search stops at
 #: ||F(s) - s|| <= 1e-13 (1 + ||s||), q below 1e-24 for states of norm up to 10; a slow point stays far above).
@@ -25,7 +25,6 @@ FIXED_SPEED = 1e-20
 def draw(ds, args):
     steps = probe_steps(ds)
     shades = sns.color_palette("viridis", len(steps))
-    circle = np.exp(1j * np.linspace(0, 2 * np.pi, 400))
 
     def panel(ax, point, cell):
         counts = []
@@ -40,14 +39,8 @@ def draw(ds, args):
             ax.scatter(slow_eig.real, slow_eig.imag, s=size, facecolors="none", edgecolors=shades[index],
                        linewidths=0.7, zorder=order)
             counts.append(f"{int(fixed.sum())}/{fixed.size}")
-        ax.plot(circle.real, circle.imag, color="0.5", lw=0.8)
         moduli = np.hypot(cell["fixed_point_eig_real"], cell["fixed_point_eig_imag"]).values
-        limit = 1.15 * max(1.0, float(np.nanmax(moduli, initial=0.0)))
-        ax.set_xlim(-limit, limit)
-        ax.set_ylim(-limit, limit)
-        ax.set_aspect("equal")
-        ax.set_xlabel("Re λ")
-        ax.set_ylabel("Im λ")
+        complex_plane(ax, float(np.nanmax(moduli, initial=0.0)))
         ax.text(0.02, 0.98, f"fixed points: {counts[-1]} → {counts[0]}", transform=ax.transAxes, fontsize=7,
                 va="top")
 

@@ -26,6 +26,22 @@ def spectral_figure(ds: xr.Dataset, args, what: str, draw_panel, width=3.2, heig
     return fig
 
 
+#: The unit circle of the complex plane, drawn under every eigenvalue cloud.
+UNIT_CIRCLE = np.exp(1j * np.linspace(0, 2 * np.pi, 400))
+
+
+def complex_plane(ax, largest_modulus: float) -> None:
+    """The axes of an eigenvalue cloud: the unit circle, equal scales reaching 15% beyond it or beyond the largest
+    modulus drawn, Re λ and Im λ labelled."""
+    ax.plot(UNIT_CIRCLE.real, UNIT_CIRCLE.imag, color="0.5", lw=0.8)
+    limit = 1.15 * max(1.0, largest_modulus)
+    ax.set_xlim(-limit, limit)
+    ax.set_ylim(-limit, limit)
+    ax.set_aspect("equal")
+    ax.set_xlabel("Re λ")
+    ax.set_ylabel("Im λ")
+
+
 def product_dtype(ds: xr.Dataset, variable: str) -> str | None:
     """The dtype the Jacobian products of ``variable`` were formed in: its attr, or for datasets written before it
     had one the training dtype (then the products')."""

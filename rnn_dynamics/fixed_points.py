@@ -96,12 +96,13 @@ def find_fixed_points(evaluate: Evaluate, starts: torch.Tensor, max_iterations: 
         solved = -torch.cholesky_solve(a.mT @ residual[rows].unsqueeze(-1), factor).squeeze(-1)
         step = torch.zeros_like(states)  # no step where rounding left A^T A + mu I short of positive definite:
         step[rows] = torch.where((failed != 0).unsqueeze(-1), 0.0, solved)  # q stays, and mu grows until it solves
-        new_values, new_jacobians = evaluate(states + step)
-        new_residual = new_values - (states + step)
+        proposal = states + step
+        new_values, new_jacobians = evaluate(proposal)
+        new_residual = new_values - proposal
         new_speed = 0.5 * new_residual.square().sum(-1)
         better = searching & (new_speed < speed)
         settled |= better & (step.norm(dim=-1) <= STEP_TOL * scale)
-        states = torch.where(better[..., None], states + step, states)
+        states = torch.where(better[..., None], proposal, states)
         residual = torch.where(better[..., None], new_residual, residual)
         speed = torch.where(better, new_speed, speed)
         jacobians = torch.where(better[..., None, None], new_jacobians, jacobians)

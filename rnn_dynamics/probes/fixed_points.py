@@ -44,11 +44,14 @@ class FixedPoints(Probe):
     def record(self, ctx: ProbeContext):
         starts = [start_states(ctx.trace, layer, SEARCHES) for layer in range(ctx.model.num_layers)]
         found = stack_fixed_points(ctx.model, starts)
-        eig = torch.stack([points.eigenvalues() for points in found], dim=1).transpose(-1, -2)  # (M, L, S, K)
-        return {"fixed_point_speed": torch.stack([points.speed for points in found], dim=1),
-                "fixed_point_iterations": torch.stack([points.iterations for points in found], dim=1),
-                "fixed_point_norm": torch.stack([points.states[..., :ctx.model.hidden_size].norm(dim=-1)
-                                                 for points in found], dim=1),
+
+        def by_layer(read) -> torch.Tensor:  # (M, L, ...) from each layer's (M, K, ...)
+            return torch.stack([read(points) for points in found], dim=1)
+
+        eig = by_layer(lambda points: points.eigenvalues()).transpose(-1, -2)  # (M, L, S, K)
+        return {"fixed_point_speed": by_layer(lambda points: points.speed),
+                "fixed_point_iterations": by_layer(lambda points: points.iterations),
+                "fixed_point_norm": by_layer(lambda points: points.states[..., :ctx.model.hidden_size].norm(dim=-1)),
                 "fixed_point_eig_real": eig.real, "fixed_point_eig_imag": eig.imag}
 
     def bytes_per_probe(self, shape: StackShape) -> int:
