@@ -55,12 +55,15 @@ def _describe_default(value) -> str:
     return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _add_fields(parser: argparse.ArgumentParser, config_cls) -> None:
+def add_fields(parser: argparse.ArgumentParser, config_cls, only: typing.Collection[str] | None = None) -> None:
+    """One flag per field of ``config_cls`` (and of its nested configs), or per field named in ``only``."""
     hints = typing.get_type_hints(config_cls)
     for field in dataclasses.fields(config_cls):
         kind = hints[field.name]
         if dataclasses.is_dataclass(kind):
-            _add_fields(parser, kind)
+            add_fields(parser, kind, only)
+            continue
+        if only is not None and field.name not in only:
             continue
         if kind is dict:  # cell_options, task_options: one flag per option a plug-in declares, below
             continue
@@ -89,8 +92,10 @@ def _add_fields(parser: argparse.ArgumentParser, config_cls) -> None:
 PLUGIN_OPTIONS = {"cell": (CELLS, "cell_options"), "task": (TASKS, "task_options")}
 
 
-def _add_plugin_options(parser: argparse.ArgumentParser) -> None:
-    for kind, (registry, _) in PLUGIN_OPTIONS.items():
+def add_plugin_options(parser: argparse.ArgumentParser, kinds: typing.Collection[str] = tuple(PLUGIN_OPTIONS)) -> None:
+    """One flag per option the registered plug-ins of ``kinds`` (cell, task) declare."""
+    for kind in kinds:
+        registry = PLUGIN_OPTIONS[kind][0]
         for owner, cls in registry.items():
             for name, option in cls.options.items():
                 choices = f"; one of: {', '.join(map(str, option.choices))}" if option.choices else ""
@@ -137,12 +142,17 @@ def load_requested_plugins(argv: list[str]) -> None:
 def study_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """A parser with one flag per config field and cell option, plus the ``--list-*`` flags."""
     parser = OneLineParser(prog=prog, description=description)
-    _add_fields(parser, StudyConfig)
-    _add_plugin_options(parser)
+    add_fields(parser, StudyConfig)
+    add_plugin_options(parser)
+    add_listing_flags(parser)
+    return parser
+
+
+def add_listing_flags(parser: argparse.ArgumentParser) -> None:
+    """The ``--list-*`` flags (read by :func:`print_listings`)."""
     for name in _listings():
         parser.add_argument(flag(f"list_{name}"), action="store_true",
                             help=f"list the registered {name} with their parameters and defaults, then exit")
-    return parser
 
 
 def print_listings(args: argparse.Namespace) -> bool:
@@ -163,13 +173,19 @@ def explicit_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]
     return given
 
 
+def plugin_option_values(args: argparse.Namespace) -> dict[str, dict]:
+    """{config field (cell_options, task_options): the options the flags give}."""
+    values = vars(args)
+    return {field: {name: values[name] for _, cls in registry.items() for name in cls.options
+                    if values.get(name) is not None}
+            for registry, field in PLUGIN_OPTIONS.values()}
+
+
 def config_from_args(args: argparse.Namespace, explicit: set[str] | None = None) -> StudyConfig:
     """The study configuration the parsed flags describe. With a preset other than ``default``, the
     preset's settings fill every field whose flag is not in ``explicit``."""
     values = vars(args)
-    options = {field: {name: values[name] for _, cls in registry.items() for name in cls.options
-                       if values.get(name) is not None}
-               for registry, field in PLUGIN_OPTIONS.values()}
+    options = plugin_option_values(args)
     train_fields = [f.name for f in dataclasses.fields(TrainConfig)]
     study_fields = [f.name for f in dataclasses.fields(StudyConfig) if f.name not in ("train", *options)]
     if args.preset != "default" and explicit is not None:

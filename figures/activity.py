@@ -22,7 +22,7 @@ def draw(ds, args):
     return fig
 
 
-FIGURE = spectral_spec("activity", ("active_fraction",), draw, __doc__.splitlines()[0])
+FIGURE = spectral_spec("activity", ("active_fraction",), draw, __doc__.splitlines()[0], over_steps=True)
 main = main_for(FIGURE)
 
 if __name__ == "__main__":

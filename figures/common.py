@@ -83,9 +83,12 @@ def line_style(ds: xr.Dataset, point: Point):
 
 
 def points(ds: xr.Dataset) -> list[Point]:
-    """Every (cell, init, nonlinearity) that holds data, named models first in the paper's order."""
-    others = [d for d in ds["train_loss"].dims if d not in ("cell", "init", "nonlinearity")]
-    exists = ds["train_loss"].notnull().any(others)
+    """Every (cell, init, nonlinearity) that holds data (training losses; in a dataset of networks trained
+    elsewhere, probe records), named models first in the paper's order."""
+    grid = ("cell", "init", "nonlinearity")
+    held = ds["train_loss"] if "train_loss" in ds else \
+        next(v for v in ds.data_vars.values() if set(grid) <= set(v.dims))
+    exists = held.notnull().any([d for d in held.dims if d not in grid])
     found = []
     for cell in ds["cell"].values:
         for init in ds["init"].values:
@@ -149,6 +152,18 @@ class FigureSpec:
     tasks: tuple[str, ...] | None = None  # None: any task
     per_dataset: bool = True  # per-dataset figures also take the slice flags (--seed, --seq-len, ...)
     description: str = ""
+    over_steps: bool = False  # draws against training step: nothing to draw from a dataset of one probe step
+
+
+def unready(ds: xr.Dataset, spec: FigureSpec) -> str | None:
+    """Why ``spec`` cannot be drawn from ``ds`` (the variable it lacks; one probe step for a figure against
+    training step, as in a dataset of networks trained elsewhere), or None where it can."""
+    missing = missing_variables(ds, spec.needs)
+    if missing:
+        return f"no variable {missing[0]}"
+    if spec.over_steps and ds.sizes.get("step", 0) < 2:
+        return "one probe step, and it draws against training step"
+    return None
 
 
 def figure_parser(module: str, description: str, selection: bool = True) -> argparse.ArgumentParser:
@@ -311,11 +326,12 @@ def run(spec: FigureSpec, argv=None) -> int:
     """The command line of one figure module: load its datasets, draw, save."""
     args = figure_parser(spec.name, spec.description, spec.per_dataset).parse_args(argv)
     datasets = [load_study(path, spec.needs) for path in args.datasets]
-    if spec.tasks is not None:
-        for ds in datasets:
-            if ds.attrs.get("task") not in spec.tasks:
-                fail(f"{ds.attrs['source_file']}.nc is a {ds.attrs.get('task')} study; figure {spec.name} draws "
-                     f"{', '.join(spec.tasks)}")
+    for ds in datasets:
+        if spec.tasks is not None and ds.attrs.get("task") not in spec.tasks:
+            fail(f"{ds.attrs['source_file']}.nc is a {ds.attrs.get('task')} study; figure {spec.name} draws "
+                 f"{', '.join(spec.tasks)}")
+        if unready(ds, spec):
+            fail(f"figure {spec.name} cannot be drawn from {ds.attrs['source_file']}.nc: {unready(ds, spec)}")
     return save_all(args.out, spec.draw(datasets, args))
 
 
@@ -330,15 +346,15 @@ def main_for(spec: FigureSpec):
 
 def draw_ready(specs, datasets: list[xr.Dataset], args, out_dir) -> tuple[int, list[str]]:
     """Draw every spec from the datasets of its tasks that hold its variables, saving figure by figure (one
-    open at a time); returns how many were drawn and, for the rest, which variable each dataset lacked."""
+    open at a time); returns how many were drawn and, for the rest, why each dataset could not serve."""
     drawn, skipped = 0, []
     for spec in specs:
         wanted = [ds for ds in datasets if spec.tasks is None or ds.attrs.get("task") in spec.tasks]
         ready = []
         for ds in wanted:
-            missing = missing_variables(ds, spec.needs)
-            if missing:
-                skipped.append(f"{spec.name} of {ds.attrs['source_file']}.nc: no variable {missing[0]}")
+            reason = unready(ds, spec)
+            if reason:
+                skipped.append(f"{spec.name} of {ds.attrs['source_file']}.nc: {reason}")
             else:
                 ready.append(ds)
         for name, item in (spec.draw(ready, args) if ready else {}).items():

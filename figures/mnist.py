@@ -22,7 +22,7 @@ def draw(datasets: list[xr.Dataset], args) -> dict:
 
 
 FIGURE = FigureSpec("mnist", ("test_metric", "test_metric_baseline"), draw, tasks=("mnist", "pmnist"),
-                    per_dataset=False, description=__doc__.splitlines()[0])
+                    per_dataset=False, over_steps=True, description=__doc__.splitlines()[0])
 
 main = main_for(FIGURE)
 

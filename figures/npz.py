@@ -27,7 +27,7 @@ def draw(datasets: list[xr.Dataset], args) -> dict:
 
 
 FIGURE = FigureSpec("npz", ("test_metric", "test_metric_baseline"), draw, tasks=("npz",), per_dataset=False,
-                    description=__doc__.splitlines()[0])
+                    over_steps=True, description=__doc__.splitlines()[0])
 
 main = main_for(FIGURE)
 

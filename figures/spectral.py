@@ -108,10 +108,10 @@ def profile_figure(ds: xr.Dataset, args, what: str, profile, ylabel: str, log_wh
     return fig
 
 
-def spectral_spec(name: str, needs: tuple, draw_one, description: str) -> FigureSpec:
-    """The FigureSpec of a per-dataset spectral figure drawn by ``draw_one(ds, args) -> figure``."""
+def spectral_spec(name: str, needs: tuple, draw_one, description: str, over_steps: bool = False) -> FigureSpec:
+    """The FigureSpec of a per-dataset figure drawn by ``draw_one(ds, args) -> figure``."""
 
     def draw(datasets, args):
         return {f"{ds.attrs['source_file']}-{name}": draw_one(ds, args) for ds in datasets}
 
-    return FigureSpec(name, needs, draw, description=description)
+    return FigureSpec(name, needs, draw, description=description, over_steps=over_steps)

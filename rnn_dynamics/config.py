@@ -227,9 +227,7 @@ class StudyConfig:
 
     def validate(self) -> "StudyConfig":
         """Raise ConfigError naming the first bad setting (with the valid values where there is a list)."""
-        get_task(self.task)
-        for name in ("seq_len", "seeds", "probes"):
-            _distinct(name, getattr(self, name))
+        self.validate_probing()
         if self.models:
             defaults = StudyConfig()
             for name in ("cells", "inits", "nonlinearities"):
@@ -239,8 +237,19 @@ class StudyConfig:
         else:
             for name in ("cells", "inits", "nonlinearities"):
                 _distinct(name, getattr(self, name))
-        for name in ("hidden", "layers", "batch_size", "probe_batch"):
+        for name in ("hidden", "layers", "batch_size"):
             _positive(name, getattr(self, name))
+        self._validate_cells()
+        self.train.validate()
+        return self
+
+    def validate_probing(self) -> "StudyConfig":
+        """Raise ConfigError naming the first bad setting of the task and the probes: all a study of networks
+        trained elsewhere (:func:`~rnn_dynamics.sweep.probe_study`) reads."""
+        get_task(self.task)
+        for name in ("seq_len", "seeds", "probes", "inits"):
+            _distinct(name, getattr(self, name))
+        _positive("probe_batch", self.probe_batch)
         for seq_len in self.seq_len:
             _positive("seq_len", seq_len)
         if self.probe_test_size < 0:
@@ -250,10 +259,8 @@ class StudyConfig:
                                                  f"got {self.lyapunov_warmup}")
         _positive("lyapunov_reortho_every", self.lyapunov_reortho_every)
         self.recorded_probes()  # an unknown name fails, listing the valid ones
-        self._validate_cells()
         DTYPES.get(self.dtype)
         self._validate_device()
-        self.train.validate()
         for seq_len in self.seq_len:  # builds one-sequence sets: checks the task's data and options cheaply
             self.build_task(seq_len, self.seeds[0], train_size=1, test_size=1)
         return self

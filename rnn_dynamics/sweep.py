@@ -155,8 +155,6 @@ def run_stack(config: StudyConfig, spec: StackSpec, on_step=None) -> xr.Dataset:
     """Build, train and probe one stack; its dataset (every sweep dim, ``init`` as long as the stack)."""
     import torch
 
-    from .kernels import describe_recurrence
-
     config.load_plugins()  # a worker process has not imported them yet
     device, dtype = torch.device(config.device), get_dtype(config.dtype)
     task = config.build_task(spec.seq_len, spec.seed).to(dtype)
@@ -181,19 +179,61 @@ def run_stack(config: StudyConfig, spec: StackSpec, on_step=None) -> xr.Dataset:
         "diverged_step": xr.DataArray(result.diverged_step, dims=("init",), coords={"init": inits}),
     }
     if result.probes:
-        steps = xr.DataArray(result.probe_steps, dims="step", name="step")
-        for name in result.probes[0]:
-            data[name] = xr.concat([record[name] for record in result.probes], dim=steps)
-        if "losses" in config.recorded_probes():
-            loss, metric = task.baseline_scores(config.probe_test_size)
-            data["test_loss_baseline"] = xr.DataArray(np.full(len(inits), loss), dims="init", coords={"init": inits})
-            data["test_metric_baseline"] = xr.DataArray(np.full(len(inits), metric), dims="init",
-                                                        coords={"init": inits})
+        data.update(_probe_data(config, task, inits, result.probe_steps, result.probes))
+    return _at_sweep_point(data, spec, model, config.hidden)
+
+
+def probe_stack(config: StudyConfig, spec: StackSpec, model) -> xr.Dataset:
+    """Probe ``model`` as it is, at one probe step (0), with ``config``'s probes on its task at ``spec``'s seq_len
+    and seed: the dataset :func:`run_stack` would give for it, without training (a network trained elsewhere,
+    held by :func:`~rnn_dynamics.from_torch`; its cells are ``spec.inits``). ValueError in one line where the
+    task's input or output size, or the steps it reads the output at, differ from the stack's."""
+    config.load_plugins()
+    task = config.build_task(spec.seq_len, spec.seed).to(model.w_out.dtype)
+    sizes = {"input": (task.input_size, model.w_ih[0].shape[-1]), "output": (task.output_size, model.w_out.shape[1])}
+    for what, (wanted, held) in sizes.items():
+        if wanted != held:
+            raise ValueError(f"task {config.task!r} has {what} size {wanted} but the network's is {held}: give a task "
+                             f"(or --data of the npz task) whose {what}s fit it")
+    if model.readout != task.readout:
+        raise ValueError(f"task {config.task!r} reads the network's output at {task.readout!r} steps but the stack "
+                         f"reads it at {model.readout!r}: hold the network with readout={task.readout!r}")
+    ctx = ProbeContext(model, task, 0, config.probe_settings(spec.seq_len), spec.inits)
+    records = {name: array for probe in config.recorded_probes() for name, array in PROBES.get(probe)(ctx).items()}
+    return _at_sweep_point(_probe_data(config, task, list(spec.inits), [0], [records]), spec, model, config.hidden)
+
+
+def probe_study(config: StudyConfig, model) -> xr.Dataset:
+    """The dataset of ``config``'s probes on a given stack (step 0 only) at each of its seq_len and seed, labelled
+    as a study's: ``config.cells`` and ``config.nonlinearities`` name the stack's one cell type and nonlinearity,
+    ``config.inits`` its cells, ``hidden`` and ``layers`` its sizes."""
+    config.validate_probing()
+    return build_dataset(config, [probe_stack(config, spec, model) for spec in plan_stacks(config)])
+
+
+def _probe_data(config: StudyConfig, task, inits: list[str], steps, records: list[dict]) -> dict[str, xr.DataArray]:
+    """The probes' records of one stack, one dict per probe step, along ``step``; with the task's trivial
+    baselines where the losses were scored."""
+    data = {name: xr.concat([record[name] for record in records], dim=xr.DataArray(steps, dims="step", name="step"))
+            for name in records[0]}
+    if "losses" in config.recorded_probes():
+        loss, metric = task.baseline_scores(config.probe_test_size)
+        data["test_loss_baseline"] = xr.DataArray(np.full(len(inits), loss), dims="init", coords={"init": inits})
+        data["test_metric_baseline"] = xr.DataArray(np.full(len(inits), metric), dims="init", coords={"init": inits})
+    return data
+
+
+def _at_sweep_point(data: dict[str, xr.DataArray], spec: StackSpec, model, hidden: int) -> xr.Dataset:
+    """One stack's variables at its point of every sweep dim, with what ran its recurrence."""
+    import torch
+
+    from .kernels import describe_recurrence
+
     ds = xr.Dataset(data).expand_dims(cell=[spec.cell], nonlinearity=[spec.nonlinearity], seq_len=[spec.seq_len],
                                       seed=[spec.seed])
     # Both move the last bits of the numbers, so each stack keeps them (run_study lists what the parts had).
     ds.attrs["torch_threads"] = torch.get_num_threads()
-    ds.attrs["recurrence"] = describe_recurrence(spec.cell, model.w_out, config.hidden, spec.nonlinearity)
+    ds.attrs["recurrence"] = describe_recurrence(spec.cell, model.w_out, hidden, spec.nonlinearity)
     return canonical_order(ds)
 
 

@@ -108,6 +108,8 @@ class Probe:
     #: Run on a CPU copy of a GPU stack: true for probes made of sequential small matrix operations
     #: (per-step Jacobians, QR, eigendecompositions of N x N blocks), which launch-bound GPUs run slower.
     runs_on_cpu: ClassVar[bool] = True
+    #: Reads the network's output (its loss on the task): meaningless for a network held without its readout.
+    reads_output: ClassVar[bool] = False
 
     def record(self, ctx: ProbeContext) -> dict[str, torch.Tensor | np.ndarray]:
         """One array (M, ...) per declared variable, the ``step`` dim left out."""

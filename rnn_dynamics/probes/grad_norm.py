@@ -12,6 +12,7 @@ from .base import Probe, ProbeContext, log_mean_exp, register_probe
 @register_probe
 class GradNorm(Probe):
     name = "grad_norm"
+    reads_output = True
     variables = {
         "grad_log_norm": Variable(
             ("layer", "step", "time"), "ln ||dL/ds_t||, mean over probe sequences", "nats",

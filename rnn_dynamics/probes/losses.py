@@ -12,6 +12,7 @@ from .base import Probe, ProbeContext, register_probe
 class Losses(Probe):
     name = "losses"
     runs_on_cpu = False  # batched forward passes over the test set: where the GPU is fast
+    reads_output = True
     variables = {
         "loss": Variable(("step",), "training loss", "1",
                          "loss on the training batch of that step, before that step's update"),

@@ -1,0 +1,168 @@
+"""Trained recurrent modules read back from a file ``torch.save`` wrote: a model's ``state_dict``, or a checkpoint
+dict that holds one. The recurrent ``torch.nn`` module (any that a registered cell type holds) is rebuilt from the
+names and shapes of its tensors, its readout from an ``nn.Linear``'s, so that :func:`~rnn_dynamics.from_torch`
+can hold them. Files are read with ``weights_only=True``: nothing in them is executed."""
+
+from __future__ import annotations
+
+import pickle
+import re
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .torch_nn import from_torch
+
+#: A recurrent module's hidden-to-hidden weight: ``PREFIX.weight_hh`` (a ...Cell) or ``PREFIX.weight_hh_lK``.
+_RECURRENT_WEIGHT = re.compile(r"^(?P<prefix>(?:.*\.)?)weight_hh(?:_l\d+)?$")
+_TOP_LEVEL = "(top level)"
+
+
+def _flatten(value, prefix: str, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        out[prefix.rstrip(".")] = value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(item, f"{prefix}{key}.", out)
+    return out
+
+
+def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Every tensor of the file, named by its dotted path through nested dicts (``{'model': {'rnn.weight_hh_l0':
+    ...}, 'epoch': 9}`` gives ``model.rnn.weight_hh_l0``); other values are left out. ValueError in one line for a
+    missing file or one that is not a tensors-only ``torch.save`` file (a pickled module, say)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{str(path)!r} is not a file")
+    try:
+        with warnings.catch_warnings():  # a file of another pickle protocol warns before it fails, or loads
+            warnings.simplefilter("ignore")
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch's unpicklers raise many kinds on a file they cannot read
+        if isinstance(err, pickle.UnpicklingError) and "weights only" in str(err).lower():
+            raise ValueError(f"{str(path)!r} holds more than tensors (a pickled module or object?): save "
+                             "model.state_dict() instead and pass that file") from None
+        reason = type(err).__name__ + "".join(f": {line}" for line in str(err).strip().splitlines()[:1])
+        raise ValueError(f"{str(path)!r} is not a file torch.save wrote ({reason})") from None
+    return _flatten(saved, "", {})
+
+
+def _show(prefix: str) -> str:
+    return prefix.rstrip(".") or _TOP_LEVEL
+
+
+def recurrent_prefixes(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """The dotted names of the recurrent modules among ``tensors`` ('' for a module's own state_dict)."""
+    found = [match["prefix"].rstrip(".") for match in map(_RECURRENT_WEIGHT.match, tensors) if match]
+    return list(dict.fromkeys(found))
+
+
+def _holdable_modules() -> list[type[nn.Module]]:
+    from .models import get_cell, list_cells
+
+    return [kind for name in list_cells() for kind in get_cell(name).torch_modules]
+
+
+def _under(tensors: dict[str, torch.Tensor], module: str) -> dict[str, torch.Tensor]:
+    prefix = f"{module}." if module else ""
+    return {name[len(prefix):]: tensor for name, tensor in tensors.items()
+            if name.startswith(prefix) and "." not in name[len(prefix):]}
+
+
+def _build(kind: type[nn.Module], own: dict[str, torch.Tensor], nonlinearity: str) -> nn.Module | None:
+    """A ``kind`` module shaped as ``own`` says (its sizes, layers, biases, directions, projection), holding its
+    weights in float64, or None where ``kind``'s parameters cannot have those names and shapes."""
+    weight_ih = own.get("weight_ih_l0", own.get("weight_ih"))
+    weight_hh = own.get("weight_hr_l0", own.get("weight_hh_l0", own.get("weight_hh")))
+    if weight_ih is None or weight_hh is None or weight_ih.dim() != 2 or weight_hh.dim() != 2:
+        return None
+    shape = {"input_size": weight_ih.shape[1], "hidden_size": weight_hh.shape[1], "bias": any("bias" in n for n in own)}
+    if issubclass(kind, nn.RNNBase):
+        projection = own.get("weight_hr_l0")
+        shape.update(num_layers=sum(bool(re.fullmatch(r"weight_hh_l\d+", n)) for n in own),
+                     bidirectional=any(n.endswith("_reverse") for n in own),
+                     **({} if projection is None else {"proj_size": projection.shape[0]}))
+    try:
+        module = kind(**shape)
+        if hasattr(module, "nonlinearity"):  # nn.RNN fixes its kernel by it as it is made
+            module = kind(**shape, nonlinearity=nonlinearity)
+    except (TypeError, ValueError):
+        return None
+    if {n: tuple(t.shape) for n, t in module.state_dict().items()} != {n: tuple(t.shape) for n, t in own.items()}:
+        return None
+    module.load_state_dict(own)
+    return module.double()
+
+
+def module_from_tensors(tensors: dict[str, torch.Tensor], module: str | None = None,
+                        nonlinearity: str | None = None) -> nn.Module:
+    """The recurrent ``torch.nn`` module named ``module`` in ``tensors`` (the one there is, where None), rebuilt
+    with its weights in float64: whichever module a registered cell type holds has parameters of exactly those
+    names and shapes. ``nonlinearity`` (relu or tanh) is required for a module that takes one (``nn.RNN``), whose
+    state_dict does not record it, and refused for one that does not. ValueError in one line otherwise."""
+    found = recurrent_prefixes(tensors)
+    if not found:
+        some = ", ".join(list(tensors)[:6]) or "none"
+        raise ValueError(f"no recurrent weights (a name ending in weight_hh or weight_hh_l0) among the tensors: {some}")
+    if module is None:
+        if len(found) > 1:
+            raise ValueError(f"{len(found)} recurrent modules: name one with --module; valid: "
+                             f"{', '.join(map(_show, found))}")
+        module = found[0]
+    module = module.rstrip(".")
+    if module not in found:
+        raise ValueError(f"--module {module!r} holds no recurrent weights; valid: {', '.join(map(_show, found))}")
+    own = _under(tensors, module)
+    for kind in _holdable_modules():
+        built = _build(kind, own, nonlinearity if nonlinearity in ("relu", "tanh") else "tanh")
+        if built is None:
+            continue
+        takes_nonlinearity = hasattr(built, "nonlinearity")
+        if takes_nonlinearity and nonlinearity not in ("relu", "tanh"):
+            given = "" if nonlinearity is None else f" ({nonlinearity!r} is not one)"
+            raise ValueError(f"a torch.nn.{kind.__name__}'s state_dict does not record its nonlinearity: give "
+                             f"--nonlinearity relu or tanh{given}")
+        if not takes_nonlinearity and nonlinearity is not None:
+            raise ValueError(f"{_show(module)} is a torch.nn.{kind.__name__}, which takes no nonlinearity: drop "
+                             "--nonlinearity")
+        return built
+    shapes = ", ".join(f"{name} {tuple(tensor.shape)}" for name, tensor in own.items())
+    valid = ", ".join(f"torch.nn.{kind.__name__}" for kind in _holdable_modules())
+    raise ValueError(f"{_show(module)} ({shapes}) is not shaped as any module this toolkit holds; valid: {valid}")
+
+
+def readout_from_tensors(tensors: dict[str, torch.Tensor], readout: str) -> nn.Linear:
+    """The ``nn.Linear`` named ``readout`` in ``tensors`` (its ``weight`` (O, N) and ``bias``, if any), float64.
+    ValueError in one line, naming the 2-D weights there are, where it is not one."""
+    weight, bias = tensors.get(f"{readout}.weight"), tensors.get(f"{readout}.bias")
+    if weight is None or weight.dim() != 2 or (bias is not None and bias.shape != weight.shape[:1]):
+        valid = [name.removesuffix(".weight") for name, tensor in tensors.items()
+                 if name.endswith(".weight") and tensor.dim() == 2]
+        raise ValueError(f"--readout {readout!r} is not an nn.Linear in the file (a 2-D {readout}.weight and its "
+                         f"bias); candidates: {', '.join(valid) or 'none'}")
+    linear = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None).double()
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+        if bias is not None:
+            linear.bias.copy_(bias)
+    return linear
+
+
+def stack_from_files(paths, *, module: str | None = None, readout: str | None = None,
+                     nonlinearity: str | None = None, stack_readout: str = "last"):
+    """A stack holding the recurrent module (and, with ``readout``, the ``nn.Linear`` readout) of each file in
+    ``paths``, one cell per file, in float64 on the CPU (:func:`~rnn_dynamics.from_torch`); every file must hold
+    a module of one type and shape. ``stack_readout``: ``last`` or ``all`` time steps, as the task reads it.
+    ValueError in one line, prefixed with the file's name, where a file cannot give one."""
+    modules, readouts = [], []
+    for path in paths:
+        try:
+            tensors = read_tensors(path)
+            modules.append(module_from_tensors(tensors, module, nonlinearity))
+            readouts.append(None if readout is None else readout_from_tensors(tensors, readout))
+        except ValueError as err:
+            message = str(err)
+            raise ValueError(message if message.startswith(repr(str(path))) else f"{path}: {message}") from None
+    return from_torch(modules, None if readout is None else readouts, readout=stack_readout)
