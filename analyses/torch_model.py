@@ -22,7 +22,7 @@ from pathlib import Path
 from rnn_dynamics.commandline import OneLineParser, fail
 from rnn_dynamics.records import write_dataset
 
-from .cli import (add_fields, add_listing_flags, add_plugin_options, check_writable, error_message,
+from .cli import (add_fields, add_listing_flags, add_plugin_options, check_writable, error_message, explicit_flags,
                   load_requested_plugins, plugin_option_values, print_listings)
 
 DEFAULT_OUT = "results/torch_model.nc"
@@ -67,29 +67,29 @@ def _names(args) -> list[str]:
     return names
 
 
-def _probes(asked: list[str], readout: str | None) -> list[str]:
-    """The probes to run: ``asked`` (with ``default`` expanded), less those that read the network's output where
-    it is held without its readout (named ones are refused)."""
+def _probes(asked: list[str] | None, readout: str | None) -> list[str]:
+    """The probes to run: those ``asked`` (None: the default ones), less, where the network is held without its
+    readout, those that read its output (where ``default`` brings them; named ones are refused)."""
     from rnn_dynamics.probes import PROBES, default_probes
 
+    asked = asked or ["default"]
     if readout is not None:
         return asked
     needing = [name for name in asked if name in PROBES.names() and PROBES.get(name).reads_output]
     if needing:
-        raise ValueError(f"probe {', '.join(needing)} reads the network's output: give --readout, the nn.Linear on "
-                         "its top layer")
+        raise ValueError(f"--probes {', '.join(needing)}: these read the network's output; give --readout, the "
+                         "nn.Linear on its top layer")
     return [name for given in asked
             for name in ([p for p in default_probes() if not PROBES.get(p).reads_output] if given == "default"
                          else [given])]
 
 
-def study_config(args, names: list[str]):
+def study_config(args, names: list[str], probes_given: bool):
     """The study configuration of the flags, for networks named ``names`` (validated: the task and probes)."""
     values = {name: getattr(args, name) for name in FIELDS}
-    config = _config_class()(**values, task_options=plugin_option_values(args)["task_options"], inits=names,
-                             dtype="float64")
-    config.probes = _probes(config.probes, args.readout)
-    return config.validate_probing()
+    values["probes"] = _probes(values["probes"] if probes_given else None, args.readout)
+    return _config_class()(**values, task_options=plugin_option_values(args)["task_options"], inits=names,
+                           dtype="float64").validate_probing()
 
 
 def _sha256(path: str) -> str:
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = check_writable(args.out)
         names = _names(args)
-        config = study_config(args, names)
+        config = study_config(args, names, "probes" in explicit_flags(parser, argv))
         task = config.build_task(config.seq_len[0], config.seeds[0], train_size=1, test_size=1)
         model = stack_from_files(args.files, module=args.module, readout=args.readout,
                                  nonlinearity=args.nonlinearity, stack_readout=task.readout)

@@ -41,12 +41,20 @@ def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
             warnings.simplefilter("ignore")
             saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch's unpicklers raise many kinds on a file they cannot read
-        if isinstance(err, pickle.UnpicklingError) and "weights only" in str(err).lower():
+        if isinstance(err, pickle.UnpicklingError) and "unsupported global" in str(err).lower():
             raise ValueError(f"{str(path)!r} holds more than tensors (a pickled module or object?): save "
                              "model.state_dict() instead and pass that file") from None
-        reason = type(err).__name__ + "".join(f": {line}" for line in str(err).strip().splitlines()[:1])
-        raise ValueError(f"{str(path)!r} is not a file torch.save wrote ({reason})") from None
+        raise ValueError(f"{str(path)!r} is not a file torch.save wrote ({_reason(err)})") from None
     return _flatten(saved, "", {})
+
+
+def _reason(err: Exception) -> str:
+    """What a failed load says, on one line: the weights-only unpickler's own error where it gives one (its first
+    line is a general note on weights_only), else the first line."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    marker = "WeightsUnpickler error:"
+    detail = next((after for line, after in zip(lines, lines[1:]) if line.endswith(marker)), None)
+    return f"{type(err).__name__}: {detail or (lines[0] if lines else '')}".rstrip(": ")
 
 
 def _show(prefix: str) -> str:
@@ -92,8 +100,8 @@ def _build(kind: type[nn.Module], own: dict[str, torch.Tensor], nonlinearity: st
         return None
     if {n: tuple(t.shape) for n, t in module.state_dict().items()} != {n: tuple(t.shape) for n, t in own.items()}:
         return None
-    module.load_state_dict(own)
-    return module.double()
+    module.double().load_state_dict(own)  # float64 first: float64 weights are not rounded to float32 on the way in
+    return module
 
 
 def module_from_tensors(tensors: dict[str, torch.Tensor], module: str | None = None,
@@ -162,7 +170,12 @@ def stack_from_files(paths, *, module: str | None = None, readout: str | None = 
             tensors = read_tensors(path)
             modules.append(module_from_tensors(tensors, module, nonlinearity))
             readouts.append(None if readout is None else readout_from_tensors(tensors, readout))
+            from_torch(modules[-1], readouts[-1])  # one this toolkit can hold (not bidirectional, say)
         except ValueError as err:
             message = str(err)
             raise ValueError(message if message.startswith(repr(str(path))) else f"{path}: {message}") from None
-    return from_torch(modules, None if readout is None else readouts, readout=stack_readout)
+    try:
+        return from_torch(modules, None if readout is None else readouts, readout=stack_readout)
+    except ValueError as err:
+        order = ", ".join(f"{index}: {path}" for index, path in enumerate(paths))
+        raise ValueError(f"{err} (modules {order})") from None

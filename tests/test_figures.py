@@ -421,7 +421,7 @@ def _run(module, *args, cwd):
     ("figures.adding", ["RESULTS/mnist.nc"], "mnist.nc is a mnist study; figure adding draws adding"),
     ("figures.spectra", ["RESULTS/no_probes.nc"], "no spectral figure can be drawn: the datasets hold no probe"),
     ("figures.eigenvalues", ["RESULTS/adding.nc", "--layer", "x"], "argument --layer: invalid int value: 'x'"),
-    ("figures.__main__", ["RESULTS/nowhere"], "is not a folder of study datasets"),
+    ("figures.__main__", ["RESULTS/nowhere"], "is neither a folder of study datasets nor a .nc dataset"),
 ])
 def test_bad_figure_input_in_one_line(module, args, message, results, tmp_path, capsys):
     """In this process (the exit code and stderr are what a shell sees; the case below runs from a shell)."""

@@ -1,0 +1,243 @@
+"""Networks trained with torch.nn, read back from the files torch.save wrote of their state_dicts: the rebuilt
+module computes what the saved one computed, the probes of `analyses.torch_model` give the known answers of
+the saved weights, and every file or flag that cannot serve is refused in one line, with nothing written."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from torch import nn
+
+from rnn_dynamics import get_cell, list_cells
+from rnn_dynamics.state_dicts import module_from_tensors, read_tensors, recurrent_prefixes, stack_from_files
+
+MODULE_TYPES = [kind for name in list_cells() for kind in get_cell(name).torch_modules]
+
+
+class Network(nn.Module):
+    """A user's model: an embedding-free recurrent module under a name, and a readout."""
+
+    def __init__(self, kind, hidden=6, inputs=2, outputs=1, layers=2, **options):
+        super().__init__()
+        layered = {"num_layers": layers} if issubclass(kind, nn.RNNBase) else {}
+        self.rnn = kind(inputs, hidden, **layered, **options)
+        self.fc = nn.Linear(hidden, outputs)
+
+
+def _save_checkpoint(path, network, **extra):
+    """As a training script saves: the state_dict under a key, beside an optimizer's state and counters."""
+    optimizer = torch.optim.SGD(network.parameters(), lr=0.0, momentum=0.9)
+    sum(p.sum() for p in network.parameters()).backward()
+    optimizer.step()  # its state now holds tensors too (momentum buffers); lr 0 leaves the weights as they are
+    torch.save({"model": network.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 7, **extra}, path)
+    return path
+
+
+def _outputs(module, x):
+    """h_1..h_T of ``module`` over x (T, B, I) from zero states, a ...Cell applied step by step."""
+    if isinstance(module, nn.RNNBase):
+        return module(x)[0]
+    hidden, state = [], None
+    for x_t in x:
+        state = module(x_t, state)
+        hidden.append(state[0] if isinstance(state, tuple) else state)
+    return torch.stack(hidden)
+
+
+def _nonlinearity(kind, options):
+    return options.get("nonlinearity", "tanh") if kind in (nn.RNN, nn.RNNCell) else None
+
+
+CASES = [(kind, {}) for kind in MODULE_TYPES] + [(kind, {"nonlinearity": "relu"}) for kind in (nn.RNN, nn.RNNCell)] \
+    + [(kind, {"bias": False}) for kind in (nn.LSTM, nn.GRUCell)]
+
+
+@pytest.mark.parametrize("kind, options", CASES, ids=lambda case: getattr(case, "__name__", None) or str(case))
+def test_the_rebuilt_module_and_stack_compute_what_the_saved_network_computed(tmp_path, kind, options):
+    """Every module type a registered cell holds (two layers where it has layers; with and without biases),
+    saved inside a checkpoint dict: the rebuilt module has the saved type and weights, and the stack of two such
+    files reads out through each file's own readout what each network computes (float64 rounding)."""
+    torch.manual_seed(0)
+    networks = [Network(kind, **options).double() for _ in range(2)]
+    paths = [_save_checkpoint(tmp_path / f"run{i}.pt", network) for i, network in enumerate(networks)]
+    tensors = read_tensors(paths[0])
+    assert recurrent_prefixes(tensors) == ["model.rnn"] and "epoch" not in tensors
+    assert any(name.startswith("optimizer.state.") for name in tensors)
+    rebuilt = module_from_tensors(tensors, nonlinearity=_nonlinearity(kind, options))
+    assert type(rebuilt) is kind
+    assert rebuilt.state_dict().keys() == networks[0].rnn.state_dict().keys()
+    assert all(torch.equal(rebuilt.state_dict()[k], v) for k, v in networks[0].rnn.state_dict().items())
+
+    stack = stack_from_files(paths, readout="model.fc", nonlinearity=_nonlinearity(kind, options), stack_readout="all")
+    x = torch.randn(9, 4, 2, dtype=torch.float64)
+    outputs = stack(x)
+    for cell, network in enumerate(networks):
+        expected = network.fc(_outputs(network.rnn, x))
+        assert torch.allclose(outputs[:, cell], expected, rtol=0, atol=1e-12)
+
+
+def test_a_bare_state_dict_and_one_of_several_modules(tmp_path):
+    """A module's own state_dict (no prefix) is found; of two recurrent modules, --module picks one and none
+    given is refused, naming both."""
+    torch.manual_seed(1)
+    gru = nn.GRU(3, 4).double()
+    torch.save(gru.state_dict(), tmp_path / "bare.pt")
+    assert type(module_from_tensors(read_tensors(tmp_path / "bare.pt"))) is nn.GRU
+
+    two = nn.ModuleDict({"encoder": nn.LSTM(3, 4), "decoder": nn.GRU(4, 4)})
+    torch.save(two.state_dict(), tmp_path / "two.pt")
+    tensors = read_tensors(tmp_path / "two.pt")
+    assert type(module_from_tensors(tensors, "decoder")) is nn.GRU
+    assert type(module_from_tensors(tensors, "encoder")) is nn.LSTM
+    with pytest.raises(ValueError, match=r"2 recurrent modules: name one with --module; valid: encoder, decoder$"):
+        module_from_tensors(tensors)
+
+
+def _refusal(tmp_path, make, **given) -> str:
+    path = make(tmp_path / "file.pt")
+    with pytest.raises(ValueError) as error:
+        stack_from_files([path], **given)
+    assert "\n" not in str(error.value)
+    return str(error.value)
+
+
+def _written(data: bytes):
+    def make(path):
+        path.write_bytes(data)
+        return path
+    return make
+
+
+def _saved(network):
+    def make(path):
+        torch.save(network.state_dict(), path)
+        return path
+    return make
+
+
+REFUSALS = {
+    "pickled module": (lambda p: torch.save(nn.RNN(2, 3), p) or p, {}, "holds more than tensors"),
+    "pickled object": (_written(pickle.dumps(object, protocol=2)), {}, "holds more than tensors"),
+    "newer pickle": (_written(pickle.dumps({"w": 1}, protocol=4)), {}, "is not a file torch.save wrote "
+                                                                     "(UnpicklingError: Unsupported operand 149)"),
+    "text": (_written(b"not a checkpoint"), {}, "is not a file torch.save wrote (UnpicklingError: Unsupported"),
+    "empty": (_written(b""), {}, "is not a file torch.save wrote"),
+    "missing": (lambda p: p, {}, "is not a file"),
+    "no recurrent weights": (_saved(nn.Linear(3, 2)), {}, "no recurrent weights"),
+    "unknown module": (_saved(Network(nn.LSTM)), {"module": "encoder"}, "--module 'encoder' holds no recurrent"),
+    "RNN without nonlinearity": (_saved(Network(nn.RNN)), {}, "give --nonlinearity relu or tanh$"),
+    "RNN, unknown nonlinearity": (_saved(Network(nn.RNN)), {"nonlinearity": "gelu"}, "('gelu' is not one)"),
+    "LSTM with nonlinearity": (_saved(Network(nn.LSTM)), {"nonlinearity": "relu"}, "takes no nonlinearity"),
+    "readout not a Linear": (_saved(Network(nn.GRU)), {"readout": "rnn"}, "candidates: fc$"),
+    "bidirectional": (_saved(Network(nn.GRU, bidirectional=True)), {}, "bidirectional: only unidirectional"),
+    "projected": (_saved(Network(nn.LSTM, proj_size=2)), {}, "projected: only unidirectional"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_what_cannot_be_read_is_refused_in_one_line_naming_the_file(tmp_path, case):
+    make, given, expected = REFUSALS[case]
+    message = _refusal(tmp_path, make, **given)
+    assert "file.pt" in message and (expected in message or message.endswith(expected.rstrip("$"))), message
+
+
+def test_files_of_two_shapes_are_refused(tmp_path):
+    torch.save(Network(nn.GRU, hidden=4).state_dict(), tmp_path / "a.pt")
+    torch.save(Network(nn.GRU, hidden=5).state_dict(), tmp_path / "b.pt")
+    with pytest.raises(ValueError, match=r"differs from module 0 .*\(modules 0: .*a\.pt, 1: .*b\.pt\)$"):
+        stack_from_files([tmp_path / "a.pt", tmp_path / "b.pt"])
+
+
+# ---------------------------------------------------------------- the command
+
+
+def _irnn_files(tmp_path, hidden=8):
+    """An IRNN as it starts (W = I, input weights >= 0, bias 0.1: every state positive, every J_t = I) and the
+    same network with W = 0.5 I; each with a readout."""
+    paths = []
+    for name, scale in (("irnn", 1.0), ("half", 0.5)):
+        torch.manual_seed(2)
+        network = Network(nn.RNN, hidden=hidden, layers=1, nonlinearity="relu").double()
+        with torch.no_grad():
+            network.rnn.weight_hh_l0.copy_(scale * torch.eye(hidden))
+            network.rnn.weight_ih_l0.abs_()
+            network.rnn.bias_ih_l0.fill_(0.1)
+            network.rnn.bias_hh_l0.zero_()
+        paths.append(_save_checkpoint(tmp_path / f"{name}.pt", network))
+    return paths
+
+
+def _command(argv):
+    from analyses.torch_model import main
+
+    return main([str(arg) for arg in argv])
+
+
+def test_the_command_records_the_known_answers_of_the_saved_weights(tmp_path, capsys):
+    """Two saved ReLU networks, W = I and W = 0.5 I with positive states: spectral radius 1 and 0.5,
+    every Jacobian product norm 1 and 0.5^k, Lyapunov exponents 0 and ln 0.5, in a dataset of the studies'
+    schema (step 0; init: the files' stems) whose summary names them."""
+    out = tmp_path / "probed.nc"
+    assert _command([*_irnn_files(tmp_path), "--nonlinearity", "relu", "--readout", "model.fc", "--seq-len", 20,
+                     "--probes", "default", "lyapunov", "--preset", "tiny", "--out", out]) == 0
+    ds = xr.open_dataset(out)
+    assert {"cell", "init", "nonlinearity", "seq_len", "seed"} <= set(ds.dims) and list(ds["step"].values) == [0]
+    assert list(ds["init"].values) == ["irnn", "half"] and list(ds["cell"].values) == ["elman"]
+    at = ds.sel(cell="elman", nonlinearity="relu", seq_len=20, seed=0, step=0, gate="recurrent", layer=0)
+    np.testing.assert_allclose(at["spectral_radius"].values, [1, 0.5], atol=1e-12)
+    lags = at["lag"].values
+    np.testing.assert_allclose(at["jacobian_log_norm"].sel(init="irnn").values, 0, atol=1e-12)
+    np.testing.assert_allclose(at["jacobian_log_norm"].sel(init="half").values, lags * np.log(0.5), atol=1e-10)
+    np.testing.assert_allclose(at["lyapunov"].sel(init="irnn").values, 0, atol=1e-12)
+    np.testing.assert_allclose(at["lyapunov"].sel(init="half").values, np.log(0.5), atol=1e-12)
+    assert np.isfinite(at["test_metric"].values).all() and "sha256" in ds.attrs["trained_elsewhere"]
+    printed = capsys.readouterr().out
+    assert "| elman relu irnn | 20 |" in printed and printed.strip().endswith(f"wrote {out}")
+
+
+def test_without_a_readout_the_probes_that_read_the_output_are_left_out(tmp_path):
+    from rnn_dynamics.probes import PROBES
+
+    out = tmp_path / "no_readout.nc"
+    assert _command([*_irnn_files(tmp_path), "--nonlinearity", "relu", "--seq-len", 12, "--preset", "tiny",
+                     "--out", out]) == 0
+    ds = xr.open_dataset(out)
+    for name, probe in PROBES.items():
+        if probe.default:
+            assert all((variable in ds) != probe.reads_output for variable in probe.variables), name
+    assert "spectral_radius" in ds and "test_loss" not in ds and "grad_log_norm" not in ds
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--probes", "losses"], "--probes losses: these read the network's output; give --readout"),
+    (["--readout", "model.fc", "--task", "mnist"], "task 'mnist' has input size 1 but the network's is 2"),
+    (["--readout", "model.fc", "--names", "a"], "--names gives 1 names for 2 files"),
+    (["--readout", "model.fc", "--names", "a", "a"], "--names repeat a name (a, a): give distinct --names"),
+    (["--readout", "model.fc", "--seq-len", 0], "--seq-len must be a positive integer, got 0"),
+    (["--readout", "nowhere"], "--readout 'nowhere' is not an nn.Linear"),
+])
+def test_bad_flags_stop_in_one_line_and_write_nothing(tmp_path, capsys, flags, expected):
+    out = tmp_path / "never.nc"
+    argv = [*_irnn_files(tmp_path), "--nonlinearity", "relu", "--preset", "tiny", "--out", out, *flags]
+    with pytest.raises(SystemExit) as stop:
+        _command(argv)
+    error = capsys.readouterr().err
+    assert stop.value.code == 2 and error.count("\n") == 1 and expected in error, error
+    assert not out.exists()
+
+
+def test_the_figures_of_a_probed_dataset(tmp_path, capsys):
+    """python -m figures on the one dataset draws its spectral figures and skips, saying why, those drawn
+    against training step."""
+    from figures.__main__ import main as figures_main
+
+    out = tmp_path / "probed.nc"
+    _command([*_irnn_files(tmp_path), "--nonlinearity", "relu", "--readout", "model.fc", "--seq-len", 12,
+              "--preset", "tiny", "--out", out])
+    assert figures_main([str(out), "--out", str(tmp_path / "figures")]) == 0
+    drawn = {path.name for path in (tmp_path / "figures").iterdir()}
+    assert {"probed-eigenvalues.png", "probed-singular_values.png", "probed-summary.md"} <= drawn
+    assert "probed-weight_drift.png" not in drawn and "adding.png" not in drawn
+    assert "skipped adding of probed.nc: one probe step, and it draws against training step" in capsys.readouterr().err
