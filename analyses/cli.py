@@ -148,16 +148,16 @@ def study_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def add_listing_flags(parser: argparse.ArgumentParser) -> None:
-    """The ``--list-*`` flags (read by :func:`print_listings`)."""
-    for name in _listings():
+def add_listing_flags(parser: argparse.ArgumentParser, names: typing.Collection[str] | None = None) -> None:
+    """The ``--list-*`` flags (read by :func:`print_listings`): of every registry, or of those in ``names``."""
+    for name in names or _listings():
         parser.add_argument(flag(f"list_{name}"), action="store_true",
                             help=f"list the registered {name} with their parameters and defaults, then exit")
 
 
 def print_listings(args: argparse.Namespace) -> bool:
     """Print what the ``--list-*`` flags asked for; True if any was given."""
-    asked = [name for name in _listings() if getattr(args, f"list_{name}")]
+    asked = [name for name in _listings() if getattr(args, f"list_{name}", False)]
     for name in asked:
         print("\n".join(_listings()[name]()))
     return bool(asked)

@@ -1,10 +1,10 @@
 """Probe networks you trained with torch.nn: spectra, Jacobians, Lyapunov exponents and fixed points of saved weights.
 
     python -m analyses.torch_model run1.pt run2.pt --nonlinearity relu --readout fc --task adding --seq-len 150
-    python -m analyses.torch_model lstm.pt --readout decoder --task npz --npz-file my_sequences.npz
+    python -m analyses.torch_model lstm.pt --readout decoder --task npz --file my_sequences.npz
     python -m analyses.torch_model model.pt --module encoder.rnn --nonlinearity tanh --probes default fixed_points
 
-Each FILE is what torch.save wrote of a model's state_dict, or of a checkpoint dict that holds one (read with
+Each WEIGHTS.pt is what torch.save wrote of a model's state_dict, or of a checkpoint dict that holds one (read with
 weights_only: nothing in it is executed). Its recurrent module (torch.nn.RNN, LSTM, GRU or a ...Cell) is found
 by its tensors' names and shapes; every file must hold one of one type and shape, and each becomes one cell of a
 stack (its name, the file's stem, is its coordinate of the init dim). The probes run once, in float64, on the
@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from rnn_dynamics.commandline import OneLineParser, fail
+from rnn_dynamics.config import StudyConfig
 from rnn_dynamics.records import write_dataset
 
 from .cli import (add_fields, add_listing_flags, add_plugin_options, check_writable, error_message, explicit_flags,
@@ -27,13 +28,14 @@ from .cli import (add_fields, add_listing_flags, add_plugin_options, check_writa
 
 DEFAULT_OUT = "results/torch_model.nc"
 #: The study settings this command reads: the task, the probes and their sizes.
-FIELDS = ("task", "seq_len", "seeds", "preset", "data_dir", "batch_size", "probes", "probe_batch", "probe_test_size",
-          "all_lags", "lyapunov", "lyapunov_warmup", "lyapunov_reortho_every", "plugins")
+FIELDS = ("task", "seq_len", "seeds", "preset", "data_dir", "probes", "probe_batch", "probe_test_size", "all_lags",
+          "lyapunov", "lyapunov_warmup", "lyapunov_reortho_every", "plugins")
 
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="python -m analyses.torch_model", description=__doc__.splitlines()[0])
-    parser.add_argument("files", nargs="*", metavar="FILE", help="state_dict files torch.save wrote, one per network")
+    parser.add_argument("files", nargs="*", metavar="WEIGHTS.pt",
+                        help="state_dict files torch.save wrote, one per network")
     parser.add_argument("--names", nargs="+", default=None, metavar="NAME",
                         help="a name per file, its coordinate of the init dim (default: the files' stems)")
     parser.add_argument("--module", default=None, metavar="PREFIX",
@@ -44,17 +46,15 @@ def build_parser() -> OneLineParser:
                              "read the network's output are then left out)")
     parser.add_argument("--nonlinearity", default=None, metavar="relu|tanh",
                         help="the nonlinearity of a torch.nn.RNN or RNNCell, which its state_dict does not record")
-    add_fields(parser, _config_class(), FIELDS)
+    add_fields(parser, StudyConfig, FIELDS)
+    for action in parser._actions:  # here a preset sizes the task's data only: nothing is trained
+        if action.dest == "preset":
+            action.help = "the task's dataset sizes: tiny, default, quick, paper (--list-tasks shows each; " \
+                          "default: default)"
     add_plugin_options(parser, ["task"])
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output netCDF path (default {DEFAULT_OUT})")
-    add_listing_flags(parser)
+    add_listing_flags(parser, ["tasks", "probes"])
     return parser
-
-
-def _config_class():
-    from rnn_dynamics.config import StudyConfig
-
-    return StudyConfig
 
 
 def _names(args) -> list[str]:
@@ -88,8 +88,8 @@ def study_config(args, names: list[str], probes_given: bool):
     """The study configuration of the flags, for networks named ``names`` (validated: the task and probes)."""
     values = {name: getattr(args, name) for name in FIELDS}
     values["probes"] = _probes(values["probes"] if probes_given else None, args.readout)
-    return _config_class()(**values, task_options=plugin_option_values(args)["task_options"], inits=names,
-                           dtype="float64").validate_probing()
+    return StudyConfig(**values, task_options=plugin_option_values(args)["task_options"], inits=names,
+                       dtype="float64").validate_probing()
 
 
 def _sha256(path: str) -> str:
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     if print_listings(args):
         return 0
     if not args.files:
-        parser.error("give at least one FILE")
+        parser.error("give at least one WEIGHTS.pt file")
     from figures.summary import summary_table
     from rnn_dynamics.state_dicts import stack_from_files
     from rnn_dynamics.sweep import probe_study
