@@ -35,7 +35,7 @@ def draw(ds, args):
     return spectral_figure(ds, args, "Jacobian-product norms over lag and training", panel, width=3.8)
 
 
-FIGURE = spectral_spec("jacobian_norms", ("jacobian_log_norm",), draw, __doc__.splitlines()[0])
+FIGURE = spectral_spec("jacobian_norms", ("jacobian_log_norm",), draw, __doc__.splitlines()[0], over_steps=True)
 main = main_for(FIGURE)
 
 if __name__ == "__main__":

@@ -87,7 +87,8 @@ def draw(datasets, args):
     for ds in datasets:
         stem = ds.attrs["source_file"]
         figures[f"{stem}-lyapunov_spectra"] = spectrum_figure(ds, args)
-        figures[f"{stem}-lyapunov_largest"] = largest_figure(ds, args)
+        if ds.sizes["step"] > 1:  # against training step: nothing to draw from one probe step
+            figures[f"{stem}-lyapunov_largest"] = largest_figure(ds, args)
     return figures
 
 

@@ -235,9 +235,11 @@ def test_the_figures_of_a_probed_dataset(tmp_path, capsys):
 
     out = tmp_path / "probed.nc"
     _command([*_irnn_files(tmp_path), "--nonlinearity", "relu", "--readout", "model.fc", "--seq-len", 12,
-              "--preset", "tiny", "--out", out])
+              "--probes", "default", "lyapunov", "--preset", "tiny", "--out", out])
     assert figures_main([str(out), "--out", str(tmp_path / "figures")]) == 0
     drawn = {path.name for path in (tmp_path / "figures").iterdir()}
-    assert {"probed-eigenvalues.png", "probed-singular_values.png", "probed-summary.md"} <= drawn
-    assert "probed-weight_drift.png" not in drawn and "adding.png" not in drawn
+    assert {"probed-eigenvalues.png", "probed-singular_values.png", "probed-jacobian_decay.png",
+            "probed-lyapunov_spectra.png", "probed-summary.md"} <= drawn
+    assert not {"probed-weight_drift.png", "probed-jacobian_norms.png", "probed-lyapunov_largest.png", "adding.png"} \
+        & drawn
     assert "skipped adding of probed.nc: one probe step, and it draws against training step" in capsys.readouterr().err
