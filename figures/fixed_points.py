@@ -6,7 +6,8 @@ Needs the fixed_points probe (``python -m analyses.spectra --probes default fixe
 the eigenvalues at the end of every search, at up to four probe steps (earlier steps lighter, drawn larger and on
 top), filled where the search ended on a fixed point (speed q <= 1e-20) and hollow where it ended on a slow point.
 The unit circle is drawn: eigenvalues on it are directions the network holds with no input, inside it directions
-it forgets. Each panel counts the fixed points among the searches at the first and the last step.
+it forgets. Each panel counts the fixed points among the searches at the first and the last step, and how many of
+them are distinct where several searches ended on one point.
 """
 
 from __future__ import annotations
@@ -20,6 +21,21 @@ from .spectral import complex_plane, probe_steps, spectral_figure, spectral_spec
 #: Speed q = 1/2 ||F(s) - s||^2 at or below which a search counts as ending on a fixed point (the search stops at
 #: ||F(s) - s|| <= 1e-13 (1 + ||s||), q below 1e-24 for states of norm up to 10; a slow point stays far above).
 FIXED_SPEED = 1e-20
+
+
+def distinct_fixed_points(at) -> np.ndarray:
+    """How many distinct fixed points the searches found (each counted at the first search that ended on it), per
+    remaining entry of ``at`` (dims start and others)."""
+    fixed = at["fixed_point_speed"] <= FIXED_SPEED
+    return (fixed & (at["fixed_point_same_as"] == at["start"])).sum("start")
+
+
+def distinct_note(at, fixed: np.ndarray) -> str:
+    """' (D distinct)' where the dataset groups the searches (fixed_point_same_as) and some ended on one point."""
+    if "fixed_point_same_as" not in at:
+        return ""
+    distinct = int(distinct_fixed_points(at))
+    return f" ({distinct} distinct)" if distinct < int(fixed.sum()) else ""
 
 
 def draw(ds, args):
@@ -38,10 +54,10 @@ def draw(ds, args):
                        label=f"step {step}")
             ax.scatter(slow_eig.real, slow_eig.imag, s=size, facecolors="none", edgecolors=shades[index],
                        linewidths=0.7, zorder=order)
-            counts.append(f"{int(fixed.sum())}/{fixed.size}")
+            counts.append(f"{int(fixed.sum())}/{fixed.size}" + distinct_note(at, fixed))
         moduli = np.hypot(cell["fixed_point_eig_real"], cell["fixed_point_eig_imag"]).values
         complex_plane(ax, float(np.nanmax(moduli, initial=0.0)))
-        ax.text(0.02, 0.98, f"fixed points: {counts[-1]} → {counts[0]}", transform=ax.transAxes, fontsize=7,
+        ax.text(0.02, 0.98, f"fixed points: {' → '.join(counts[::-1])}", transform=ax.transAxes, fontsize=7,
                 va="top")
 
     fig = spectral_figure(ds, args, "Eigenvalues of ds_t/ds_{t-1} at the fixed (filled) and slow (hollow) points, "

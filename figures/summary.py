@@ -7,8 +7,9 @@ range over seeds) beside the trivial baseline on the same test sequences, where 
 the first and the last probe step (means over seeds; the one step of networks trained elsewhere) the spectral
 radius of the recurrent matrix (the candidate block of a gated cell), log10 ||ds_T/ds_{T-k}|| at the longest
 recorded lag k <= T (how far back a gradient reaches), and, where the study recorded them, the largest Lyapunov
-exponent, the fraction of active (ReLU) or saturated (tanh) units and the largest |eigenvalue| of the step
-Jacobian at the fixed and slow points (the median over the searches).
+exponent, the fraction of active (ReLU) or saturated (tanh) units, the largest |eigenvalue| of the step
+Jacobian at the fixed and slow points (the median over the searches) and how many distinct fixed points the
+searches found.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import numpy as np
 import xarray as xr
 
 from .common import FigureSpec, Table, gate_of, main_for, points
+from .fixed_points import distinct_fixed_points
 
 #: The columns drawn where the study recorded their variable: (variable, header, how to read it from a run's slice).
 OPTIONAL = (("lyapunov", "largest Lyapunov exponent (nats/step)", lambda at: at["lyapunov"].isel(exponent=0)),
             ("active_fraction", "active fraction", lambda at: at["active_fraction"]),
             ("fixed_point_eig_real", "largest |λ| at the fixed and slow points (median over searches)",
-             lambda at: np.hypot(at["fixed_point_eig_real"], at["fixed_point_eig_imag"]).max("eig").median("start")))
+             lambda at: np.hypot(at["fixed_point_eig_real"], at["fixed_point_eig_imag"]).max("eig").median("start")),
+            ("fixed_point_same_as", "distinct fixed points found", distinct_fixed_points))
 
 
 def _mean(values) -> str:

@@ -41,6 +41,11 @@ MIN_DAMPING = 1e-12
 #: of a ReLU network's map, say).
 MAX_DAMPING = 1e10
 
+#: Two searches ended on the same point where their states lie within this of each other, relative to 1 + the
+#: larger norm: far above where a fixed point settles (residual 1e-13, times the conditioning of I - dF/ds), far
+#: below the distance between the distinct points of the tests' networks.
+SAME_POINT_TOL = 1e-6
+
 
 @dataclass(frozen=True)
 class FixedPoints:
@@ -56,6 +61,22 @@ class FixedPoints:
     def eigenvalues(self) -> torch.Tensor:
         """Complex eigenvalues of the Jacobians (..., S), by descending modulus (conjugate pairs a + ib, a - ib)."""
         return eigenvalues(self.jacobians)
+
+    def same_as(self, tolerance: float = SAME_POINT_TOL) -> torch.Tensor:
+        """For searches (..., K) along the second-last dim of ``states``: the index of the first search that ended
+        within ``tolerance`` (1 + the larger norm) of where each ended (its own index where none before did), so
+        that the searches whose index is their own are the distinct points found. Greedy in search order."""
+        distance = torch.cdist(self.states, self.states)  # (..., K, K)
+        norms = self.states.norm(dim=-1)
+        scale = 1 + torch.maximum(norms.unsqueeze(-1), norms.unsqueeze(-2))
+        close = distance <= tolerance * scale
+        count = close.shape[-1]
+        first = torch.arange(count, device=close.device).expand(close.shape[:-1]).clone()
+        for k in range(1, count):  # k joins the group of the first earlier search that leads its own group
+            leaders = close[..., k, :k] & (first[..., :k] == torch.arange(k, device=close.device))
+            found = leaders.any(-1)
+            first[..., k] = torch.where(found, leaders.int().argmax(-1), first[..., k])
+        return first
 
 
 def find_fixed_points(evaluate: Evaluate, starts: torch.Tensor, max_iterations: int = 100,

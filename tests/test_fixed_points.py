@@ -67,6 +67,40 @@ def test_tanh_units_that_only_feed_themselves_end_where_a_scalar_root_finder_doe
     assert points.eigenvalues().imag.abs().max() == 0
 
 
+def test_a_bistable_unit_has_three_fixed_points_and_the_searches_name_each_once():
+    """h = tanh(2h + 0.1) has three roots (brentq on each bracket): searches started on both sides of each end on
+    the nearest, and same_as groups the six searches into the three points; the middle one is unstable (slope > 1)."""
+    w, b = 2.0, 0.1
+    stack = _set(make_stack(["identity"], nonlinearity="tanh", hidden=1), w_hh=torch.tensor([[w]], dtype=torch.float64),
+                 bias=torch.tensor([b], dtype=torch.float64))
+    roots = [brentq(lambda h: math.tanh(w * h + b) - h, low, high, xtol=1e-15)
+             for low, high in ((-1.0, -0.5), (-0.3, 0.3), (0.5, 1.0))]
+    starts = torch.tensor([[[-0.9], [0.9], [-0.1], [-0.8], [0.0], [0.7]]], dtype=torch.float64)
+    points = stack_fixed_points(stack, [starts])[0]
+    order = [0, 2, 1, 0, 1, 2]  # the root each start lies nearest to, on its side of the unstable one
+    assert torch.allclose(points.states[0, :, 0], torch.tensor([roots[i] for i in order], dtype=torch.float64),
+                          rtol=0, atol=1e-13)
+    assert points.same_as().tolist() == [[0, 1, 2, 0, 2, 1]]
+    slopes = points.eigenvalues().real[0, :, 0]
+    assert (slopes[[2, 4]] > 1).all() and (slopes[[0, 1, 3, 5]] < 1).all()
+
+
+def test_searches_that_ended_on_one_point_are_grouped_with_the_first_of_them():
+    """Grouping by distance relative to 1 + the norm, greedy in search order, in every cell of a batch; each search
+    is grouped with a first one within the tolerance (in a chain 0.8e-6 apart, the third is a point of its own)."""
+    from rnn_dynamics.fixed_points import FixedPoints
+
+    a, b, c = torch.tensor([1.0, 0, 0]), torch.tensor([0, 5.0, 0]), torch.tensor([0, 0, 0.0])
+    step = torch.tensor([0.8e-6, 0, 0])
+    near = torch.tensor([0, 3e-6, 0])  # 3e-6 < 1e-6 (1 + 5): the same point as b; 2e-6 of a is not (1e-6 (1 + 1))
+    states = torch.stack([torch.stack([a, b, a + 1e-7, c, b + near, a + torch.tensor([0, 0, 2.5e-6])]),
+                          torch.stack([c, c + step, c + 2 * step, c, c, c])])
+    zeros = torch.zeros(2, 6)
+    points = FixedPoints(states, zeros, torch.zeros(2, 6, 3, 3), zeros.long())
+    assert points.same_as().tolist() == [[0, 1, 0, 3, 1, 5], [0, 0, 2, 0, 0, 0]]
+    assert points.same_as(tolerance=1e-9).tolist() == [[0, 1, 2, 3, 4, 5], [0, 1, 2, 0, 0, 0]]
+
+
 def test_the_irnn_at_initialisation_stops_where_it_starts_with_eigenvalue_one_for_every_active_unit(gen):
     """W = I, b = 0, no input: every state h >= 0 is a fixed point, dF/dh = diag(h > 0); no search takes a step."""
     stack = make_stack(["identity"], nonlinearity="relu", hidden=6)

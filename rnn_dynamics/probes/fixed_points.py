@@ -33,6 +33,11 @@ class FixedPoints(Probe):
         "fixed_point_norm": Variable(
             ("layer", "step", "start"), "||h|| where the search ended", "1",
             "Euclidean norm of the hidden part of the state (the c part of an LSTM state left out)"),
+        "fixed_point_same_as": Variable(
+            ("layer", "step", "start"), "the first search that ended on the same point", "1",
+            "index of the first search (in start order) whose end state lies within 1e-6 (1 + the larger norm) of "
+            "this one's, its own index where none before does: the searches whose value is their own index are the "
+            "distinct points found (a continuum of fixed points, as an IRNN's at initialisation, gives many)"),
         "fixed_point_eig_real": Variable(("layer", "step", "eig", "start"),
                                          "real part of the eigenvalues of the step Jacobian at the point", "1",
                                          f"eigenvalues {EIGENVALUES}, conjugate pairs as a + ib, a - ib"),
@@ -52,6 +57,7 @@ class FixedPoints(Probe):
         return {"fixed_point_speed": by_layer(lambda points: points.speed),
                 "fixed_point_iterations": by_layer(lambda points: points.iterations),
                 "fixed_point_norm": by_layer(lambda points: points.states[..., :ctx.model.hidden_size].norm(dim=-1)),
+                "fixed_point_same_as": by_layer(lambda points: points.same_as()),
                 "fixed_point_eig_real": eig.real, "fixed_point_eig_imag": eig.imag}
 
     def bytes_per_probe(self, shape: StackShape) -> int:
