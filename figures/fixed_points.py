@@ -57,8 +57,8 @@ def draw(ds, args):
             counts.append(f"{int(fixed.sum())}/{fixed.size}" + distinct_note(at, fixed))
         moduli = np.hypot(cell["fixed_point_eig_real"], cell["fixed_point_eig_imag"]).values
         complex_plane(ax, float(np.nanmax(moduli, initial=0.0)))
-        ax.text(0.02, 0.98, f"fixed points: {' → '.join(counts[::-1])}", transform=ax.transAxes, fontsize=7,
-                va="top")
+        first_to_last = counts[0] if len(counts) == 1 else f"{counts[-1]} → {counts[0]}"  # drawn last step first
+        ax.text(0.02, 0.98, f"fixed points: {first_to_last}", transform=ax.transAxes, fontsize=7, va="top")
 
     fig = spectral_figure(ds, args, "Eigenvalues of ds_t/ds_{t-1} at the fixed (filled) and slow (hollow) points, "
                           "input held at zero", panel)

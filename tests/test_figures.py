@@ -239,7 +239,7 @@ def test_the_fixed_points_figure_draws_the_eigenvalues_at_each_search_end_filled
     chosen, _ = choose(ds, args)
     models = points(chosen)
     assert [ax.get_title() for ax in figure.axes[:len(models)]] == [point.label for point in models]
-    found_both = set()
+    found_both, merged = set(), set()
     for ax, point in zip(figure.axes, models):
         recorded = chosen.sel(point.where)
         counts = []
@@ -252,9 +252,13 @@ def test_the_fixed_points_figure_draws_the_eigenvalues_at_each_search_end_filled
                 values = eig[:, chosen_searches].ravel()
                 offsets = collection.get_offsets()
                 np.testing.assert_allclose(offsets[:, 0] + 1j * offsets[:, 1], values[~np.isnan(values)], rtol=1e-12)
-            counts.append(f"{int(fixed.sum())}/{fixed.size}")
+            distinct = int((fixed & (at["fixed_point_same_as"].values == np.arange(fixed.size))).sum())
+            merged.add(bool(distinct < fixed.sum()))
+            counts.append(f"{int(fixed.sum())}/{fixed.size}" + (f" ({distinct} distinct)" if distinct < fixed.sum()
+                                                               else ""))
         assert ax.texts[0].get_text() == f"fixed points: {counts[-1]} → {counts[0]}"
     assert found_both == {True, False}  # both kinds of marker were checked
+    assert merged == {True, False}  # counts with and without a distinct note were checked
 
 
 def test_the_summary_table_gives_each_models_final_metric_and_its_dynamics_at_the_first_and_last_probe(results):
