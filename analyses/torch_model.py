@@ -3,19 +3,22 @@
     python -m analyses.torch_model run1.pt run2.pt --nonlinearity relu --readout fc --task adding --seq-len 150
     python -m analyses.torch_model lstm.pt --readout decoder --task npz --file my_sequences.npz
     python -m analyses.torch_model model.pt --module encoder.rnn --nonlinearity tanh --probes default fixed_points
+    python -m analyses.torch_model checkpoints/irnn_*.pt checkpoints/he_*.pt --steps-from-stems --nonlinearity relu
 
 Each WEIGHTS.pt is what torch.save wrote of a model's state_dict, or of a checkpoint dict that holds one (read with
 weights_only: nothing in it is executed). Its recurrent module (torch.nn.RNN, LSTM, GRU or a ...Cell) is found
-by its tensors' names and shapes; every file must hold one of one type and shape, and each becomes one cell of a
-stack (its name, the file's stem, is its coordinate of the init dim). The probes run once, in float64, on the
-task's probe and test sequences, at each --seq-len and --seeds, and the dataset has the studies' schema (with
-step 0 only): `python -m figures OUT` draws its spectral figures.
+by its tensors' names and shapes; every file must hold one of one type and shape. Each network is one cell of a
+stack (its name, by default the file's stem, is its coordinate of the init dim); checkpoints of the networks
+along their training (--steps, --steps-from-stems) are the probe steps, the first one's weights the initial ones.
+The probes run in float64 on the task's probe and test sequences, at each --seq-len and --seeds, and the dataset
+has the studies' schema: `python -m figures OUT` draws its figures.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import sys
 from pathlib import Path
 
@@ -37,7 +40,15 @@ def build_parser() -> OneLineParser:
     parser.add_argument("files", nargs="*", metavar="WEIGHTS.pt",
                         help="state_dict files torch.save wrote, one per network")
     parser.add_argument("--names", nargs="+", default=None, metavar="NAME",
-                        help="a name per file, its coordinate of the init dim (default: the files' stems)")
+                        help="a name per file, its coordinate of the init dim (default: the files' stems); one name "
+                             "may repeat at different --steps")
+    steps = parser.add_mutually_exclusive_group()
+    steps.add_argument("--steps", nargs="+", type=int, default=None, metavar="STEP",
+                       help="the training step of each file (default: 0 for all): checkpoints of one network along "
+                            "its training, each a coordinate of the step dim")
+    steps.add_argument("--steps-from-stems", action="store_true",
+                       help="read each file's network and step from its stem, a name followed by the step: "
+                            "irnn_300.pt, irnn-step300.pt")
     parser.add_argument("--module", default=None, metavar="PREFIX",
                         help="the recurrent module's name in the state_dict, e.g. rnn or encoder.rnn (default: the "
                              "one there is)")
@@ -57,14 +68,41 @@ def build_parser() -> OneLineParser:
     return parser
 
 
-def _names(args) -> list[str]:
-    names = args.names or [Path(path).stem for path in args.files]
-    if len(names) != len(args.files):
-        raise ValueError(f"--names gives {len(names)} names for {len(args.files)} files: give one per file")
-    if len(set(names)) != len(names):
-        given = "--names" if args.names else "the files' stems"
-        raise ValueError(f"{given} repeat a name ({', '.join(names)}): give distinct --names")
-    return names
+#: A file stem that ends in its training step: irnn_300, irnn-step300, irnn.300 (the network irnn, step 300).
+_STEM_WITH_STEP = re.compile(r"(?P<name>.*?)(?:[-_.]?step)?[-_.]?(?P<step>\d+)")
+
+
+def checkpoint_grid(args) -> tuple[list[str], dict[int, list[str]]]:
+    """The networks' names (their coordinates of the init dim) and, per training step, their files in that order:
+    every network at every step. ValueError in one line where the files, --names and --steps do not make one."""
+    files = [str(path) for path in args.files]
+    stems = [Path(path).stem for path in files]
+    steps = args.steps or [0] * len(files)
+    if args.steps_from_stems:
+        matches = [_STEM_WITH_STEP.fullmatch(stem) for stem in stems]
+        for stem, match in zip(stems, matches):
+            if match is None or not match["name"]:
+                raise ValueError(f"--steps-from-stems: the stem {stem!r} is not a name followed by its step, "
+                                 "as in irnn_300.pt")
+        stems, steps = [match["name"] for match in matches], [int(match["step"]) for match in matches]
+    names = args.names or stems
+    for flag, given in (("--names", names), ("--steps", steps)):
+        if len(given) != len(files):
+            raise ValueError(f"{flag} gives {len(given)} values for {len(files)} files: give one per file")
+    if min(steps) < 0:
+        raise ValueError(f"--steps must be >= 0, got {min(steps)}")
+    file_of = {}
+    for name, step, path in zip(names, steps, files):
+        if (name, step) in file_of:
+            raise ValueError(f"{name!r} at step {step} is given twice ({file_of[name, step]}, {path}): give distinct "
+                             "--names, or --steps")
+        file_of[name, step] = path
+    order = list(dict.fromkeys(names))
+    for step in sorted(set(steps)):
+        for name in order:
+            if (name, step) not in file_of:
+                raise ValueError(f"no file of {name!r} at step {step}: give every network at every step")
+    return order, {step: [file_of[name, step] for name in order] for step in sorted(set(steps))}
 
 
 def _probes(asked: list[str] | None, readout: str | None) -> list[str]:
@@ -92,6 +130,19 @@ def study_config(args, names: list[str], probes_given: bool):
                        dtype="float64").validate_probing()
 
 
+def _one_shape(models: dict) -> object:
+    """The first step's stack, where every step's holds modules of its type and sizes; ValueError otherwise."""
+    def shape(stack):
+        return type(stack).__name__, stack.nonlinearity, tuple(p.shape for p in stack.parameters())
+
+    first_step, first = next(iter(models.items()))
+    for step, stack in models.items():
+        if shape(stack) != shape(first):
+            raise ValueError(f"the files of step {step} hold {shape(stack)[:2]} modules of other sizes or type than "
+                             f"those of step {first_step} {shape(first)[:2]}: one network's checkpoints share a shape")
+    return first
+
+
 def _sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as file:
@@ -115,18 +166,21 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         out = check_writable(args.out)
-        names = _names(args)
+        names, files = checkpoint_grid(args)
         config = study_config(args, names, "probes" in explicit_flags(parser, argv))
         task = config.build_task(config.seq_len[0], config.seeds[0], train_size=1, test_size=1)
-        model = stack_from_files(args.files, module=args.module, readout=args.readout,
-                                 nonlinearity=args.nonlinearity, stack_readout=task.readout)
+        models = {step: stack_from_files(paths, module=args.module, readout=args.readout,
+                                         nonlinearity=args.nonlinearity, stack_readout=task.readout)
+                  for step, paths in files.items()}
+        model = _one_shape(models)
         config = dataclasses.replace(config, cells=[model.cell_type], nonlinearities=[model.nonlinearity],
                                      hidden=model.hidden_size, layers=model.num_layers)
-        ds = probe_study(config, model)
+        ds = probe_study(config, models)
     except ValueError as err:
         fail(error_message(err))
-    ds.attrs.update(trained_elsewhere=", ".join(f"{name}: {Path(path).resolve()} (sha256 {_sha256(path)})"
-                                                for name, path in zip(names, args.files)),
+    ds.attrs.update(trained_elsewhere=", ".join(f"{name} at step {step}: {Path(path).resolve()} (sha256 "
+                                                f"{_sha256(path)})" for step, paths in files.items()
+                                                for name, path in zip(names, paths)),
                     recurrent_module=args.module or "", readout_module=args.readout or "")
     path = write_dataset(ds, out)
     ds.attrs["source_file"] = path.stem

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,32 +184,43 @@ def run_stack(config: StudyConfig, spec: StackSpec, on_step=None) -> xr.Dataset:
     return _at_sweep_point(data, spec, model, config.hidden)
 
 
-def probe_stack(config: StudyConfig, spec: StackSpec, model) -> xr.Dataset:
-    """Probe ``model`` as it is, at one probe step (0), with ``config``'s probes on its task at ``spec``'s seq_len
-    and seed: the dataset :func:`run_stack` would give for it, without training (a network trained elsewhere,
-    held by :func:`~rnn_dynamics.from_torch`; its cells are ``spec.inits``). ValueError in one line where the
-    task's input or output size, or the steps it reads the output at, differ from the stack's."""
+def probe_stack(config: StudyConfig, spec: StackSpec, models: Mapping[int, object]) -> xr.Dataset:
+    """Probe given stacks as they are, one per training step ({step: stack}, the stack's cells ``spec.inits``),
+    with ``config``'s probes on its task at ``spec``'s seq_len and seed: the dataset :func:`run_stack` would give
+    for a stack that training took through them (networks trained elsewhere, held by
+    :func:`~rnn_dynamics.from_torch`; the first step's weights are the initial ones). ValueError in one line where
+    the task's input or output size, or the steps it reads the output at, differ from the stacks'."""
     config.load_plugins()
-    task = config.build_task(spec.seq_len, spec.seed).to(model.w_out.dtype)
-    sizes = {"input": (task.input_size, model.w_ih[0].shape[-1]), "output": (task.output_size, model.w_out.shape[1])}
+    steps = sorted(models)
+    first = models[steps[0]]
+    task = config.build_task(spec.seq_len, spec.seed).to(first.w_out.dtype)
+    sizes = {"input": (task.input_size, first.w_ih[0].shape[-1]), "output": (task.output_size, first.w_out.shape[1])}
     for what, (wanted, held) in sizes.items():
         if wanted != held:
             raise ValueError(f"task {config.task!r} has {what} size {wanted} but the network's is {held}: give a task "
-                             f"(or --data of the npz task) whose {what}s fit it")
-    if model.readout != task.readout:
+                             f"(the npz task for your own sequences) whose {what}s fit it")
+    if first.readout != task.readout:
         raise ValueError(f"task {config.task!r} reads the network's output at {task.readout!r} steps but the stack "
-                         f"reads it at {model.readout!r}: hold the network with readout={task.readout!r}")
-    ctx = ProbeContext(model, task, 0, config.probe_settings(spec.seq_len), spec.inits)
-    records = {name: array for probe in config.recorded_probes() for name, array in PROBES.get(probe)(ctx).items()}
-    return _at_sweep_point(_probe_data(config, task, list(spec.inits), [0], [records]), spec, model, config.hidden)
+                         f"reads it at {first.readout!r}: hold the network with readout={task.readout!r}")
+    settings, initial_blocks = config.probe_settings(spec.seq_len), first.recurrent_blocks()
+    records = []
+    for step in steps:
+        ctx = ProbeContext(models[step], task, step, settings, spec.inits, initial_blocks)
+        records.append({name: array for probe in config.recorded_probes()
+                        for name, array in PROBES.get(probe)(ctx).items()})
+    return _at_sweep_point(_probe_data(config, task, list(spec.inits), steps, records), spec, first, config.hidden)
 
 
-def probe_study(config: StudyConfig, model) -> xr.Dataset:
-    """The dataset of ``config``'s probes on a given stack (step 0 only) at each of its seq_len and seed, labelled
-    as a study's: ``config.cells`` and ``config.nonlinearities`` name the stack's one cell type and nonlinearity,
-    ``config.inits`` its cells, ``hidden`` and ``layers`` its sizes."""
+def probe_study(config: StudyConfig, models) -> xr.Dataset:
+    """The dataset of ``config``'s probes on given stacks at each seq_len and seed of ``config``, labelled as a
+    study's: ``models`` is one stack (probe step 0) or {training step: stack} of one network per cell at each step;
+    ``config.cells`` and ``config.nonlinearities`` name their one cell type and nonlinearity, ``config.inits``
+    their cells, ``hidden`` and ``layers`` their sizes."""
     config.validate_probing()
-    return build_dataset(config, [probe_stack(config, spec, model) for spec in plan_stacks(config)])
+    models = models if isinstance(models, Mapping) else {0: models}
+    if not models:
+        raise ValueError("no stack given to probe")
+    return build_dataset(config, [probe_stack(config, spec, models) for spec in plan_stacks(config)])
 
 
 def _probe_data(config: StudyConfig, task, inits: list[str], steps, records: list[dict]) -> dict[str, xr.DataArray]:

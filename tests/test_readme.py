@@ -53,8 +53,10 @@ def test_fixed_points_example_runs(capsys):
 
 
 def test_torch_model_example_runs(tmp_path, monkeypatch, capsys):
-    """The training script as written (two ReLU RNNs, 500 Adam steps each), then the command: the IRNN learned the
-    adding problem and a gradient reaches its first step; the default init did neither."""
+    """The training script as written (two ReLU RNNs, 500 Adam steps each, a checkpoint every 100), then the command
+    (its glob expanded as a shell would): the IRNN learned the adding problem and a gradient reaches its first step;
+    the default init did neither."""
+    import glob
     import shlex
 
     from analyses.torch_model import main
@@ -65,9 +67,11 @@ def test_torch_model_example_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
     capsys.readouterr()
-    assert main(shlex.split(command)[3:]) == 0
+    argv = [path for arg in shlex.split(command)[3:] for path in (sorted(glob.glob(arg)) if "*" in arg else [arg])]
+    assert main(argv) == 0
     ds = xr.open_dataset(tmp_path / "results" / "adders.nc")
-    at = ds.sel(cell="elman", nonlinearity="relu", seq_len=50, seed=0, step=0, layer=0)
+    assert list(ds["step"].values) == [0, 100, 200, 300, 400, 500]
+    at = ds.sel(cell="elman", nonlinearity="relu", seq_len=50, seed=0, step=500, layer=0)
     mse, baseline = at["test_metric"], at["test_metric_baseline"]
     assert mse.sel(init="irnn") < baseline.sel(init="irnn") / 2 < mse.sel(init="torch_default")
     reach = at["jacobian_log_norm"].sel(lag=50)

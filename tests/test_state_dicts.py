@@ -197,6 +197,71 @@ def test_the_command_records_the_known_answers_of_the_saved_weights(tmp_path, ca
     assert "| elman relu irnn | 20 |" in printed and printed.strip().endswith(f"wrote {out}")
 
 
+def _checkpoints_along_training(tmp_path):
+    """Two networks (W = 0.9 I, 0.5 I) saved at steps 0, 10 and 30, their weights moved by a step-dependent
+    amount: slow_0.pt ... fast_30.pt."""
+    paths = []
+    for name, scale in (("slow", 0.9), ("fast", 0.5)):
+        for step in (0, 10, 30):
+            network = Network(nn.RNN, hidden=5, layers=1, nonlinearity="tanh").double()
+            torch.manual_seed(3)
+            with torch.no_grad():
+                network.rnn.weight_hh_l0.copy_((scale + step / 1000) * torch.eye(5, dtype=torch.float64)
+                                               + 0.01 * torch.randn(5, 5, dtype=torch.float64))
+            paths.append(_save_checkpoint(tmp_path / f"{name}_{step}.pt", network))
+    return paths
+
+
+def test_checkpoints_along_training_are_the_probe_steps_each_as_its_files_alone_give(tmp_path):
+    """--steps-from-stems: the dataset has each network at each step, each step's records equal those of that
+    step's files probed alone, and the weight drift is measured from the first step's weights."""
+    paths = _checkpoints_along_training(tmp_path)
+    common = ["--nonlinearity", "tanh", "--readout", "model.fc", "--seq-len", 12, "--preset", "tiny"]
+    assert _command([*paths, "--steps-from-stems", *common, "--out", tmp_path / "all.nc"]) == 0
+    ds = xr.open_dataset(tmp_path / "all.nc")
+    assert list(ds["step"].values) == [0, 10, 30] and list(ds["init"].values) == ["slow", "fast"]
+    for step in (0, 10, 30):
+        alone = tmp_path / f"alone_{step}.nc"
+        assert _command([tmp_path / f"slow_{step}.pt", tmp_path / f"fast_{step}.pt", "--names", "slow", "fast",
+                         *common, "--out", alone]) == 0
+        single = xr.open_dataset(alone).isel(step=0, drop=True)
+        for name in ("spectral_radius", "jacobian_log_norm", "grad_log_norm", "test_loss"):
+            xr.testing.assert_allclose(ds[name].sel(step=step, drop=True), single[name], rtol=0, atol=1e-12)
+    drift = ds["weight_drift"].sel(gate="recurrent", layer=0, cell="elman", nonlinearity="tanh", seq_len=12, seed=0)
+    np.testing.assert_allclose(drift.sel(step=0), 0, atol=0)
+    np.testing.assert_allclose(drift.sel(step=30) / drift.sel(step=10), 3, rtol=1e-9)  # W moved 3x as far
+    explicit = tmp_path / "explicit.nc"
+    assert _command([*paths, "--names", *["slow"] * 3, *["fast"] * 3, "--steps", 0, 10, 30, 0, 10, 30, *common,
+                     "--out", explicit]) == 0
+    xr.testing.assert_identical(xr.open_dataset(explicit)["spectral_radius"], ds["spectral_radius"])
+
+
+@pytest.mark.parametrize("flags, files, expected", [
+    (["--steps-from-stems"], ["slow_0", "fast_0", "slow_10"], "no file of 'fast' at step 10: give every network"),
+    (["--names", "a"], ["slow_0", "slow_10"], "--names gives 1 values for 2 files: give one per file"),
+    (["--steps", 0, 1, 2], ["slow_0", "slow_10"], "--steps gives 3 values for 2 files: give one per file"),
+    (["--steps", -1, 0], ["slow_0", "slow_10"], "--steps must be >= 0, got -1"),
+    (["--names", "a", "a"], ["slow_0", "slow_10"], "'a' at step 0 is given twice"),
+    (["--steps-from-stems", "--steps", 0, 1], ["slow_0", "slow_10"], "not allowed with argument"),
+])
+def test_bad_steps_stop_in_one_line_and_write_nothing(tmp_path, capsys, flags, files, expected):
+    _checkpoints_along_training(tmp_path)
+    out = tmp_path / "never.nc"
+    argv = [*(tmp_path / f"{stem}.pt" for stem in files), "--nonlinearity", "tanh", "--out", out, *flags]
+    with pytest.raises(SystemExit) as stop:
+        _command(argv)
+    error = capsys.readouterr().err
+    assert stop.value.code == 2 and error.count("\n") == 1 and expected in error, error
+    assert not out.exists()
+
+
+def test_a_stem_without_its_step_is_refused(tmp_path, capsys):
+    torch.save(Network(nn.GRU).state_dict(), tmp_path / "final.pt")
+    with pytest.raises(SystemExit):
+        _command([tmp_path / "final.pt", "--steps-from-stems", "--out", tmp_path / "never.nc"])
+    assert "the stem 'final' is not a name followed by its step, as in irnn_300.pt" in capsys.readouterr().err
+
+
 def test_without_a_readout_the_probes_that_read_the_output_are_left_out(tmp_path):
     from rnn_dynamics.probes import PROBES
 
@@ -213,8 +278,6 @@ def test_without_a_readout_the_probes_that_read_the_output_are_left_out(tmp_path
 @pytest.mark.parametrize("flags, expected", [
     (["--probes", "losses"], "--probes losses: these read the network's output; give --readout"),
     (["--readout", "model.fc", "--task", "mnist"], "task 'mnist' has input size 1 but the network's is 2"),
-    (["--readout", "model.fc", "--names", "a"], "--names gives 1 names for 2 files"),
-    (["--readout", "model.fc", "--names", "a", "a"], "--names repeat a name (a, a): give distinct --names"),
     (["--readout", "model.fc", "--seq-len", 0], "--seq-len must be a positive integer, got 0"),
     (["--readout", "nowhere"], "--readout 'nowhere' is not an nn.Linear"),
 ])
