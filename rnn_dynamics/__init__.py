@@ -7,7 +7,8 @@ type (:mod:`.models`), Jacobian products and gradient norms (:mod:`.jacobians`),
 (:mod:`.spectra`), fixed and slow points (:mod:`.fixed_points`), probes (:mod:`.probes`), tasks
 (:mod:`.tasks`), configurations (:mod:`.config`), the dataset schema (:mod:`.records`), studies
 (:mod:`.sweep`), the networks they trained (:mod:`.trained`), networks trained as torch.nn modules
-(:mod:`.torch_nn`) and plug-ins kept outside the package (:mod:`.plugins`).
+(:mod:`.torch_nn`) and read back from their saved state_dicts (:mod:`.state_dicts`), and plug-ins kept outside
+the package (:mod:`.plugins`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ _EXPORTS = {
     "Probe": "probes", "list_probes": "probes", "register_probe": "probes",
     "list_tasks": "tasks", "make_task": "tasks", "register_task": "tasks",
     "StudyConfig": "config", "TrainConfig": "config", "ConfigError": "config",
-    "run_study": "sweep", "trained_stack": "trained", "from_torch": "torch_nn", "load_plugins": "plugins",
+    "run_study": "sweep", "probe_study": "sweep", "trained_stack": "trained", "from_torch": "torch_nn",
+    "stack_from_files": "state_dicts", "load_plugins": "plugins",
     "read_dataset": "records", "write_dataset": "records", "named_models": "records",
 }
 
