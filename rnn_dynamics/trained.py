@@ -52,7 +52,7 @@ def trained_stack(ds: xr.Dataset, *, cell: str | None = None, nonlinearity: str 
     if not kept.any():
         raise ValueError(f"no cell of {where} has finite parameters at step {step}")
     inits = [str(init) for init in ds["init"].values[kept]]
-    model = stack(len(inits))
+    model = stack(len(inits)).to(get_dtype(config["dtype"]))  # before the copy: float64 values must not pass float32
     flat = torch.from_numpy(values[kept])
     with torch.no_grad():
         offset = 0
@@ -60,4 +60,4 @@ def trained_stack(ds: xr.Dataset, *, cell: str | None = None, nonlinearity: str 
             count = parameter[0].numel()
             parameter.copy_(flat[:, offset:offset + count].reshape(parameter.shape))
             offset += count
-    return model.to(get_dtype(config["dtype"])), inits
+    return model, inits
