@@ -32,7 +32,7 @@ from .cli import (add_fields, add_listing_flags, add_plugin_options, check_writa
 DEFAULT_OUT = "results/torch_model.nc"
 #: The study settings this command reads: the task, the probes and their sizes.
 FIELDS = ("task", "seq_len", "seeds", "preset", "data_dir", "probes", "probe_batch", "probe_test_size", "all_lags",
-          "lyapunov", "lyapunov_warmup", "lyapunov_reortho_every", "plugins")
+          "lyapunov", "lyapunov_warmup", "lyapunov_reortho_every", "fixed_point_input", "plugins")
 
 
 def build_parser() -> OneLineParser:
@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.files:
         parser.error("give at least one WEIGHTS.pt file")
-    from figures.summary import summary_table
+    from figures.common import unready
+    from figures.summary import FIGURE, summary_table
     from rnn_dynamics.state_dicts import stack_from_files
     from rnn_dynamics.sweep import probe_study
 
@@ -184,8 +185,9 @@ def main(argv: list[str] | None = None) -> int:
                     recurrent_module=args.module or "", readout_module=args.readout or "")
     path = write_dataset(ds, out)
     ds.attrs["source_file"] = path.stem
-    print(summary_table(ds).markdown())
-    print(f"wrote {path}")
+    if unready(ds, FIGURE) is None:  # the table needs the default probes' spectra and Jacobian norms
+        print(summary_table(ds).markdown())
+    print(f"wrote {path}: {', '.join(ds.data_vars)}")
     return 0
 
 

@@ -60,8 +60,9 @@ def draw(ds, args):
         first_to_last = counts[0] if len(counts) == 1 else f"{counts[-1]} → {counts[0]}"  # drawn last step first
         ax.text(0.02, 0.98, f"fixed points: {first_to_last}", transform=ax.transAxes, fontsize=7, va="top")
 
+    held = ds["fixed_point_speed"].attrs.get("input_held", "zero")
     fig = spectral_figure(ds, args, "Eigenvalues of ds_t/ds_{t-1} at the fixed (filled) and slow (hollow) points, "
-                          "input held at zero", panel)
+                          f"input held at {held}", panel)
     handles, labels = fig.axes[0].get_legend_handles_labels()
     fig.legend(handles[::-1], labels[::-1], loc="outside lower center", ncol=len(steps), fontsize=8, frameon=False)
     return fig

@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 
 from .dtypes import DTYPES
+from .fixed_points import HELD_INPUTS
 from .inits import DEFAULT_INITS, list_inits, make_recurrent, parse_init_spec
 from .jacobians import default_lags
 from .models import CELLS, get_cell, list_cells
@@ -142,6 +143,9 @@ class StudyConfig:
     lyapunov_warmup: int | None = setting(None, metavar="STEPS", help="steps discarded before Lyapunov "
                                                                       "exponents are accumulated; default T // 10")
     lyapunov_reortho_every: int = setting(1, metavar="K", help="longest interval between re-orthonormalisations")
+    fixed_point_input: str = setting("zero", help="the input the fixed_points probe holds constant: zero (the "
+                                                  "network left to itself) or mean (the probe sequences' mean input)",
+                                     names=lambda: list(HELD_INPUTS))
     device: str = setting("cpu", help="torch device: cpu, cuda or cuda:N")
     dtype: str = setting("float32", help="training dtype", names=DTYPES.names)
     plugins: list[str] = setting(default_factory=list, metavar="MODULE|FILE.py",
@@ -218,7 +222,7 @@ class StudyConfig:
     def probe_settings(self, seq_len: int) -> ProbeSettings:
         lags = range(1, seq_len + 1) if self.all_lags else default_lags(seq_len)
         return ProbeSettings(tuple(lags), self.probe_batch, self.probe_test_size, self.lyapunov_warmup,
-                             self.lyapunov_reortho_every)
+                             self.lyapunov_reortho_every, self.fixed_point_input)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -258,6 +262,8 @@ class StudyConfig:
             raise ConfigError("lyapunov_warmup", f"must lie in 0..{min(self.seq_len) - 1} (below every seq_len), "
                                                  f"got {self.lyapunov_warmup}")
         _positive("lyapunov_reortho_every", self.lyapunov_reortho_every)
+        if self.fixed_point_input not in HELD_INPUTS:
+            raise ConfigError("fixed_point_input", f"{self.fixed_point_input!r} is not one of {', '.join(HELD_INPUTS)}")
         self.recorded_probes()  # an unknown name fails, listing the valid ones
         DTYPES.get(self.dtype)
         self._validate_device()

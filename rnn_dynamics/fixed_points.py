@@ -141,6 +141,18 @@ def start_states(trace, layer: int, count: int) -> torch.Tensor:
     return states[times, :, sequences].transpose(0, 1)  # advanced indices first: (count, M, S)
 
 
+#: What the input is held at during a search: zero (the network left to itself, driven by its bias alone), or the
+#: mean input of the sequences it saw, over their steps and the batch.
+HELD_INPUTS = ("zero", "mean")
+
+
+def held_input(kind: str, sequences: torch.Tensor) -> torch.Tensor | None:
+    """The constant input (I,) of :data:`HELD_INPUTS` ``kind`` for sequences (T, B, I): None for zero."""
+    if kind not in HELD_INPUTS:
+        raise ValueError(f"the held input {kind!r} is not one of {', '.join(HELD_INPUTS)}")
+    return None if kind == "zero" else sequences.mean(dim=(0, 1))
+
+
 def stack_fixed_points(model, starts: Sequence[torch.Tensor], constant_input: torch.Tensor | None = None,
                        **search) -> list[FixedPoints]:
     """The fixed points of every layer of a recurrent stack with its input held constant, in float64.

@@ -276,3 +276,33 @@ def test_the_probe_records_the_irnns_visited_states_as_fixed_points_at_initialis
     assert moduli.dims == ("init", "eig", "start")
     assert np.array_equal((moduli == 1).sum("eig"), (starts > 0).sum(-1)) and (starts > 0).sum() > 0
     assert np.array_equal((moduli == 0).sum("eig"), (starts == 0).sum(-1))
+
+
+def test_the_probe_holds_the_probe_sequences_mean_input_where_asked(gen):
+    """A linear cell's one fixed point with the input held at the probe sequences' mean x̄ over steps and batch:
+    (I - W)^-1 (W_ih x̄ + b); at zero, (I - W)^-1 b. The datasets say which (attr input_held)."""
+    from rnn_dynamics.probes import PROBES, ProbeContext, ProbeSettings
+    from rnn_dynamics.tasks import make_task
+
+    n = 5
+    stack = make_stack(["orthogonal"], nonlinearity="linear", hidden=n)
+    with torch.no_grad():
+        for parameter in (stack.w_hh[0], stack.bias[0], stack.w_ih[0]):
+            parameter.copy_(0.4 * torch.randn(parameter.shape, generator=gen, dtype=torch.float64))
+    task = make_task("adding", seq_len=12, preset="tiny").to(torch.float64)
+    w, w_ih, b = stack.w_hh[0][0], stack.w_ih[0][0], stack.bias[0][0, 0]
+    for held in ("zero", "mean"):
+        context = ProbeContext(stack, task, 0, ProbeSettings(lags=(1,), probe_batch=3, fixed_point_input=held), ["a"])
+        drive = b + (w_ih @ context.x.mean(dim=(0, 1)) if held == "mean" else 0)
+        point = torch.linalg.solve(torch.eye(n, dtype=torch.float64) - w, drive)
+        records = PROBES.get("fixed_points")(context)
+        np.testing.assert_allclose(records["fixed_point_norm"].sel(layer=0, init="a"), point.norm().item(), rtol=1e-12)
+    assert PROBES.get("fixed_points").attrs(ProbeSettings((1,), fixed_point_input="mean"))["fixed_point_speed"] == \
+        {"input_held": "the probe sequences' mean input"}
+
+
+def test_an_unknown_held_input_is_refused_naming_the_valid_ones():
+    from rnn_dynamics.config import ConfigError, StudyConfig
+
+    with pytest.raises(ConfigError, match=r"^fixed_point_input 'median' is not one of zero, mean$"):
+        StudyConfig(fixed_point_input="median").validate()

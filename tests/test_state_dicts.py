@@ -194,7 +194,7 @@ def test_the_command_records_the_known_answers_of_the_saved_weights(tmp_path, ca
     np.testing.assert_allclose(at["lyapunov"].sel(init="half").values, np.log(0.5), atol=1e-12)
     assert np.isfinite(at["test_metric"].values).all() and "sha256" in ds.attrs["trained_elsewhere"]
     printed = capsys.readouterr().out
-    assert "| elman relu irnn | 20 |" in printed and printed.strip().endswith(f"wrote {out}")
+    assert "| elman relu irnn | 20 |" in printed and f"wrote {out}: " in printed.strip().splitlines()[-1]
 
 
 def _checkpoints_along_training(tmp_path):
@@ -260,6 +260,15 @@ def test_a_stem_without_its_step_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         _command([tmp_path / "final.pt", "--steps-from-stems", "--out", tmp_path / "never.nc"])
     assert "the stem 'final' is not a name followed by its step, as in irnn_300.pt" in capsys.readouterr().err
+
+
+def test_probes_without_the_summarys_variables_write_their_dataset_and_say_what_it_holds(tmp_path, capsys):
+    out = tmp_path / "points.nc"
+    assert _command([*_irnn_files(tmp_path), "--nonlinearity", "relu", "--seq-len", 12, "--preset", "tiny",
+                     "--probes", "fixed_points", "--fixed-point-input", "mean", "--out", out]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {out}: fixed_point_speed, fixed_point_iterations, " \
+        "fixed_point_norm, fixed_point_same_as, fixed_point_eig_real, fixed_point_eig_imag"
+    assert xr.open_dataset(out)["fixed_point_norm"].attrs["input_held"] == "the probe sequences' mean input"
 
 
 def test_without_a_readout_the_probes_that_read_the_output_are_left_out(tmp_path):

@@ -18,13 +18,15 @@ from ..registry import Registry
 
 @dataclass(frozen=True)
 class ProbeSettings:
-    """The study settings probes read: lags of the Jacobian products, probe and test sizes, Lyapunov options."""
+    """The study settings probes read: lags of the Jacobian products, probe and test sizes, Lyapunov options, the
+    input the fixed-point searches hold."""
 
     lags: tuple[int, ...]
     probe_batch: int = 4
     test_size: int = 1000
     lyapunov_warmup: int | None = None
     lyapunov_reortho_every: int = 1
+    fixed_point_input: str = "zero"
 
     def lyapunov_warmup_steps(self, seq_len: int) -> int:
         """Steps discarded before Lyapunov exponents are accumulated (default T // 10)."""

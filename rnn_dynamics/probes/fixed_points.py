@@ -1,13 +1,14 @@
-"""Fixed and slow points of each layer with the input held at zero, and the eigenvalues of the step Jacobian there
-(off by default): which directions the network holds (|lambda| near 1) and which it forgets."""
+"""Fixed and slow points of each layer with the input held constant (zero, or the probe sequences' mean input), and
+the eigenvalues of the step Jacobian there (off by default): which directions the network holds (|lambda| near 1)
+and which it forgets."""
 
 from __future__ import annotations
 
 import torch
 
-from ..fixed_points import stack_fixed_points, start_states
+from ..fixed_points import held_input, stack_fixed_points, start_states
 from ..records import Variable
-from .base import Probe, ProbeContext, StackShape, register_probe
+from .base import Probe, ProbeContext, ProbeSettings, StackShape, register_probe
 
 #: Searches per layer and cell, each from a state the probe sequences visited.
 SEARCHES = 8
@@ -23,8 +24,9 @@ class FixedPoints(Probe):
     variables = {
         "fixed_point_speed": Variable(
             ("layer", "step", "start"), "speed q = 1/2 ||F(s) - s||^2 where the search ended", "1",
-            "F is one step of the layer with the input held at zero (layer 0: its drive the bias; above: the point "
-            "of the layer below); Levenberg-Marquardt in float64 from a visited state: below 1e-20 at a fixed point "
+            "F is one step of the layer with the input held constant (attr input_held; layer 0: its drive that input "
+            "and the bias; above: the point of the layer below); Levenberg-Marquardt in float64 from a visited state: "
+            "below 1e-20 at a fixed point "
             "(a search stops at ||F(s) - s|| <= 1e-13 (1 + ||s||)), larger at a slow point (a local minimum of q) "
             "or where 100 iterations did not settle"),
         "fixed_point_iterations": Variable(
@@ -48,7 +50,7 @@ class FixedPoints(Probe):
 
     def record(self, ctx: ProbeContext):
         starts = [start_states(ctx.trace, layer, SEARCHES) for layer in range(ctx.model.num_layers)]
-        found = stack_fixed_points(ctx.model, starts)
+        found = stack_fixed_points(ctx.model, starts, held_input(ctx.settings.fixed_point_input, ctx.x.double().cpu()))
 
         def by_layer(read) -> torch.Tensor:  # (M, L, ...) from each layer's (M, K, ...)
             return torch.stack([read(points) for points in found], dim=1)
@@ -59,6 +61,10 @@ class FixedPoints(Probe):
                 "fixed_point_norm": by_layer(lambda points: points.states[..., :ctx.model.hidden_size].norm(dim=-1)),
                 "fixed_point_same_as": by_layer(lambda points: points.same_as()),
                 "fixed_point_eig_real": eig.real, "fixed_point_eig_imag": eig.imag}
+
+    def attrs(self, settings: ProbeSettings) -> dict[str, dict]:
+        held = "zero" if settings.fixed_point_input == "zero" else "the probe sequences' mean input"
+        return {name: {"input_held": held} for name in self.variables}
 
     def bytes_per_probe(self, shape: StackShape) -> int:
         return 2 * 8 * shape.cells * shape.layers * SEARCHES * shape.state
