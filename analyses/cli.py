@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 import tempfile
 import types
 import typing
@@ -153,6 +154,17 @@ def add_listing_flags(parser: argparse.ArgumentParser, names: typing.Collection[
     for name in names or _listings():
         parser.add_argument(flag(f"list_{name}"), action="store_true",
                             help=f"list the registered {name} with their parameters and defaults, then exit")
+
+
+def parse_command(argv: list[str] | None, build_parser) -> tuple[list[str], argparse.ArgumentParser,
+                                                                  argparse.Namespace] | None:
+    """(argv, parser, args) of a command line (``sys.argv`` where ``argv`` is None) whose ``--plugins`` are imported
+    before ``build_parser()`` runs; None where a ``--list-*`` flag printed what it asked for (nothing else to do)."""
+    argv = sys.argv[1:] if argv is None else argv
+    load_requested_plugins(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return None if print_listings(args) else (argv, parser, args)
 
 
 def print_listings(args: argparse.Namespace) -> bool:

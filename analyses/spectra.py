@@ -26,8 +26,8 @@ from rnn_dynamics.checkpoints import StackCheckpoints
 from rnn_dynamics.commandline import fail
 from rnn_dynamics.records import read_dataset, summary_table, write_dataset
 
-from .cli import (check_writable, config_from_args, error_message, explicit_flags, load_requested_plugins,
-                  print_listings, study_parser, thread_count)
+from .cli import (check_writable, config_from_args, error_message, explicit_flags, parse_command, study_parser,
+                  thread_count)
 
 DEFAULT_OUT = "results/spectra.nc"
 
@@ -124,12 +124,10 @@ def executor_for(args, device: str = "cpu"):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    load_requested_plugins(argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if print_listings(args):
+    parsed = parse_command(argv, build_parser)
+    if parsed is None:
         return 0
+    argv, parser, args = parsed
     from rnn_dynamics.sweep import check_disk, check_resources
 
     with ExitStack() as cleanup:

@@ -17,17 +17,17 @@ has the studies' schema: `python -m figures OUT` draws its figures.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 import sys
 from pathlib import Path
 
 from rnn_dynamics.commandline import OneLineParser, fail
 from rnn_dynamics.config import StudyConfig
+from rnn_dynamics.data.fetch import sha256_of
 from rnn_dynamics.records import write_dataset
 
 from .cli import (add_fields, add_listing_flags, add_plugin_options, check_writable, error_message, explicit_flags,
-                  load_requested_plugins, plugin_option_values, print_listings)
+                  parse_command, plugin_option_values)
 
 DEFAULT_OUT = "results/torch_model.nc"
 #: The study settings this command reads: the task, the probes and their sizes.
@@ -143,21 +143,11 @@ def _one_shape(models: dict) -> object:
     return first
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    load_requested_plugins(argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if print_listings(args):
+    parsed = parse_command(argv, build_parser)
+    if parsed is None:
         return 0
+    argv, parser, args = parsed
     if not args.files:
         parser.error("give at least one WEIGHTS.pt file")
     from figures.common import unready
@@ -180,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         fail(error_message(err))
     ds.attrs.update(trained_elsewhere=", ".join(f"{name} at step {step}: {Path(path).resolve()} (sha256 "
-                                                f"{_sha256(path)})" for step, paths in files.items()
+                                                f"{sha256_of(Path(path))})" for step, paths in files.items()
                                                 for name, path in zip(names, paths)),
                     recurrent_module=args.module or "", readout_module=args.readout or "")
     path = write_dataset(ds, out)
