@@ -7,7 +7,7 @@ the eigenvalues at the end of every search, at up to four probe steps (earlier s
 top), filled where the search ended on a fixed point (speed q <= 1e-20) and hollow where it ended on a slow point.
 The unit circle is drawn: eigenvalues on it are directions the network holds with no input, inside it directions
 it forgets. Each panel counts the fixed points among the searches at the first and the last step, and how many of
-them are distinct where several searches ended on one point.
+them are distinct (fixed_point_same_as).
 """
 
 from __future__ import annotations
@@ -30,12 +30,9 @@ def distinct_fixed_points(at) -> np.ndarray:
     return (fixed & (at["fixed_point_same_as"] == at["start"])).sum("start")
 
 
-def distinct_note(at, fixed: np.ndarray) -> str:
-    """' (D distinct)' where the dataset groups the searches (fixed_point_same_as) and some ended on one point."""
-    if "fixed_point_same_as" not in at:
-        return ""
-    distinct = int(distinct_fixed_points(at))
-    return f" ({distinct} distinct)" if distinct < int(fixed.sum()) else ""
+def _first_to_last(counts: list[str]) -> str:
+    """The counts of the first and the last step drawn (one where one step is)."""
+    return counts[0] if len(counts) == 1 else f"{counts[0]} → {counts[-1]}"
 
 
 def draw(ds, args):
@@ -43,7 +40,7 @@ def draw(ds, args):
     shades = sns.color_palette("viridis", len(steps))
 
     def panel(ax, point, cell):
-        counts = []
+        counts, distinct = [], []
         for index, step in reversed(list(enumerate(steps))):
             at = cell.sel(step=step)
             fixed = (at["fixed_point_speed"] <= FIXED_SPEED).values  # (start,)
@@ -54,11 +51,15 @@ def draw(ds, args):
                        label=f"step {step}")
             ax.scatter(slow_eig.real, slow_eig.imag, s=size, facecolors="none", edgecolors=shades[index],
                        linewidths=0.7, zorder=order)
-            counts.append(f"{int(fixed.sum())}/{fixed.size}" + distinct_note(at, fixed))
+            counts.insert(0, f"{int(fixed.sum())}/{fixed.size}")  # drawn from the last step: first step first
+            if "fixed_point_same_as" in at:  # a dataset written before the probe grouped its searches has not
+                distinct.insert(0, int(distinct_fixed_points(at)))
         moduli = np.hypot(cell["fixed_point_eig_real"], cell["fixed_point_eig_imag"]).values
         complex_plane(ax, float(np.nanmax(moduli, initial=0.0)))
-        first_to_last = counts[0] if len(counts) == 1 else f"{counts[-1]} → {counts[0]}"  # drawn last step first
-        ax.text(0.02, 0.98, f"fixed points: {first_to_last}", transform=ax.transAxes, fontsize=7, va="top")
+        text = f"fixed points: {_first_to_last(counts)}"
+        if distinct:
+            text += f"\ndistinct: {_first_to_last(list(map(str, distinct)))}"
+        ax.text(0.02, 0.98, text, transform=ax.transAxes, fontsize=7, va="top")
 
     held = ds["fixed_point_speed"].attrs.get("input_held", "zero")
     fig = spectral_figure(ds, args, "Eigenvalues of ds_t/ds_{t-1} at the fixed (filled) and slow (hollow) points, "
