@@ -55,6 +55,12 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--readout", default=None, metavar="PREFIX",
                         help="the nn.Linear that reads the top layer's h, e.g. fc (default: none; the probes that "
                              "read the network's output are then left out)")
+    parser.add_argument("--embedding", default=None, metavar="PREFIX",
+                        help="an nn.Embedding that feeds the recurrent module (a language model's), folded into its "
+                             "input weights; needs --vocabulary and a task of tokens (ptb)")
+    parser.add_argument("--vocabulary", default=None, metavar="FILE",
+                        help="the tokens of the embedding's rows (and the readout's outputs), one per line in their "
+                             "order; the same set as the task's vocabulary")
     parser.add_argument("--nonlinearity", default=None, metavar="relu|tanh",
                         help="the nonlinearity of a torch.nn.RNN or RNNCell, which its state_dict does not record")
     add_fields(parser, StudyConfig, FIELDS)
@@ -130,6 +136,19 @@ def study_config(args, names: list[str], probes_given: bool):
                        dtype="float64").validate_probing()
 
 
+def _token_order(args, task) -> list[int] | None:
+    """Where --embedding feeds the network: each task token's row in it, from --vocabulary."""
+    from rnn_dynamics.state_dicts import token_order
+
+    if (args.embedding is None) != (args.vocabulary is None):
+        raise ValueError("--embedding and --vocabulary go together: the embedding's rows, and the tokens they hold")
+    if args.embedding is None:
+        return None
+    if not hasattr(task, "vocabulary"):
+        raise ValueError(f"--embedding needs a task of tokens with a vocabulary (ptb), not {args.task!r}")
+    return token_order(args.vocabulary, list(task.vocabulary))
+
+
 def _one_shape(models: dict) -> object:
     """The first step's stack, where every step's holds modules of its type and sizes; ValueError otherwise."""
     def shape(stack):
@@ -160,8 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         names, files = checkpoint_grid(args)
         config = study_config(args, names, "probes" in explicit_flags(parser, argv))
         task = config.build_task(config.seq_len[0], config.seeds[0], train_size=1, test_size=1)
+        order = _token_order(args, task)
         models = {step: stack_from_files(paths, module=args.module, readout=args.readout,
-                                         nonlinearity=args.nonlinearity, stack_readout=task.readout)
+                                         nonlinearity=args.nonlinearity, stack_readout=task.readout,
+                                         embedding=args.embedding, order=order)
                   for step, paths in files.items()}
         model = _one_shape(models)
         config = dataclasses.replace(config, cells=[model.cell_type], nonlinearities=[model.nonlinearity],

@@ -105,11 +105,13 @@ def _build(kind: type[nn.Module], own: dict[str, torch.Tensor], nonlinearity: st
 
 
 def module_from_tensors(tensors: dict[str, torch.Tensor], module: str | None = None,
-                        nonlinearity: str | None = None) -> nn.Module:
+                        nonlinearity: str | None = None, input_map: torch.Tensor | None = None) -> nn.Module:
     """The recurrent ``torch.nn`` module named ``module`` in ``tensors`` (the one there is, where None), rebuilt
     with its weights in float64: whichever module a registered cell type holds has parameters of exactly those
     names and shapes. ``nonlinearity`` (relu or tanh) is required for a module that takes one (``nn.RNN``), whose
-    state_dict does not record it, and refused for one that does not. ValueError in one line otherwise."""
+    state_dict does not record it, and refused for one that does not. ``input_map`` (E, V) folds what feeds the
+    module into its first input weights, W_ih -> W_ih @ input_map (an embedding's rows, transposed: the module then
+    takes one-hot tokens, as an embedding lookup fed it). ValueError in one line otherwise."""
     found = recurrent_prefixes(tensors)
     if not found:
         some = ", ".join(list(tensors)[:6]) or "none"
@@ -123,6 +125,12 @@ def module_from_tensors(tensors: dict[str, torch.Tensor], module: str | None = N
     if module not in found:
         raise ValueError(f"--module {module!r} holds no recurrent weights; valid: {', '.join(map(_show, found))}")
     own = _under(tensors, module)
+    if input_map is not None:
+        first = "weight_ih_l0" if "weight_ih_l0" in own else "weight_ih"
+        if own[first].shape[1] != input_map.shape[0]:
+            raise ValueError(f"the embedding's vectors have {input_map.shape[0]} entries but {_show(module)} takes "
+                             f"inputs of {own[first].shape[1]}")
+        own[first] = own[first].double() @ input_map.double()
     for kind in _holdable_modules():
         built = _build(kind, own, nonlinearity if nonlinearity in ("relu", "tanh") else "tanh")
         if built is None:
@@ -141,15 +149,21 @@ def module_from_tensors(tensors: dict[str, torch.Tensor], module: str | None = N
     raise ValueError(f"{_show(module)} ({shapes}) is not shaped as any module this toolkit holds; valid: {valid}")
 
 
-def readout_from_tensors(tensors: dict[str, torch.Tensor], readout: str) -> nn.Linear:
-    """The ``nn.Linear`` named ``readout`` in ``tensors`` (its ``weight`` (O, N) and ``bias``, if any), float64.
-    ValueError in one line, naming the 2-D weights there are, where it is not one."""
+def readout_from_tensors(tensors: dict[str, torch.Tensor], readout: str, rows: list[int] | None = None) -> nn.Linear:
+    """The ``nn.Linear`` named ``readout`` in ``tensors`` (its ``weight`` (O, N) and ``bias``, if any), float64;
+    with ``rows``, only those outputs, in that order. ValueError in one line, naming the 2-D weights there are,
+    where it is not one."""
     weight, bias = tensors.get(f"{readout}.weight"), tensors.get(f"{readout}.bias")
     if weight is None or weight.dim() != 2 or (bias is not None and bias.shape != weight.shape[:1]):
         valid = [name.removesuffix(".weight") for name, tensor in tensors.items()
                  if name.endswith(".weight") and tensor.dim() == 2]
         raise ValueError(f"--readout {readout!r} is not an nn.Linear in the file (a 2-D {readout}.weight and its "
                          f"bias); candidates: {', '.join(valid) or 'none'}")
+    if rows is not None:
+        if weight.shape[0] != len(rows):
+            raise ValueError(f"--readout {readout!r} has {weight.shape[0]} outputs but the vocabulary {len(rows)} "
+                             "tokens: a language model's readout scores every token")
+        weight, bias = weight[rows], None if bias is None else bias[rows]
     linear = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None).double()
     with torch.no_grad():
         linear.weight.copy_(weight)
@@ -158,18 +172,62 @@ def readout_from_tensors(tensors: dict[str, torch.Tensor], readout: str) -> nn.L
     return linear
 
 
+def token_order(vocabulary_file: str | Path, tokens: list[str]) -> list[int]:
+    """For each of ``tokens`` (a task's vocabulary, in its order), its index in the file's vocabulary: one token per
+    line, in the order of the network's embedding rows. ValueError in one line where the two are not one set."""
+    path = Path(vocabulary_file)
+    if not path.is_file():
+        raise ValueError(f"--vocabulary {str(path)!r} is not a file")
+    given = path.read_text(encoding="utf-8").splitlines()
+    index = {token: row for row, token in enumerate(given)}
+    if len(index) != len(given):
+        twice = sorted({token for token in given if given.count(token) > 1})[:5]
+        raise ValueError(f"--vocabulary {str(path)!r} repeats tokens: {', '.join(map(repr, twice))}")
+    missing, extra = [t for t in tokens if t not in index], sorted(set(given) - set(tokens))
+    if missing or extra:
+        raise ValueError(f"--vocabulary {str(path)!r} ({len(given)} tokens) is not the task's vocabulary "
+                         f"({len(tokens)} tokens): missing {', '.join(map(repr, missing[:5])) or 'none'}; not in the "
+                         f"task {', '.join(map(repr, extra[:5])) or 'none'}")
+    return [index[token] for token in tokens]
+
+
+def _embedding(tensors: dict[str, torch.Tensor], embedding: str) -> torch.Tensor:
+    weight = tensors.get(f"{embedding}.weight")
+    if weight is None or weight.dim() != 2:
+        valid = [name.removesuffix(".weight") for name, tensor in tensors.items()
+                 if name.endswith(".weight") and tensor.dim() == 2]
+        raise ValueError(f"--embedding {embedding!r} is not an nn.Embedding in the file (a 2-D {embedding}.weight); "
+                         f"candidates: {', '.join(valid) or 'none'}")
+    return weight.double()
+
+
+def _embedding_rows(tensors: dict[str, torch.Tensor], embedding: str, order: list[int]) -> torch.Tensor:
+    """The embedding's vectors of the tokens ``order`` gives, transposed: (E, V)."""
+    weight = _embedding(tensors, embedding)
+    if max(order) >= weight.shape[0]:
+        raise ValueError(f"--embedding {embedding!r} has {weight.shape[0]} rows but the vocabulary {max(order) + 1} "
+                         "tokens")
+    return weight[order].T
+
+
 def stack_from_files(paths, *, module: str | None = None, readout: str | None = None,
-                     nonlinearity: str | None = None, stack_readout: str = "last"):
+                     nonlinearity: str | None = None, stack_readout: str = "last", embedding: str | None = None,
+                     order: list[int] | None = None):
     """A stack holding the recurrent module (and, with ``readout``, the ``nn.Linear`` readout) of each file in
     ``paths``, one cell per file, in float64 on the CPU (:func:`~rnn_dynamics.from_torch`); every file must hold
     a module of one type and shape. ``stack_readout``: ``last`` or ``all`` time steps, as the task reads it.
-    ValueError in one line, prefixed with the file's name, where a file cannot give one."""
+    ``embedding`` names an ``nn.Embedding`` that feeds the module: its rows ``order`` (:func:`token_order`) are
+    folded into the first input weights, and the readout's outputs are taken in that order too, so that the stack
+    reads and scores tokens in a task's vocabulary order. ValueError in one line, prefixed with the file's name,
+    where a file cannot give one."""
     modules, readouts = [], []
     for path in paths:
         try:
             tensors = read_tensors(path)
-            modules.append(module_from_tensors(tensors, module, nonlinearity))
-            readouts.append(None if readout is None else readout_from_tensors(tensors, readout))
+            input_map = None if embedding is None else _embedding_rows(tensors, embedding, order)
+            modules.append(module_from_tensors(tensors, module, nonlinearity, input_map))
+            readouts.append(None if readout is None else
+                            readout_from_tensors(tensors, readout, None if embedding is None else order))
             from_torch(modules[-1], readouts[-1])  # one this toolkit can hold (not bidirectional, say)
         except ValueError as err:
             message = str(err)

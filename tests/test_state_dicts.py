@@ -315,3 +315,73 @@ def test_the_figures_of_a_probed_dataset(tmp_path, capsys):
     assert not {"probed-weight_drift.png", "probed-jacobian_norms.png", "probed-lyapunov_largest.png", "adding.png"} \
         & drawn
     assert "skipped adding of probed.nc: one probe step, and it draws against training step" in capsys.readouterr().err
+
+
+class LanguageModel(nn.Module):
+    """A user's word model: embedding, recurrent module, decoder, over the user's own token order."""
+
+    def __init__(self, kind, vocabulary: int, **options):
+        super().__init__()
+        self.embed, self.rnn = nn.Embedding(vocabulary, 4), kind(4, 6, **options)
+        self.decoder = nn.Linear(6, vocabulary)
+
+    def forward(self, tokens):
+        hidden = self.rnn(self.embed(tokens))[0]
+        return self.decoder(hidden)
+
+
+def _language_model_files(tmp_path, kind, task, **options):
+    """The model saved with its vocabulary file: the task's tokens in a shuffled order of the user's own."""
+    tokens = list(task.vocabulary)
+    shuffled = [tokens[i] for i in torch.randperm(len(tokens), generator=torch.Generator().manual_seed(4))]
+    (tmp_path / "vocab.txt").write_text("\n".join(shuffled) + "\n", encoding="utf-8")
+    torch.manual_seed(5)
+    model = LanguageModel(kind, len(tokens), **options).double()
+    torch.save(model.state_dict(), tmp_path / "lm.pt")
+    return model, shuffled
+
+
+@pytest.mark.parametrize("kind, options", [(nn.RNN, {"nonlinearity": "relu"}), (nn.LSTM, {"num_layers": 2})],
+                         ids=["RNN", "LSTM"])
+def test_a_language_models_embedding_is_folded_in_and_its_tokens_put_in_the_tasks_order(tmp_path, kind, options):
+    """The stack, fed the task's token ids, computes the saved model's logits on the same words (its own ids), in
+    the task's token order (float64 rounding)."""
+    from rnn_dynamics.state_dicts import token_order
+    from rnn_dynamics.tasks import make_task
+
+    task = make_task("ptb", seq_len=9, preset="tiny")
+    model, shuffled = _language_model_files(tmp_path, kind, task, **options)
+    order = token_order(tmp_path / "vocab.txt", list(task.vocabulary))
+    assert [shuffled[row] for row in order] == list(task.vocabulary)
+    stack = stack_from_files([tmp_path / "lm.pt"], readout="decoder", embedding="embed", order=order,
+                             nonlinearity=options.get("nonlinearity"), stack_readout="all")
+    x, _ = task.probe_sequences(3)  # (T, B) token ids of the task
+    expected = model(torch.tensor(order)[x])[..., order]  # the same words in the user's ids; scores in task order
+    assert torch.allclose(stack(x)[:, 0], expected, rtol=0, atol=1e-12)
+
+
+def test_the_command_probes_a_language_model_on_the_ptb_task(tmp_path, capsys):
+    from rnn_dynamics.tasks import make_task
+
+    task = make_task("ptb", seq_len=9, preset="tiny")
+    _language_model_files(tmp_path, nn.GRU, task)
+    out = tmp_path / "lm.nc"
+    common = [tmp_path / "lm.pt", "--task", "ptb", "--seq-len", 9, "--preset", "tiny", "--out", out]
+    assert _command([*common, "--embedding", "embed", "--vocabulary", tmp_path / "vocab.txt", "--readout",
+                     "decoder"]) == 0
+    ds = xr.open_dataset(out)
+    assert ds.attrs["input_size"] == len(task.vocabulary) and np.isfinite(ds["test_loss"]).all()
+    capsys.readouterr()
+    (tmp_path / "short.txt").write_text("\n".join(task.vocabulary[1:]), encoding="utf-8")
+    for flags, expected in [(["--embedding", "embed"], "--embedding and --vocabulary go together"),
+                            (["--embedding", "embed", "--vocabulary", tmp_path / "short.txt"],
+                             f"is not the task's vocabulary ({len(task.vocabulary)} tokens): missing "
+                             f"{task.vocabulary[0]!r}; not in the task none"),
+                            (["--embedding", "rnn", "--vocabulary", tmp_path / "vocab.txt"],
+                             "--embedding 'rnn' is not an nn.Embedding in the file")]:
+        out.unlink(missing_ok=True)
+        with pytest.raises(SystemExit):
+            _command([*common, *flags])
+        error = capsys.readouterr().err
+        assert expected in error and error.count("\n") == 1, error
+        assert not out.exists()
