@@ -315,6 +315,14 @@ def test_the_figures_of_a_probed_dataset(tmp_path, capsys):
     assert not {"probed-weight_drift.png", "probed-jacobian_norms.png", "probed-lyapunov_largest.png", "adding.png"} \
         & drawn
     assert "skipped adding of probed.nc: one probe step, and it draws against training step" in capsys.readouterr().err
+    from figures.weight_drift import main as weight_drift_main
+
+    with pytest.raises(SystemExit) as stop:
+        weight_drift_main([str(out), "--out", str(tmp_path / "drift")])
+    error = capsys.readouterr().err
+    assert stop.value.code == 2 and error == "error: figure weight_drift cannot be drawn from probed.nc: one probe " \
+                                             "step, and it draws against training step\n"
+    assert not (tmp_path / "drift").exists()
 
 
 class LanguageModel(nn.Module):
