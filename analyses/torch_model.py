@@ -35,6 +35,21 @@ FIELDS = ("task", "seq_len", "seeds", "preset", "data_dir", "probes", "probe_bat
           "lyapunov", "lyapunov_warmup", "lyapunov_reortho_every", "fixed_point_input", "plugins")
 
 
+#: The flags that say what to read from each file: flag -> (metavar, help); each defaults to None.
+WHAT_TO_READ = {
+    "--module": ("PREFIX", "the recurrent module's name in the state_dict, e.g. rnn or encoder.rnn (default: the one "
+                           "there is)"),
+    "--readout": ("PREFIX", "the nn.Linear that reads the top layer's h, e.g. fc (default: none; the probes that read "
+                            "the network's output are then left out)"),
+    "--embedding": ("PREFIX", "an nn.Embedding that feeds the recurrent module (a language model's), folded into its "
+                              "input weights; needs --vocabulary and a task of tokens (ptb)"),
+    "--vocabulary": ("FILE", "the tokens of the embedding's rows (and the readout's outputs), one per line in their "
+                             "order; the same set as the task's vocabulary"),
+    "--nonlinearity": ("relu|tanh", "the nonlinearity of a torch.nn.RNN or RNNCell, which its state_dict does not "
+                                    "record"),
+}
+
+
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="python -m analyses.torch_model", description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", metavar="WEIGHTS.pt",
@@ -49,20 +64,8 @@ def build_parser() -> OneLineParser:
     steps.add_argument("--steps-from-stems", action="store_true",
                        help="read each file's network and step from its stem, a name followed by the step: "
                             "irnn_300.pt, irnn-step300.pt")
-    parser.add_argument("--module", default=None, metavar="PREFIX",
-                        help="the recurrent module's name in the state_dict, e.g. rnn or encoder.rnn (default: the "
-                             "one there is)")
-    parser.add_argument("--readout", default=None, metavar="PREFIX",
-                        help="the nn.Linear that reads the top layer's h, e.g. fc (default: none; the probes that "
-                             "read the network's output are then left out)")
-    parser.add_argument("--embedding", default=None, metavar="PREFIX",
-                        help="an nn.Embedding that feeds the recurrent module (a language model's), folded into its "
-                             "input weights; needs --vocabulary and a task of tokens (ptb)")
-    parser.add_argument("--vocabulary", default=None, metavar="FILE",
-                        help="the tokens of the embedding's rows (and the readout's outputs), one per line in their "
-                             "order; the same set as the task's vocabulary")
-    parser.add_argument("--nonlinearity", default=None, metavar="relu|tanh",
-                        help="the nonlinearity of a torch.nn.RNN or RNNCell, which its state_dict does not record")
+    for name, (metavar, text) in WHAT_TO_READ.items():
+        parser.add_argument(name, default=None, metavar=metavar, help=text)
     add_fields(parser, StudyConfig, FIELDS)
     for action in parser._actions:  # here a preset sizes the task's data only: nothing is trained
         if action.dest == "preset":
