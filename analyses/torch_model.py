@@ -4,6 +4,7 @@
     python -m analyses.torch_model lstm.pt --readout decoder --task npz --file my_sequences.npz
     python -m analyses.torch_model model.pt --module encoder.rnn --nonlinearity tanh --probes default fixed_points
     python -m analyses.torch_model checkpoints/irnn_*.pt checkpoints/he_*.pt --steps-from-stems --nonlinearity relu
+    python -m analyses.torch_model lm.pt --task ptb --embedding embed --vocabulary vocab.txt --readout decoder
 
 Each WEIGHTS.pt is what torch.save wrote of a model's state_dict, or of a checkpoint dict that holds one (read with
 weights_only: nothing in it is executed). Its recurrent module (torch.nn.RNN, LSTM, GRU or a ...Cell) is found
