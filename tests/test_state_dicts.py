@@ -10,6 +10,7 @@ import torch
 import xarray as xr
 from torch import nn
 
+from conftest import run_in_process
 from rnn_dynamics import get_cell, list_cells
 from rnn_dynamics.state_dicts import module_from_tensors, read_tensors, recurrent_prefixes, stack_from_files
 
@@ -175,6 +176,16 @@ def _command(argv):
     return main([str(arg) for arg in argv])
 
 
+def _command_refusal(argv, capsys, main=None) -> str:
+    """The error a command (analyses.torch_model where ``main`` is None) prints refusing ``argv``: checked to be
+    one line, with exit code 2."""
+    if main is None:
+        from analyses.torch_model import main
+    code, _, error = run_in_process(main, [str(arg) for arg in argv], capsys)
+    assert code == 2 and error.count("\n") == 1, error
+    return error
+
+
 def test_the_command_records_the_known_answers_of_the_saved_weights(tmp_path, capsys):
     """Two saved ReLU networks, W = I and W = 0.5 I with positive states: spectral radius 1 and 0.5,
     every Jacobian product norm 1 and 0.5^k, Lyapunov exponents 0 and ln 0.5, in a dataset of the studies'
@@ -248,18 +259,14 @@ def test_bad_steps_stop_in_one_line_and_write_nothing(tmp_path, capsys, flags, f
     _checkpoints_along_training(tmp_path)
     out = tmp_path / "never.nc"
     argv = [*(tmp_path / f"{stem}.pt" for stem in files), "--nonlinearity", "tanh", "--out", out, *flags]
-    with pytest.raises(SystemExit) as stop:
-        _command(argv)
-    error = capsys.readouterr().err
-    assert stop.value.code == 2 and error.count("\n") == 1 and expected in error, error
+    assert expected in _command_refusal(argv, capsys)
     assert not out.exists()
 
 
 def test_a_stem_without_its_step_is_refused(tmp_path, capsys):
     torch.save(Network(nn.GRU).state_dict(), tmp_path / "final.pt")
-    with pytest.raises(SystemExit):
-        _command([tmp_path / "final.pt", "--steps-from-stems", "--out", tmp_path / "never.nc"])
-    assert "the stem 'final' is not a name followed by its step, as in irnn_300.pt" in capsys.readouterr().err
+    error = _command_refusal([tmp_path / "final.pt", "--steps-from-stems", "--out", tmp_path / "never.nc"], capsys)
+    assert "the stem 'final' is not a name followed by its step, as in irnn_300.pt" in error
 
 
 def test_probes_without_the_summarys_variables_write_their_dataset_and_say_what_it_holds(tmp_path, capsys):
@@ -293,10 +300,7 @@ def test_without_a_readout_the_probes_that_read_the_output_are_left_out(tmp_path
 def test_bad_flags_stop_in_one_line_and_write_nothing(tmp_path, capsys, flags, expected):
     out = tmp_path / "never.nc"
     argv = [*_irnn_files(tmp_path), "--nonlinearity", "relu", "--preset", "tiny", "--out", out, *flags]
-    with pytest.raises(SystemExit) as stop:
-        _command(argv)
-    error = capsys.readouterr().err
-    assert stop.value.code == 2 and error.count("\n") == 1 and expected in error, error
+    assert expected in _command_refusal(argv, capsys)
     assert not out.exists()
 
 
@@ -317,11 +321,9 @@ def test_the_figures_of_a_probed_dataset(tmp_path, capsys):
     assert "skipped adding of probed.nc: one probe step, and it draws against training step" in capsys.readouterr().err
     from figures.weight_drift import main as weight_drift_main
 
-    with pytest.raises(SystemExit) as stop:
-        weight_drift_main([str(out), "--out", str(tmp_path / "drift")])
-    error = capsys.readouterr().err
-    assert stop.value.code == 2 and error == "error: figure weight_drift cannot be drawn from probed.nc: one probe " \
-                                             "step, and it draws against training step\n"
+    error = _command_refusal([out, "--out", tmp_path / "drift"], capsys, weight_drift_main)
+    assert error == "error: figure weight_drift cannot be drawn from probed.nc: one probe step, and it draws " \
+                    "against training step\n"
     assert not (tmp_path / "drift").exists()
 
 
@@ -388,8 +390,5 @@ def test_the_command_probes_a_language_model_on_the_ptb_task(tmp_path, capsys):
                             (["--embedding", "rnn", "--vocabulary", tmp_path / "vocab.txt"],
                              "--embedding 'rnn' is not an nn.Embedding in the file")]:
         out.unlink(missing_ok=True)
-        with pytest.raises(SystemExit):
-            _command([*common, *flags])
-        error = capsys.readouterr().err
-        assert expected in error and error.count("\n") == 1, error
+        assert expected in _command_refusal([*common, *flags], capsys)
         assert not out.exists()
