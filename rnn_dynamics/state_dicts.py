@@ -18,6 +18,8 @@ from .torch_nn import from_torch
 #: A recurrent module's hidden-to-hidden weight: ``PREFIX.weight_hh`` (a ...Cell) or ``PREFIX.weight_hh_lK``.
 _RECURRENT_WEIGHT = re.compile(r"^(?P<prefix>(?:.*\.)?)weight_hh(?:_l\d+)?$")
 _TOP_LEVEL = "(top level)"
+#: The nonlinearities torch.nn.RNN takes; its state_dict does not say which.
+_RNN_NONLINEARITIES = ("relu", "tanh")
 
 
 def _flatten(value, prefix: str, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -132,11 +134,11 @@ def module_from_tensors(tensors: dict[str, torch.Tensor], module: str | None = N
                              f"inputs of {own[first].shape[1]}")
         own[first] = own[first].double() @ input_map.double()
     for kind in _holdable_modules():
-        built = _build(kind, own, nonlinearity if nonlinearity in ("relu", "tanh") else "tanh")
+        built = _build(kind, own, nonlinearity if nonlinearity in _RNN_NONLINEARITIES else "tanh")
         if built is None:
             continue
         takes_nonlinearity = hasattr(built, "nonlinearity")
-        if takes_nonlinearity and nonlinearity not in ("relu", "tanh"):
+        if takes_nonlinearity and nonlinearity not in _RNN_NONLINEARITIES:
             given = "" if nonlinearity is None else f" ({nonlinearity!r} is not one)"
             raise ValueError(f"a torch.nn.{kind.__name__}'s state_dict does not record its nonlinearity: give "
                              f"--nonlinearity relu or tanh{given}")
@@ -149,16 +151,21 @@ def module_from_tensors(tensors: dict[str, torch.Tensor], module: str | None = N
     raise ValueError(f"{_show(module)} ({shapes}) is not shaped as any module this toolkit holds; valid: {valid}")
 
 
+def _matrices(tensors: dict[str, torch.Tensor]) -> str:
+    """The modules of the file with a 2-D weight (an nn.Linear's or nn.Embedding's), for an error to list."""
+    names = [name.removesuffix(".weight") for name, tensor in tensors.items()
+             if name.endswith(".weight") and tensor.dim() == 2]
+    return ", ".join(names) or "none"
+
+
 def readout_from_tensors(tensors: dict[str, torch.Tensor], readout: str, rows: list[int] | None = None) -> nn.Linear:
     """The ``nn.Linear`` named ``readout`` in ``tensors`` (its ``weight`` (O, N) and ``bias``, if any), float64;
     with ``rows``, only those outputs, in that order. ValueError in one line, naming the 2-D weights there are,
     where it is not one."""
     weight, bias = tensors.get(f"{readout}.weight"), tensors.get(f"{readout}.bias")
     if weight is None or weight.dim() != 2 or (bias is not None and bias.shape != weight.shape[:1]):
-        valid = [name.removesuffix(".weight") for name, tensor in tensors.items()
-                 if name.endswith(".weight") and tensor.dim() == 2]
         raise ValueError(f"--readout {readout!r} is not an nn.Linear in the file (a 2-D {readout}.weight and its "
-                         f"bias); candidates: {', '.join(valid) or 'none'}")
+                         f"bias); candidates: {_matrices(tensors)}")
     if rows is not None:
         if weight.shape[0] != len(rows):
             raise ValueError(f"--readout {readout!r} has {weight.shape[0]} outputs but the vocabulary {len(rows)} "
@@ -191,23 +198,16 @@ def token_order(vocabulary_file: str | Path, tokens: list[str]) -> list[int]:
     return [index[token] for token in tokens]
 
 
-def _embedding(tensors: dict[str, torch.Tensor], embedding: str) -> torch.Tensor:
+def _embedding_rows(tensors: dict[str, torch.Tensor], embedding: str, order: list[int]) -> torch.Tensor:
+    """The vectors of the nn.Embedding ``embedding`` for the tokens ``order`` gives, transposed: (E, V), float64."""
     weight = tensors.get(f"{embedding}.weight")
     if weight is None or weight.dim() != 2:
-        valid = [name.removesuffix(".weight") for name, tensor in tensors.items()
-                 if name.endswith(".weight") and tensor.dim() == 2]
         raise ValueError(f"--embedding {embedding!r} is not an nn.Embedding in the file (a 2-D {embedding}.weight); "
-                         f"candidates: {', '.join(valid) or 'none'}")
-    return weight.double()
-
-
-def _embedding_rows(tensors: dict[str, torch.Tensor], embedding: str, order: list[int]) -> torch.Tensor:
-    """The embedding's vectors of the tokens ``order`` gives, transposed: (E, V)."""
-    weight = _embedding(tensors, embedding)
+                         f"candidates: {_matrices(tensors)}")
     if max(order) >= weight.shape[0]:
         raise ValueError(f"--embedding {embedding!r} has {weight.shape[0]} rows but the vocabulary {max(order) + 1} "
                          "tokens")
-    return weight[order].T
+    return weight.double()[order].T
 
 
 def stack_from_files(paths, *, module: str | None = None, readout: str | None = None,
@@ -228,12 +228,11 @@ def stack_from_files(paths, *, module: str | None = None, readout: str | None = 
             modules.append(module_from_tensors(tensors, module, nonlinearity, input_map))
             readouts.append(None if readout is None else
                             readout_from_tensors(tensors, readout, None if embedding is None else order))
-            from_torch(modules[-1], readouts[-1])  # one this toolkit can hold (not bidirectional, say)
         except ValueError as err:
             message = str(err)
             raise ValueError(message if message.startswith(repr(str(path))) else f"{path}: {message}") from None
-    try:
+    try:  # its errors name a module by its index: say which file that is
         return from_torch(modules, None if readout is None else readouts, readout=stack_readout)
     except ValueError as err:
-        order = ", ".join(f"{index}: {path}" for index, path in enumerate(paths))
-        raise ValueError(f"{err} (modules {order})") from None
+        files = ", ".join(f"{index}: {path}" for index, path in enumerate(paths))
+        raise ValueError(f"{err} (modules {files})") from None
