@@ -7,12 +7,12 @@
     python -m analyses.torch_model lm.pt --task ptb --embedding embed --vocabulary vocab.txt --readout decoder
 
 Each WEIGHTS.pt is what torch.save wrote of a model's state_dict, or of a checkpoint dict that holds one (read with
-weights_only: nothing in it is executed). Its recurrent module (torch.nn.RNN, LSTM, GRU or a ...Cell) is found
-by its tensors' names and shapes; every file must hold one of one type and shape. Each network is one cell of a
-stack (its name, by default the file's stem, is its coordinate of the init dim); checkpoints of the networks
-along their training (--steps, --steps-from-stems) are the probe steps, the first one's weights the initial ones.
-The probes run in float64 on the task's probe and test sequences, at each --seq-len and --seeds, and the dataset
-has the studies' schema: `python -m figures OUT` draws its figures.
+weights_only: nothing in it is executed), or a safetensors file of a state_dict. Its recurrent module (torch.nn.RNN,
+LSTM, GRU or a ...Cell) is found by its tensors' names and shapes; every file must hold one of one type and shape.
+Each network is one cell of a stack (its name, by default the file's stem, is its coordinate of the init dim);
+checkpoints of the networks along their training (--steps, --steps-from-stems) are the probe steps, the first one's
+weights the initial ones. The probes run in float64 on the task's probe and test sequences, at each --seq-len and
+--seeds, and the dataset has the studies' schema: `python -m figures OUT` draws its figures.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ WHAT_TO_READ = {
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="python -m analyses.torch_model", description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", metavar="WEIGHTS.pt",
-                        help="state_dict files torch.save wrote, one per network")
+                        help="state_dict files torch.save or safetensors wrote, one per network")
     parser.add_argument("--names", nargs="+", default=None, metavar="NAME",
                         help="a name per file, its coordinate of the init dim (default: the files' stems); one name "
                              "may repeat at different --steps")

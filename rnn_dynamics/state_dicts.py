@@ -1,7 +1,8 @@
-"""Trained recurrent modules read back from a file ``torch.save`` wrote: a model's ``state_dict``, or a checkpoint
-dict that holds one. The recurrent ``torch.nn`` module (any that a registered cell type holds) is rebuilt from the
-names and shapes of its tensors, its readout from an ``nn.Linear``'s, so that :func:`~rnn_dynamics.from_torch`
-can hold them. Files are read with ``weights_only=True``: nothing in them is executed."""
+"""Trained recurrent modules read back from a file ``torch.save`` wrote (a model's ``state_dict``, or a checkpoint
+dict that holds one) or a safetensors file. The recurrent ``torch.nn`` module (any that a registered cell type
+holds) is rebuilt from the names and shapes of its tensors, its readout from an ``nn.Linear``'s, so that
+:func:`~rnn_dynamics.from_torch` can hold them. ``torch.save`` files are read with ``weights_only=True`` and
+safetensors files hold only tensors: nothing in either is executed."""
 
 from __future__ import annotations
 
@@ -33,11 +34,15 @@ def _flatten(value, prefix: str, out: dict[str, torch.Tensor]) -> dict[str, torc
 
 def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     """Every tensor of the file, named by its dotted path through nested dicts (``{'model': {'rnn.weight_hh_l0':
-    ...}, 'epoch': 9}`` gives ``model.rnn.weight_hh_l0``); other values are left out. ValueError in one line for a
-    missing file or one that is not a tensors-only ``torch.save`` file (a pickled module, say)."""
+    ...}, 'epoch': 9}`` gives ``model.rnn.weight_hh_l0``); other values are left out. A safetensors file (known by
+    its first bytes, whatever its name) gives its tensors under their own names. ValueError in one line for a
+    missing file or one that is neither a safetensors file nor a tensors-only ``torch.save`` file (a pickled
+    module, say)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{str(path)!r} is not a file")
+    if _is_safetensors(path):
+        return _read_safetensors(path)
     try:
         with warnings.catch_warnings():  # a file of another pickle protocol warns before it fails, or loads
             warnings.simplefilter("ignore")
@@ -46,8 +51,27 @@ def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         if isinstance(err, pickle.UnpicklingError) and "unsupported global" in str(err).lower():
             raise ValueError(f"{str(path)!r} holds more than tensors (a pickled module or object?): save "
                              "model.state_dict() instead and pass that file") from None
-        raise ValueError(f"{str(path)!r} is not a file torch.save wrote ({_reason(err)})") from None
+        raise ValueError(f"{str(path)!r} is neither a file torch.save wrote nor a safetensors file "
+                         f"({_reason(err)})") from None
     return _flatten(saved, "", {})
+
+
+def _is_safetensors(path: Path) -> bool:
+    """Whether the file opens as safetensors files do: the 8-byte little-endian length of a JSON header that the
+    file holds, then the header's ``{`` (a ``torch.save`` file opens with a zip or pickle header instead)."""
+    with path.open("rb") as file:
+        head = file.read(9)
+    return len(head) == 9 and head[8:] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(path, device="cpu")
+    except SafetensorError as err:
+        raise ValueError(f"{str(path)!r} is not a whole safetensors file ({_reason(err)})") from None
 
 
 def _reason(err: Exception) -> str:

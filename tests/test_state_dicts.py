@@ -2,15 +2,19 @@
 module computes what the saved one computed, the probes of `analyses.torch_model` give the known answers of
 the saved weights, and every file or flag that cannot serve is refused in one line, with nothing written."""
 
+import argparse
 import pickle
+import shutil
 
 import numpy as np
 import pytest
 import torch
 import xarray as xr
+from safetensors.torch import save_file
 from torch import nn
 
 from conftest import run_in_process
+from analyses.torch_model import checkpoint_grid
 from rnn_dynamics import get_cell, list_cells
 from rnn_dynamics.state_dicts import module_from_tensors, read_tensors, recurrent_prefixes, stack_from_files
 
@@ -96,6 +100,31 @@ def test_a_bare_state_dict_and_one_of_several_modules(tmp_path):
         module_from_tensors(tensors)
 
 
+@pytest.mark.parametrize("kind", MODULE_TYPES, ids=lambda kind: kind.__name__)
+def test_a_safetensors_file_gives_what_the_same_state_dict_saved_by_torch_gives(tmp_path, kind):
+    """A network's state_dict saved with safetensors (as float32, as it trained) is read, whatever the file's
+    name, as the same state_dict saved by torch.save: the same names, dtypes and bits, and the same stack."""
+    torch.manual_seed(3)
+    network = Network(kind, **({"nonlinearity": "relu"} if kind in (nn.RNN, nn.RNNCell) else {}))
+    torch.save(network.state_dict(), tmp_path / "net.pt")
+    shutil.copy(_safetensors(tmp_path / "net.safetensors", network), tmp_path / "renamed.bin")
+    expected = read_tensors(tmp_path / "net.pt")
+    for name in ("net.safetensors", "renamed.bin"):
+        tensors = read_tensors(tmp_path / name)
+        assert tensors.keys() == expected.keys()
+        assert all(tensors[k].dtype == v.dtype and torch.equal(tensors[k], v) for k, v in expected.items())
+    nonlinearity = "relu" if kind in (nn.RNN, nn.RNNCell) else None
+    stacks = [stack_from_files([tmp_path / name], readout="fc", nonlinearity=nonlinearity)
+              for name in ("net.pt", "net.safetensors")]
+    assert all(torch.equal(a, b) for a, b in zip(*(stack.parameters() for stack in stacks), strict=True))
+
+
+def test_a_safetensors_files_stem_gives_its_network_and_step():
+    args = argparse.Namespace(files=["runs/irnn_300.safetensors", "runs/irnn_0.safetensors"], steps=None,
+                              steps_from_stems=True, names=None)
+    assert checkpoint_grid(args) == (["irnn"], {0: ["runs/irnn_0.safetensors"], 300: ["runs/irnn_300.safetensors"]})
+
+
 def _refusal(tmp_path, make, **given) -> str:
     path = make(tmp_path / "file.pt")
     with pytest.raises(ValueError) as error:
@@ -118,13 +147,35 @@ def _saved(network):
     return make
 
 
+def _safetensors(path, network=None):
+    save_file((network or Network(nn.GRU)).state_dict(), path)
+    return path
+
+
+def _cut(path, count):
+    path.write_bytes(path.read_bytes()[:-count])
+    return path
+
+
+def _overwritten(path, at, data):
+    whole = path.read_bytes()
+    path.write_bytes(whole[:at] + data + whole[at + len(data):])
+    return path
+
+
+NEITHER = "is neither a file torch.save wrote nor a safetensors file"
 REFUSALS = {
     "pickled module": (lambda p: torch.save(nn.RNN(2, 3), p) or p, {}, "holds more than tensors"),
     "pickled object": (_written(pickle.dumps(object, protocol=2)), {}, "holds more than tensors"),
-    "newer pickle": (_written(pickle.dumps({"w": 1}, protocol=4)), {}, "is not a file torch.save wrote "
-                                                                     "(UnpicklingError: Unsupported operand 149)"),
-    "text": (_written(b"not a checkpoint"), {}, "is not a file torch.save wrote (UnpicklingError: Unsupported"),
-    "empty": (_written(b""), {}, "is not a file torch.save wrote"),
+    "newer pickle": (_written(pickle.dumps({"w": 1}, protocol=4)), {}, f"{NEITHER} (UnpicklingError: Unsupported "
+                                                                     "operand 149)"),
+    "text": (_written(b"not a checkpoint"), {}, f"{NEITHER} (UnpicklingError: Unsupported"),
+    "empty": (_written(b""), {}, NEITHER),
+    "safetensors cut short": (lambda p: _cut(_safetensors(p), 5), {}, "is not a whole safetensors file "
+                              "(SafetensorError: Error while deserializing header: incomplete metadata"),
+    "safetensors header not JSON": (lambda p: _overwritten(_safetensors(p), 9, b"garbage"), {},
+                                    "is not a whole safetensors file (SafetensorError: Error while deserializing "
+                                    "header: invalid JSON"),
     "missing": (lambda p: p, {}, "is not a file"),
     "no recurrent weights": (_saved(nn.Linear(3, 2)), {}, "no recurrent weights"),
     "unknown module": (_saved(Network(nn.LSTM)), {"module": "encoder"}, "--module 'encoder' holds no recurrent"),
