@@ -5,19 +5,24 @@ the dense products' SVDs at those lags (lag_spectra), on the default study's sta
     PYTHONPATH=. python benchmarks/bench_full_spectrum.py            # N = 100, T = 50, 6 inits x 4 sequences
     PYTHONPATH=. python benchmarks/bench_full_spectrum.py --seq-len 150
 
-Prints the times, their ratios, and how many directions each product keeps (ReLU zeroes some exactly).
+Prints the times, their ratios, and how many directions each product keeps (ReLU zeroes some exactly); then the
+full-depth times again with every matrix left to the Jacobi engine (no formed matrix handed to LAPACK's dgejsv), the
+same values in another engine, and that engine's time against the default's.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
+from unittest import mock
 
 import torch
 
 from rnn_dynamics import StudyConfig
 from rnn_dynamics.jacobians import (default_lags, lag_log_singular_values, product_log_norms,
                                     product_log_singular_values, product_log_spectra)
+from rnn_dynamics import spectra
 from rnn_dynamics.models import get_cell
 
 
@@ -54,7 +59,22 @@ def main(argv=None) -> int:
         print(f"{nonlinearity}, {len(lags)} lags: dense SVDs {dense_lags:.3f} s, full depth {full_lags:.3f} s "
               f"({full_lags / dense_lags:.1f}x); directions kept on average at k = {lags[0]}: {kept[0]:.1f}, "
               f"k = {lags[-1]}: {kept[-1]:.1f}")
+        with torch.no_grad(), mock.patch.object(spectra, "FORMED_SPREAD_LIMIT", -math.inf):
+            jacobi, jacobi_values = timed(product_log_singular_values, jacobians)
+            jacobi_lags, jacobi_lag_values = timed(lag_log_singular_values, jacobians, lags)
+        apart = max(_largest_difference(values, jacobi_values), _largest_difference(lag_values, jacobi_lag_values))
+        print(f"{nonlinearity}, Jacobi engine only: ds_T/ds_0 {jacobi:.3f} s ({jacobi / full:.1f}x the default's), "
+              f"{len(lags)} lags {jacobi_lags:.3f} s ({jacobi_lags / full_lags:.1f}x); values apart by at most "
+              f"{apart:.1e} nats")
     return 0
+
+
+def _largest_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The largest |a - b| where both are finite; inf where one is finite and the other not."""
+    if not torch.equal(torch.isfinite(a), torch.isfinite(b)):
+        return math.inf
+    finite = torch.isfinite(a)
+    return float((a[finite] - b[finite]).abs().max()) if finite.any() else 0.0
 
 
 if __name__ == "__main__":

@@ -59,34 +59,86 @@ def graded_triangle(r: torch.Tensor, log_scales: torch.Tensor) -> torch.Tensor:
     return torch.triu(r * ratio)
 
 
+#: The widest spread of a matrix's row scales (nats, the non-zero rows') at which
+#: :func:`graded_log_singular_values` forms the matrix, diag(e^(s - s_1)) U, for LAPACK: its rows then lie within
+#: e^-600 = 1e-261 of the first, every one a normal float64 (down to 2.2e-308) with the digits of its own scale.
+FORMED_SPREAD_LIMIT = 600.0
+
+
 def graded_log_singular_values(rows: torch.Tensor, log_scales: torch.Tensor, max_sweeps: int = 60) -> torch.Tensor:
     """ln of the singular values, descending, of diag(exp(log_scales)) @ rows for rows (..., n, m), however far
-    apart the scales lie (thousands of nats: the matrix itself is never formed).
+    apart the scales lie (thousands of nats), each to its own relative accuracy, where an SVD of the formed matrix
+    resolves only values within eps of the largest. In float64; (..., n).
 
-    One-sided Jacobi (Hestenes) on the rows, each kept as a unit vector and the log of its length: rotations of
-    pairs of rows until all are orthogonal, whose lengths are then the singular values. Its relative accuracy is
-    about eps times the condition number of the rows scaled to unit length, whatever the spread of the scales
-    (Demmel & Veselic 1992), where an SVD of the formed matrix resolves only values within eps of the largest.
-    A row of scale -inf, or of zeros, adds a value of -inf; rows otherwise linearly dependent (more rows than
-    columns, say) add values at the rounding of their lengths instead. In float64; (..., n).
+    Both engines are one-sided Jacobi, whose relative accuracy is about eps times the condition number of the rows
+    scaled to unit length, whatever the spread of the scales (Demmel & Veselic 1992). A matrix whose non-zero rows'
+    scales lie within ``FORMED_SPREAD_LIMIT`` nats is formed, shifted by its largest scale, and goes to LAPACK's
+    dgejsv (Drmac & Veselic 2008, column-scaled accuracy, no small value flushed: :func:`_lapack_log_values`);
+    the others, whose formed rows would fall out of float64's range, to :func:`_jacobi_log_values`, which keeps
+    each row as a unit vector and the log of its length and never forms the matrix. A row of scale -inf, or of
+    zeros, adds a value of -inf. Each matrix is computed on its own, so its values do not depend on which matrices
+    share the batch.
+    """
+    unit, scale = unit_length_rows(rows.double(), log_scales.double())
+    lead, (n, m) = unit.shape[:-2], unit.shape[-2:]
+    batch = math.prod(lead)  # one batch dim (not -1: there may be no rows at all)
+    unit, scale = unit.reshape(batch, n, m), scale.reshape(batch, n)
+    if not n:
+        return scale.reshape(*lead, n)
+    alive = torch.isfinite(scale)
+    spread = torch.where(alive, scale, -math.inf).amax(dim=-1) - torch.where(alive, scale, math.inf).amin(dim=-1)
+    formed = (alive.sum(dim=-1) <= m) & ((spread <= FORMED_SPREAD_LIMIT) | ~alive.any(dim=-1))
+    values = torch.empty_like(scale)
+    if formed.any():
+        values[formed] = _lapack_log_values(unit[formed], scale[formed])
+    if not formed.all():
+        values[~formed] = _jacobi_log_values(unit[~formed], scale[~formed], max_sweeps)
+    return values.reshape(*lead, n)
+
+
+def _lapack_log_values(unit: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """:func:`graded_log_singular_values` of matrices (B, n, m) of unit rows (or zero rows of scale -inf) whose
+    non-zero rows' scales lie within ``FORMED_SPREAD_LIMIT``, no more of them than columns: each formed and handed
+    to dgejsv. A = U^T diag(e^(s - s_1)) is column-scaled, for which JOBA 'C' gives each value to its own relative
+    accuracy; JOBR 'N' flushes none of the small ones to 0, JOBT 'N' keeps A (not A^T) and JOBP 'N' perturbs no
+    entry (scipy's codes: joba=0, jobr=0, jobt=0, jobp=0; jobu=jobv=3, no vectors). The values are
+    WORK(1) / WORK(2) times SVA, LAPACK's factored form should it have scaled A."""
+    from scipy.linalg.lapack import dgejsv
+
+    unit_np, scale_np = unit.cpu().numpy(), scale.cpu().numpy()
+    values = np.full(scale_np.shape, -np.inf)
+    for i, (rows, scales) in enumerate(zip(unit_np, scale_np)):
+        alive = np.isfinite(scales)
+        if not alive.any():
+            continue
+        top = scales[alive].max()
+        formed = np.exp(scales[alive] - top)[:, None] * rows[alive]
+        sva, _, _, work, _, info = dgejsv(np.asfortranarray(formed.T), joba=0, jobu=3, jobv=3, jobr=0, jobt=0, jobp=0)
+        if info != 0:
+            raise RuntimeError(f"LAPACK dgejsv failed (info {info}) on a matrix of {len(formed)} rows")
+        with np.errstate(divide="ignore"):  # a value of exactly 0: -inf
+            values[i, :len(formed)] = np.sort(np.log(sva) + math.log(work[0] / work[1]))[::-1] + top
+    return torch.from_numpy(values).to(scale.device)
+
+
+def _jacobi_log_values(unit: torch.Tensor, scale: torch.Tensor, max_sweeps: int) -> torch.Tensor:
+    """:func:`graded_log_singular_values` of matrices (B, n, m) of unit rows (or zero rows of scale -inf), the
+    matrix never formed: one-sided Jacobi (Hestenes) rotates pairs of rows, each kept as a unit vector and the log
+    of its length, until all are orthogonal, whose lengths are then the singular values. Rows otherwise linearly
+    dependent (more rows than columns, say) add values at the rounding of their lengths.
 
     Where there are no more rows than columns, the rows (in order of scale) are first replaced by those of
     R diag(e^s), from rows^T = Q R: the same singular values, Householder's QR perturbs each row by rounding
     relative to itself (which this accuracy allows), and Jacobi then needs fewer sweeps (QR preconditioning,
     Drmac & Veselic 2008; 1.2-1.4x fewer rotations on lag products, the values equal to 1e-13 nats).
     A matrix leaves the batch after the first sweep that finds its rows orthogonal, so a batch's values do not
-    depend on which other matrices share it, and the matrices that converge early (diagonal ones, products
-    of few steps) stop costing rotations.
-    """
-    unit, scale = unit_length_rows(rows.double(), log_scales.double())
+    depend on which other matrices share it, and the matrices that converge early stop costing rotations."""
+    n = unit.shape[-2]
     if unit.shape[-2] <= unit.shape[-1]:
         unit, scale = _triangular_rows(unit, scale)
-    lead, n = unit.shape[:-2], unit.shape[-2]
     if n % 2:  # a zero row of scale -inf pairs with each row in turn and changes nothing
         unit = torch.cat([unit, torch.zeros_like(unit[..., :1, :])], dim=-2)
         scale = torch.cat([scale, torch.full_like(scale[..., :1], -math.inf)], dim=-1)
-    batch = math.prod(lead)  # one batch dim (not -1: there may be no rows at all)
-    unit, scale = unit.reshape(batch, *unit.shape[-2:]), scale.reshape(batch, scale.shape[-1])
     half = unit.shape[-2] // 2
     # the circle method: seat i of the top half plays seat half + i of the bottom half
     seats = torch.cat([unit[:, :half], unit[:, half:].flip(-2)], dim=-2)
@@ -108,8 +160,7 @@ def graded_log_singular_values(rows: torch.Tensor, log_scales: torch.Tensor, max
             spare = spare[:len(running)]  # free between rounds: its first rows serve the smaller batch
         if not len(running):
             break
-    values = torch.sort(values, dim=-1, descending=True).values[..., :n]
-    return values.reshape(*lead, n)
+    return torch.sort(values, dim=-1, descending=True).values[..., :n]
 
 
 def _circle_moves(half: int) -> list[tuple[int, int, int]]:

@@ -144,6 +144,27 @@ def test_graded_rows_give_their_own_scales_far_outside_the_float_range(gen):
     assert torch.isneginf(graded_log_singular_values(rows, torch.zeros(3, 5, dtype=torch.float64))[1, -1])
 
 
+@pytest.mark.parametrize("spread", [1.0, 300.0, 590.0])
+def test_lapack_on_the_formed_matrix_and_jacobi_on_its_rows_give_the_same_values(gen, spread):
+    """Within FORMED_SPREAD_LIMIT both engines serve: rows of condition about 1e3 under scales spread over
+    ``spread`` nats (shuffled, two rows zero) give LAPACK's dgejsv on the formed matrix and Jacobi on the unit rows
+    the same values to 1e-11 nats, -inf for the zero rows in both."""
+    from rnn_dynamics.spectra import FORMED_SPREAD_LIMIT, _jacobi_log_values, _lapack_log_values, unit_length_rows
+
+    assert spread < FORMED_SPREAD_LIMIT
+    rows = torch.randn(3, 30, 40, generator=gen, dtype=torch.float64)
+    rows[..., :4] *= 1e3
+    rows[:, [5, 17]] = 0.0
+    scales = -spread * torch.rand(3, 30, generator=gen, dtype=torch.float64)
+    scales[:, 0], scales[:, 1] = 0.0, -spread
+    unit, scale = unit_length_rows(rows, scales)
+    lapack, jacobi = _lapack_log_values(unit, scale), _jacobi_log_values(unit, scale, max_sweeps=60)
+    assert torch.isneginf(lapack[:, -2:]).all() and torch.isneginf(jacobi[:, -2:]).all()
+    assert torch.isfinite(lapack[:, :-2]).all()
+    assert torch.allclose(lapack[:, :-2], jacobi[:, :-2], rtol=0, atol=1e-11)
+    assert torch.equal(graded_log_singular_values(rows, scales), lapack)
+
+
 def test_a_matrix_takes_the_same_values_whatever_matrices_share_its_jacobi_batch(gen):
     """Jacobi drops a matrix from the batch once its rows are orthogonal: a nearly orthogonal matrix that converges
     sweeps before the others gives, batched with them, bit for bit what it gives alone, as does each of them (the
