@@ -100,12 +100,14 @@ def test_a_bare_state_dict_and_one_of_several_modules(tmp_path):
         module_from_tensors(tensors)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("kind", MODULE_TYPES, ids=lambda kind: kind.__name__)
-def test_a_safetensors_file_gives_what_the_same_state_dict_saved_by_torch_gives(tmp_path, kind):
-    """A network's state_dict saved with safetensors (as float32, as it trained) is read, whatever the file's
-    name, as the same state_dict saved by torch.save: the same names, dtypes and bits, and the same stack."""
+def test_a_safetensors_file_gives_what_the_same_state_dict_saved_by_torch_gives(tmp_path, kind, dtype):
+    """A network's state_dict saved with safetensors (float32 as it trained, or bfloat16 as large models are often
+    shared) is read, whatever the file's name, as the same state_dict saved by torch.save: the same names, dtypes
+    and bits, and the same stack (float64 holds every bfloat16 exactly)."""
     torch.manual_seed(3)
-    network = Network(kind, **({"nonlinearity": "relu"} if kind in (nn.RNN, nn.RNNCell) else {}))
+    network = Network(kind, **({"nonlinearity": "relu"} if kind in (nn.RNN, nn.RNNCell) else {})).to(dtype)
     torch.save(network.state_dict(), tmp_path / "net.pt")
     shutil.copy(_safetensors(tmp_path / "net.safetensors", network), tmp_path / "renamed.bin")
     expected = read_tensors(tmp_path / "net.pt")
