@@ -19,10 +19,9 @@ from unittest import mock
 
 import torch
 
-from rnn_dynamics import StudyConfig
+from rnn_dynamics import StudyConfig, spectra
 from rnn_dynamics.jacobians import (default_lags, lag_log_singular_values, product_log_norms,
                                     product_log_singular_values, product_log_spectra)
-from rnn_dynamics import spectra
 from rnn_dynamics.models import get_cell
 
 

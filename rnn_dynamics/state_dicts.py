@@ -65,6 +65,7 @@ def _is_safetensors(path: Path) -> bool:
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file by name; ValueError in one line for one cut short or garbled."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
