@@ -445,3 +445,71 @@ def test_the_command_probes_a_language_model_on_the_ptb_task(tmp_path, capsys):
         out.unlink(missing_ok=True)
         assert expected in _command_refusal([*common, *flags], capsys)
         assert not out.exists()
+
+
+def _vocabulary_file(tmp_path, tokens):
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    return path
+
+
+def _language_model_refusal(tmp_path, make_file, vocabulary=("a", "b", "c"), tokens=("a", "b", "c"),
+                            embedding="embed", readout="decoder") -> str:
+    """The one-line error reading a language model of ``vocabulary`` rows against a task of ``tokens`` gives, where
+    ``make_file`` saves the model (a GRU on 4-vectors with a 6-way decoder: ``LanguageModel``)."""
+    from rnn_dynamics.state_dicts import token_order
+
+    make_file(tmp_path / "lm.pt", len(vocabulary))
+    with pytest.raises(ValueError) as error:
+        order = token_order(_vocabulary_file(tmp_path, vocabulary), list(tokens))
+        stack_from_files([tmp_path / "lm.pt"], readout=readout, embedding=embedding, order=order)
+    assert "\n" not in str(error.value)
+    return str(error.value)
+
+
+def _saved_language_model(embedding_rows=None, decoder_outputs=None, embedding_size=4):
+    """A file of ``LanguageModel(nn.GRU, V)`` with its embedding and decoder resized where given."""
+    def make(path, vocabulary):
+        model = LanguageModel(nn.GRU, vocabulary)
+        model.embed = nn.Embedding(embedding_rows or vocabulary, embedding_size)
+        model.decoder = nn.Linear(6, decoder_outputs or vocabulary)
+        torch.save(model.state_dict(), path)
+    return make
+
+
+@pytest.mark.parametrize("make, given, expected", [
+    (_saved_language_model(), {"vocabulary": ("a", "b", "b")}, "repeats tokens: 'b'"),
+    (_saved_language_model(), {"vocabulary": ("a", "b", "d")}, "is not the task's vocabulary (3 tokens): "
+                                                                "missing 'c'; not in the task 'd'"),
+    (_saved_language_model(embedding_rows=2), {}, "--embedding 'embed' has 2 rows but the vocabulary 3 tokens"),
+    (_saved_language_model(decoder_outputs=5), {}, "--readout 'decoder' has 5 outputs but the vocabulary 3 tokens"),
+    (_saved_language_model(embedding_size=5), {}, "the embedding's vectors have 5 entries but rnn takes inputs of 4"),
+], ids=["repeated token", "another vocabulary", "embedding too short", "readout too wide", "embedding too wide"])
+def test_a_language_model_that_does_not_fit_its_vocabulary_is_refused_in_one_line(tmp_path, make, given, expected):
+    assert expected in _language_model_refusal(tmp_path, make, **given)
+
+
+def test_a_vocabulary_that_is_no_file_and_tensors_of_no_modules_shape_are_refused(tmp_path):
+    from rnn_dynamics.state_dicts import token_order
+
+    with pytest.raises(ValueError, match=r"^--vocabulary '.*missing\.txt' is not a file$"):
+        token_order(tmp_path / "missing.txt", ["a"])
+    tensors = {"rnn.weight_ih_l0": torch.zeros(4, 3), "rnn.weight_hh_l0": torch.zeros(5, 2)}  # 4 rows, then 5
+    with pytest.raises(ValueError, match=r"^rnn \(weight_ih_l0 \(4, 3\), weight_hh_l0 \(5, 2\)\) is not shaped as "
+                                         r"any module this toolkit holds; valid: torch\.nn\.RNN, "):
+        module_from_tensors(tensors, nonlinearity="tanh")
+
+
+def test_checkpoints_of_other_shapes_at_two_steps_and_an_embedding_on_a_task_of_no_tokens_are_refused(tmp_path,
+                                                                                                    capsys):
+    torch.save(Network(nn.GRU, hidden=4).state_dict(), tmp_path / "net_0.pt")
+    torch.save(Network(nn.GRU, hidden=5).state_dict(), tmp_path / "net_10.pt")
+    out = tmp_path / "never.nc"
+    error = _command_refusal([tmp_path / "net_0.pt", tmp_path / "net_10.pt", "--steps-from-stems", "--preset", "tiny",
+                              "--out", out], capsys)
+    assert "the files of step 10 hold ('GRUStack', 'tanh') modules of other sizes or type than those of step 0" \
+        in error
+    error = _command_refusal([tmp_path / "net_0.pt", "--embedding", "embed", "--vocabulary",
+                              _vocabulary_file(tmp_path, ["a"]), "--preset", "tiny", "--out", out], capsys)
+    assert "--embedding needs a task of tokens with a vocabulary (ptb), not 'adding'" in error
+    assert not out.exists()
