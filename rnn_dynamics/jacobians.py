@@ -279,8 +279,9 @@ def product_log_singular_values(jacobians: JacobianSequence) -> torch.Tensor:
     """ln of every singular value of ds_T/ds_0 = J_T ... J_1, descending (..., S), each to its own relative
     accuracy, where :func:`product_log_spectra` resolves only those within ``RESOLVED_PRODUCT_NATS`` of the largest.
 
-    The product is never formed. The QR method carries it as Q_t (diag(e^s) U), Q_t orthogonal and the rows of U of
-    unit length with their log lengths s apart: J_t Q_{t-1} = Q_t R_t, then the rows become R_t diag(e^s) U
+    The product is never formed. The QR method carries it as Q_t (diag(e^s) U), Q_t's columns orthonormal (one per
+    direction some sequence keeps: :class:`_QRProduct`) and the rows of U of unit length with their log lengths s
+    apart: J_t Q_{t-1} = Q_t R_t, then the rows become R_t diag(e^s) U
     (:meth:`_QRProduct.multiply`). The singular values of diag(e^s) U are then those of the product
     (:func:`~rnn_dynamics.spectra.graded_log_singular_values`). A step Jacobian's rows of exact zeros (inactive ReLU
     units) become exact zero rows of R: the directions they kill come out as -inf, not as rounding. So do those of
@@ -319,7 +320,7 @@ def lag_log_singular_values(jacobians: JacobianSequence, lags: Sequence[int]) ->
         carried.zero_rows((step == 0).all(dim=-1))  # J_t's zero rows
         carried.multiply(jacobians.right(carried.q.mT, t).mT if carried.exact else step.double().mT @ carried.q)
         if k in wanted:
-            kept.append((carried.rows, carried.log_lengths, carried.finite))  # replaced, never changed in place
+            kept.append(carried.full_rows())  # new tensors, never changed in place after
     chunks, size = [[]], 0
     for rows, log_lengths, finite in kept:
         nonzero_bytes = rows[..., 0, :].numel() * int(torch.isfinite(log_lengths).sum(dim=-1).max()) * 8
@@ -338,8 +339,11 @@ LAG_SPECTRA_CHUNK_BYTES = 4 << 20
 
 
 class _QRProduct:
-    """A product of matrices carried as Q (diag(e^s) U) in float64: Q orthogonal, U's rows of unit length, s their
-    log lengths, descending (-inf: a row that is exactly 0); starts as the identity of the sequence's size."""
+    """A product of matrices carried as Q (diag(e^s) U) in float64: Q's columns orthonormal, U's rows of unit length,
+    s their log lengths, descending (-inf: a row that is exactly 0); starts as the identity of the sequence's size.
+    Only as many directions are carried as some member of the batch keeps: rows of U that are 0 in every member
+    stay 0 under any factor, so they and Q's columns for them are dropped (Q (S, a), U (a, S)), and each QR after
+    is of S x a instead of S x S (under ReLU a is about half of S)."""
 
     def __init__(self, jacobians: JacobianSequence):
         first = jacobians.dense(0)
@@ -357,16 +361,18 @@ class _QRProduct:
         first it falls."""
         from .spectra import graded_triangle, unit_length_rows
 
-        self.finite &= torch.isfinite(y).all(dim=-1).all(dim=-1)
+        self.finite = self.finite & torch.isfinite(y).all(dim=-1).all(dim=-1)  # new: earlier lags keep theirs
         y = torch.where(self.finite[..., None, None], y, 0.0)
         zero_last = torch.argsort((y == 0).all(dim=-1).to(torch.int8), dim=-1, stable=True).unsqueeze(-1)
         q_sorted, r = torch.linalg.qr(torch.gather(y, -2, zero_last.expand_as(y)))
         q = torch.empty_like(q_sorted).scatter_(-2, zero_last.expand_as(q_sorted), q_sorted)
         rows, log_lengths = unit_length_rows(graded_triangle(r, self.log_lengths) @ self.rows, self.log_lengths)
         order = torch.argsort(log_lengths, dim=-1, descending=True)
+        kept = max(int(torch.isfinite(log_lengths).sum(dim=-1).max()) if log_lengths.numel() else 0, 1)
+        order = order[..., :kept]  # the rows that are 0 in every member go last: dropped
         self.log_lengths = torch.gather(log_lengths, -1, order)
-        self.rows = torch.gather(rows, -2, order.unsqueeze(-1).expand_as(rows))
-        self.q = torch.gather(q, -1, order.unsqueeze(-2).expand_as(q))
+        self.rows = torch.gather(rows, -2, order.unsqueeze(-1).expand(*order.shape, rows.shape[-1]))
+        self.q = torch.gather(q, -1, order.unsqueeze(-2).expand(*q.shape[:-1], kept))
 
     def zero_rows(self, rows: torch.Tensor) -> None:
         """The product times Π on the left, Π zeroing the ``rows`` (..., S) marked True (nothing where none is): a
@@ -377,7 +383,14 @@ class _QRProduct:
     def log_singular_values(self) -> torch.Tensor:
         """ln of the product's singular values, descending (..., S): -inf for the rows that are 0, NaN where a
         factor held NaN / Inf."""
-        return _graded_values(self.rows, self.log_lengths, self.finite)
+        return _graded_values(*self.full_rows())
+
+    def full_rows(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """U's rows (..., S, S) and their log lengths (..., S), the dropped ones back as zero rows of log length
+        -inf, and whether each member is finite: the same shapes at every step, for values taken at several."""
+        dropped = self.rows.shape[-1] - self.rows.shape[-2]
+        rows = torch.nn.functional.pad(self.rows, (0, 0, 0, dropped))
+        return rows, torch.nn.functional.pad(self.log_lengths, (0, dropped), value=-math.inf), self.finite
 
 
 def _graded_values(rows: torch.Tensor, log_lengths: torch.Tensor, finite: torch.Tensor) -> torch.Tensor:

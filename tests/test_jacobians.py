@@ -259,6 +259,43 @@ def _driven_relu_jacobians(gen, n: int, steps: int, coupling: float) -> ElmanJac
     return ElmanJacobians(weight, torch.stack(masks))
 
 
+def test_a_non_finite_step_makes_only_the_lags_that_reach_it_nan(gen):
+    """J_1 of one sequence holds a NaN: its products at every lag k < T leave J_1 out and keep their values, the
+    one at k = T is NaN, and the other sequence is untouched at every lag (a flag changed in place once spread the
+    NaN to every lag taken before it)."""
+    factors = torch.randn(6, 2, 4, 4, generator=gen, dtype=torch.float64)
+    broken = factors.clone()
+    broken[0, 1, 0, 0] = math.nan
+    values = lag_log_singular_values(DenseJacobians(broken), [1, 3, 6])
+    clean = lag_log_singular_values(DenseJacobians(factors), [1, 3, 6])
+    assert torch.isnan(values[2, 1]).all() and not torch.isnan(values[:2]).any() and not torch.isnan(values[:, 0]).any()
+    assert torch.equal(values[:2], clean[:2]) and torch.equal(values[:, 0], clean[:, 0])
+
+
+def test_the_carried_product_keeps_only_as_many_directions_as_some_sequence_keeps(gen):
+    """Under ReLU masks a product loses directions for good: the QR form then carries only as many as the sequence
+    that keeps most (Q is S x a, a < S, so each later QR is of S x a), and still gives S values, -inf for the rest
+    (their exactness: the tests around this one)."""
+    from rnn_dynamics.jacobians import _QRProduct
+
+    n, steps, sequences = 16, 40, 3
+    weight = torch.eye(n, dtype=torch.float64) + 0.3 * torch.randn(n, n, generator=gen, dtype=torch.float64)
+    h, masks = torch.rand(sequences, n, generator=gen, dtype=torch.float64), []
+    for _ in range(steps):
+        a = h @ weight.T + 0.3 * torch.randn(sequences, n, generator=gen, dtype=torch.float64)
+        h = a.clamp(min=0)
+        masks.append((a > 0).double())
+    jacobians = ElmanJacobians(weight, torch.stack(masks))
+    carried = _QRProduct(jacobians)
+    for t in range(steps):
+        carried.zero_rows((jacobians.dense(t) == 0).all(dim=-2))
+        carried.multiply(jacobians.left(t, carried.q))
+    values = product_log_singular_values(jacobians)
+    kept = torch.isfinite(values).sum(dim=-1)
+    assert values.shape == (sequences, n) and torch.equal(carried.log_singular_values(), values)
+    assert kept.max() < n and tuple(carried.q.shape) == (sequences, n, int(kept.max()))
+
+
 def test_directions_inactive_relu_units_kill_are_minus_infinity_and_the_rest_exact(gen):
     """An IRNN-like W under the ReLU masks of a driven trajectory: the product has rank r < N, so N - r singular
     values are exactly 0 (-inf); the r others equal 300-digit arithmetic. The dense product gives rounding."""

@@ -1,5 +1,5 @@
 """Every singular value of ds_T/ds_{T-k} at every recorded lag k, however far below the largest (off by default:
-the walk back and one accurate SVD per lag cost 4.5-5.6x the lag_spectra probe's SVDs at N = 100, T = 50).
+the walk back and one accurate SVD per lag cost 2.3-4.9x the lag_spectra probe's SVDs at N = 100, T = 50).
 
 lag_spectra forms each product and resolves its singular values within about 28 nats of the largest; the rest
 are rounding. This probe walks back from step T carrying the product in QR form instead
