@@ -74,6 +74,7 @@ def build_parser() -> OneLineParser:
                           "default: default)"
     add_plugin_options(parser, ["task"])
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output netCDF path (default {DEFAULT_OUT})")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_listing_flags(parser, ["tasks", "probes"])
     return parser
 
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         model = _one_shape(models)
         config = dataclasses.replace(config, cells=[model.cell_type], nonlinearities=[model.nonlinearity],
                                      hidden=model.hidden_size, layers=model.num_layers)
-        ds = probe_study(config, models)
+        ds = probe_study(config, models, progress=not args.quiet)
     except ValueError as err:
         fail(error_message(err))
     ds.attrs.update(trained_elsewhere=", ".join(f"{name} at step {step}: {Path(path).resolve()} (sha256 "

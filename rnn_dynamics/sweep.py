@@ -184,12 +184,13 @@ def run_stack(config: StudyConfig, spec: StackSpec, on_step=None) -> xr.Dataset:
     return _at_sweep_point(data, spec, model, config.hidden)
 
 
-def probe_stack(config: StudyConfig, spec: StackSpec, models: Mapping[int, object]) -> xr.Dataset:
+def probe_stack(config: StudyConfig, spec: StackSpec, models: Mapping[int, object], bar=None) -> xr.Dataset:
     """Probe given stacks as they are, one per training step ({step: stack}, the stack's cells ``spec.inits``),
     with ``config``'s probes on its task at ``spec``'s seq_len and seed: the dataset :func:`run_stack` would give
     for a stack that training took through them (networks trained elsewhere, held by
-    :func:`~rnn_dynamics.from_torch`; the first step's weights are the initial ones). ValueError in one line where
-    the task's input or output size, or the steps it reads the output at, differ from the stacks'."""
+    :func:`~rnn_dynamics.from_torch`; the first step's weights are the initial ones). ``bar`` (a tqdm bar) moves
+    on by one per step probed. ValueError in one line where the task's input or output size, or the steps it reads
+    the output at, differ from the stacks'."""
     config.load_plugins()
     steps = sorted(models)
     first = models[steps[0]]
@@ -208,19 +209,25 @@ def probe_stack(config: StudyConfig, spec: StackSpec, models: Mapping[int, objec
         ctx = ProbeContext(models[step], task, step, settings, spec.inits, initial_blocks)
         records.append({name: array for probe in config.recorded_probes()
                         for name, array in PROBES.get(probe)(ctx).items()})
+        if bar is not None:
+            bar.update(1)
     return _at_sweep_point(_probe_data(config, task, list(spec.inits), steps, records), spec, first, config.hidden)
 
 
-def probe_study(config: StudyConfig, models) -> xr.Dataset:
+def probe_study(config: StudyConfig, models, progress: bool = False) -> xr.Dataset:
     """The dataset of ``config``'s probes on given stacks at each seq_len and seed of ``config``, labelled as a
     study's: ``models`` is one stack (probe step 0) or {training step: stack} of one network per cell at each step;
     ``config.cells`` and ``config.nonlinearities`` name their one cell type and nonlinearity, ``config.inits``
-    their cells, ``hidden`` and ``layers`` their sizes."""
+    their cells, ``hidden`` and ``layers`` their sizes. ``progress`` shows a bar of the probe steps (on a
+    terminal, to stderr)."""
     config.validate_probing()
     models = models if isinstance(models, Mapping) else {0: models}
     if not models:
         raise ValueError("no stack given to probe")
-    return build_dataset(config, [probe_stack(config, spec, models) for spec in plan_stacks(config)])
+    specs = plan_stacks(config)
+    with tqdm(total=len(specs) * len(models), unit="step", desc="probe steps", file=sys.stderr,
+              disable=None if progress else True) as bar:
+        return build_dataset(config, [probe_stack(config, spec, models, bar) for spec in specs])
 
 
 def _probe_data(config: StudyConfig, task, inits: list[str], steps, records: list[dict]) -> dict[str, xr.DataArray]:

@@ -300,6 +300,35 @@ def test_checkpoints_along_training_are_the_probe_steps_each_as_its_files_alone_
     xr.testing.assert_identical(xr.open_dataset(explicit)["spectral_radius"], ds["spectral_radius"])
 
 
+def test_a_progress_bar_counts_every_probe_step_at_every_sweep_point_and_quiet_turns_it_off(tmp_path, monkeypatch):
+    """Three checkpoint steps at two sequence lengths: a bar of 6 probe steps, moved on 6 times; --quiet disables it
+    (without --quiet, tqdm itself shows it only on a terminal)."""
+    import rnn_dynamics.sweep as sweep
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total, disable, **_):
+            self.total, self.disable, self.done = total, disable, 0
+            bars.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *_):
+            return False
+
+        def update(self, count):
+            self.done += count
+
+    monkeypatch.setattr(sweep, "tqdm", Bar)
+    paths = _checkpoints_along_training(tmp_path)
+    for flags in ([], ["--quiet"]):
+        assert _command([*paths, "--steps-from-stems", "--nonlinearity", "tanh", "--seq-len", 8, 12, "--preset", "tiny",
+                         "--probes", "weight_spectra", "--out", tmp_path / "bar.nc", *flags]) == 0
+    assert [(bar.total, bar.done, bar.disable) for bar in bars] == [(6, 6, None), (6, 6, True)]
+
+
 @pytest.mark.parametrize("flags, files, expected", [
     (["--steps-from-stems"], ["slow_0", "fast_0", "slow_10"], "no file of 'fast' at step 10: give every network"),
     (["--names", "a"], ["slow_0", "slow_10"], "--names gives 1 values for 2 files: give one per file"),
