@@ -275,9 +275,15 @@ GENERATED_END = "<!-- end of generated tables -->\n"
 
 
 def update_schema_page(path: str | os.PathLike) -> bool:
-    """Rewrite the generated tables of the schema page at ``path``; True if it changed."""
+    """Rewrite the generated tables of the schema page at ``path``; True if it changed. ValueError in one line for
+    a path that is no file, or a page without the generated tables' first marker (nothing is written to it)."""
     path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{str(path)!r} is not a file: give the schema page, docs/schema.md")
     text = path.read_text()
+    if GENERATED_BEGIN not in text:
+        raise ValueError(f"{str(path)!r} has no line {GENERATED_BEGIN.strip()!r} to put the tables after: give the "
+                         "schema page, docs/schema.md")
     head, _, rest = text.partition(GENERATED_BEGIN)
     _, _, tail = rest.partition(GENERATED_END)
     new = head + GENERATED_BEGIN + schema_tables() + GENERATED_END + tail
@@ -287,6 +293,11 @@ def update_schema_page(path: str | os.PathLike) -> bool:
 
 
 if __name__ == "__main__":
+    from .commandline import fail
+
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m rnn_dynamics.records docs/schema.md")
-    print(f"{sys.argv[1]}: {'updated' if update_schema_page(sys.argv[1]) else 'already current'}")
+        fail("usage: python -m rnn_dynamics.records docs/schema.md")
+    try:
+        print(f"{sys.argv[1]}: {'updated' if update_schema_page(sys.argv[1]) else 'already current'}")
+    except ValueError as err:
+        fail(str(err))
