@@ -572,4 +572,5 @@ def test_the_compile_report_refuses_what_it_cannot_build(args, message):
     env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
     proc = subprocess.run([sys.executable, "-m", "rnn_dynamics.kernels.compile_report", *args],
                           capture_output=True, text=True, env=env)
-    assert proc.returncode == 2 and proc.stdout == "" and message in proc.stderr.strip().splitlines()[-1], proc.stderr
+    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1 and message in proc.stderr, \
+        proc.stderr

@@ -28,6 +28,8 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
+from ..commandline import OneLineParser
+
 from . import kernel_cells
 from .activations import KERNEL_ACTIVATIONS
 from .launch import MAX_HIDDEN, geometries, shared_memory_per_block
@@ -120,8 +122,8 @@ def report(archs, dtypes, hiddens, every_geometry: bool = False) -> list[tuple]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rnn_dynamics.kernels.compile_report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="python -m rnn_dynamics.kernels.compile_report", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", type=int, nargs="+", default=[90, 80], help="compute capabilities (default 90 80)")
     parser.add_argument("--dtype", nargs="+", default=list(TRITON_TYPES), choices=list(TRITON_TYPES))
     parser.add_argument("--hidden", type=int, nargs="+", default=[16, 100], help="hidden sizes (default 16 100)")
