@@ -323,7 +323,7 @@ def lag_log_singular_values(jacobians: JacobianSequence, lags: Sequence[int]) ->
             kept.append(carried.full_rows())  # new tensors, never changed in place after
     chunks, size = [[]], 0
     for rows, log_lengths, finite in kept:
-        nonzero_bytes = rows[..., 0, :].numel() * int(torch.isfinite(log_lengths).sum(dim=-1).max()) * 8
+        nonzero_bytes = rows[..., 0, :].numel() * _most_rows_kept(log_lengths) * 8
         if chunks[-1] and size + nonzero_bytes > LAG_SPECTRA_CHUNK_BYTES:
             chunks, size = [*chunks, []], 0
         chunks[-1].append((rows, log_lengths, finite))
@@ -368,7 +368,7 @@ class _QRProduct:
         q = torch.empty_like(q_sorted).scatter_(-2, zero_last.expand_as(q_sorted), q_sorted)
         rows, log_lengths = unit_length_rows(graded_triangle(r, self.log_lengths) @ self.rows, self.log_lengths)
         order = torch.argsort(log_lengths, dim=-1, descending=True)
-        kept = max(int(torch.isfinite(log_lengths).sum(dim=-1).max()) if log_lengths.numel() else 0, 1)
+        kept = max(_most_rows_kept(log_lengths), 1)
         order = order[..., :kept]  # the rows that are 0 in every member go last: dropped
         self.log_lengths = torch.gather(log_lengths, -1, order)
         self.rows = torch.gather(rows, -2, order.unsqueeze(-1).expand(*order.shape, rows.shape[-1]))
@@ -393,12 +393,17 @@ class _QRProduct:
         return rows, torch.nn.functional.pad(self.log_lengths, (0, dropped), value=-math.inf), self.finite
 
 
+def _most_rows_kept(log_lengths: torch.Tensor) -> int:
+    """The most rows that are not 0 (finite log length) in any member of a batch of log lengths (..., S)."""
+    return int(torch.isfinite(log_lengths).sum(dim=-1).max()) if log_lengths.numel() else 0
+
+
 def _graded_values(rows: torch.Tensor, log_lengths: torch.Tensor, finite: torch.Tensor) -> torch.Tensor:
     """ln of the singular values of diag(e^s) U, descending (..., S), for U's ``rows`` with ``log_lengths`` s
     sorted descending (-inf: a zero row, given -inf without Jacobi touching it); NaN where not ``finite``."""
     from .spectra import graded_log_singular_values
 
-    alive = int(torch.isfinite(log_lengths).sum(dim=-1).max()) if log_lengths.numel() else 0
+    alive = _most_rows_kept(log_lengths)
     values = torch.full_like(log_lengths, -math.inf)
     values[..., :alive] = graded_log_singular_values(rows[..., :alive, :], log_lengths[..., :alive])
     return torch.where(finite.unsqueeze(-1), values, math.nan)

@@ -86,8 +86,9 @@ def graded_log_singular_values(rows: torch.Tensor, log_scales: torch.Tensor, max
     if not n:
         return scale.reshape(*lead, n)
     alive = torch.isfinite(scale)
+    # -inf where no row is alive: a matrix of zero rows is formed too, and gives -inf at once
     spread = torch.where(alive, scale, -math.inf).amax(dim=-1) - torch.where(alive, scale, math.inf).amin(dim=-1)
-    formed = (alive.sum(dim=-1) <= m) & ((spread <= FORMED_SPREAD_LIMIT) | ~alive.any(dim=-1))
+    formed = (alive.sum(dim=-1) <= m) & (spread <= FORMED_SPREAD_LIMIT)
     values = torch.empty_like(scale)
     if formed.any():
         values[formed] = _lapack_log_values(unit[formed], scale[formed])
@@ -134,7 +135,7 @@ def _jacobi_log_values(unit: torch.Tensor, scale: torch.Tensor, max_sweeps: int)
     A matrix leaves the batch after the first sweep that finds its rows orthogonal, so a batch's values do not
     depend on which other matrices share it, and the matrices that converge early stop costing rotations."""
     n = unit.shape[-2]
-    if unit.shape[-2] <= unit.shape[-1]:
+    if n <= unit.shape[-1]:
         unit, scale = _triangular_rows(unit, scale)
     if n % 2:  # a zero row of scale -inf pairs with each row in turn and changes nothing
         unit = torch.cat([unit, torch.zeros_like(unit[..., :1, :])], dim=-2)

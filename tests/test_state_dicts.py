@@ -426,7 +426,7 @@ def _language_model_files(tmp_path, kind, task, **options):
     """The model saved with its vocabulary file: the task's tokens in a shuffled order of the user's own."""
     tokens = list(task.vocabulary)
     shuffled = [tokens[i] for i in torch.randperm(len(tokens), generator=torch.Generator().manual_seed(4))]
-    (tmp_path / "vocab.txt").write_text("\n".join(shuffled) + "\n", encoding="utf-8")
+    _vocabulary_file(tmp_path, shuffled)
     torch.manual_seed(5)
     model = LanguageModel(kind, len(tokens), **options).double()
     torch.save(model.state_dict(), tmp_path / "lm.pt")
