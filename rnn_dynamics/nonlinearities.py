@@ -106,10 +106,12 @@ class Tanh(Nonlinearity):
         return x.copy_(contiguous.tanh_())
 
     def derivative(self, pre):
-        return 1.0 - torch.tanh(pre) ** 2
+        return self.derivative_from_output(torch.tanh(pre))
 
     def derivative_from_output(self, out):
-        return 1.0 - out * out
+        # (1 - y)(1 + y), not 1 - y y: no cancellation where |y| is near 1 (saturated units' small slopes keep
+        # their relative precision), and the kernels' formula, which a GPU compiler cannot fuse into an FMA
+        return (1.0 - out) * (1.0 + out)
 
     def active(self, out):
         return out.abs() > TANH_SATURATION

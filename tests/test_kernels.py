@@ -243,7 +243,8 @@ def test_a_tuned_launch_times_its_candidates_once_per_problem(monkeypatch, gen):
     candidates = len(geometries(16, torch.float64, None, LAUNCH, batch=20))
     assert candidates == 4 and len(timings) == 2 * 2 * candidates * tuning.TIMED_RUNS  # fwd + bwd, batches 20, 17
     assert len(tuning._chosen) == 4 and all(settings["BLOCK_B"] == 32 for settings in tuning._chosen.values())
-    assert sorted(tuning.choices())[0] == (f"elman backward ({DEVICE}, float64, N = 16, {len(INITS)} cells x batch 17, "
+    device = next(stack.parameters()).device  # "cuda:0" where DEVICE says "cuda"
+    assert sorted(tuning.choices())[0] == (f"elman backward ({device}, float64, N = 16, {len(INITS)} cells x batch 17, "
                                            "float64 dots): 32 sequences x 64 threads, matrix on chip")
 
 
@@ -268,7 +269,8 @@ def test_the_tuning_script_drives_the_kernels_as_the_model_does(monkeypatch, cap
     # its scan of launch geometries, each run once (in place of CUDA's timer)
     monkeypatch.setattr(tune_kernels, "SHAPES", ((5, 2),))
     monkeypatch.setattr(tune_kernels.triton.testing, "do_bench", lambda fn, return_mode: (fn(), 1.0)[1])
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: None)
+    if not torch.cuda.is_available():  # the script asks which GPU it times
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: None)
     tune_kernels.geometry_scan(gen)
     lines = capsys.readouterr().out.splitlines()
     offered = geometries(20, torch.float32, None, tune_kernels.elman.LAUNCH, batch=5)
@@ -361,7 +363,9 @@ def kernel_elementwise(fn, x):
 def test_kernel_activations_are_as_exact_as_torch(name, dtype):
     """f within 4 eps (relative) of float64 torch on |a| from 1e-30 to 100, and f' through the kernel's own
     output equal to the loop's formula. The kernels' tanh once lost everything below |a| ~ 1e-8 and 3e-5
-    (relative) at |a| = 1e-3 to cancellation: the scale of a stack's states with small inputs."""
+    (relative) at |a| = 1e-3 to cancellation: the scale of a stack's states with small inputs. On an H200
+    the sigmoid's float32 tl.exp was 5 eps off at a = -11.4, and 1 - y y, which the compiler fused into an
+    FMA, parted from the loop's near |y| = 1."""
     from rnn_dynamics.kernels.activations import sigmoid
 
     magnitudes = torch.logspace(-30, 2, 2000, dtype=torch.float64)
@@ -440,24 +444,30 @@ def test_the_compiled_kernel_passes_its_first_use_check(cell, nonlinearity, dtyp
 @pytest.mark.parametrize("cell, nonlinearity", [("elman", "relu")] + [(cell, "tanh") for cell in KERNEL_CELLS])
 @pytest.mark.parametrize("batch", [16, 256])
 def test_the_compiled_kernel_at_the_pixel_mnist_shape(cell, nonlinearity, batch, gen):
-    """T = 784, N = 100, six cells, float32: every output and gradient of the kernels as close to the float64
-    loop as the float32 loop is (within twice its error, or 1e-6 of the tensor's scale). Over 784 steps
-    both float32 paths drift from float64 by the dynamics' own amplification of rounding (up to 2.5e-2 for
-    this LSTM stack's gradients, measured on the CPU), so kernel and loop are held to float64, not to
-    each other; the IRNN, and every kernel cell with tanh (a relu LSTM's cell state overflows)."""
+    """T = 784, N = 100, six cells: in float64 every output and gradient of the kernels equals the loop's to
+    1e-8 of the tensor's scale; in float32 each is as close to float64 as the float32 loop's, within 4x its
+    error or 1e-6 of scale. Over 784 steps the chaotic cells (he, random walk under tanh) amplify rounding
+    about 1e5-fold (float32 outputs 1e-2 of their scale off float64), so a float32 error is a draw of that
+    chaos: on an H200 the kernels' came out up to 3.1x the loop's, where both round alike per step. The
+    float64 check is the tight one. The IRNN, and every kernel cell with tanh (a relu LSTM's cell state
+    overflows). Each tensor's errors are printed (pytest -rP shows them)."""
     stack = make_stack(["identity", "orthogonal", "he", "xavier", "random_walk", "scaled_identity:scale=0.5"],
                        nonlinearity, hidden=100, input_size=1, cell=cell, input_std=0.001).to("cuda")
     x = torch.rand(784, batch, 1, generator=gen, dtype=torch.float64).to("cuda")
-    exact = outputs_and_gradients(stack, x, None, "off")
+    exact, fused64 = (outputs_and_gradients(stack, x, None, mode) for mode in ("off", "on"))
     stack.float()
     fused, loop = (outputs_and_gradients(stack, x.float(), None, mode) for mode in ("on", "off"))
     names = ["outputs", "final", *(n for n, _ in stack.named_parameters())]
-    for name, kernel_value, loop_value, exact_value in zip(names, fused, loop, exact):
+    for name, kernel64, kernel_value, loop_value, exact_value in zip(names, fused64, fused, loop, exact):
         assert torch.isfinite(exact_value).all(), f"{name}: float64 itself is not finite; the problem is ill-posed"
-        kernel_error, loop_error = ((value.double() - exact_value).abs().max().item()
-                                    for value in (kernel_value, loop_value))
+        kernel64_error, kernel_error, loop_error = ((value.double() - exact_value).abs().max().item()
+                                                    for value in (kernel64, kernel_value, loop_value))
         scale = exact_value.abs().max().item()
-        assert kernel_error <= 2 * loop_error + 1e-6 * scale, (
+        ratio = kernel_error / max(loop_error, 1e-300)
+        print(f"{name}: scale {scale:.2e}; from the float64 loop: float64 kernel {kernel64_error:.1e}, "
+              f"float32 kernel {kernel_error:.2e}, float32 loop {loop_error:.2e} ({ratio:.2f}x)")
+        assert kernel64_error <= 1e-8 * scale, f"{name}: float64 kernel {kernel64_error:.2e} off, scale {scale:.2e}"
+        assert kernel_error <= 4 * loop_error + 1e-6 * scale, (
             f"{name}: kernel {kernel_error:.2e} and loop {loop_error:.2e} from float64, scale {scale:.2e}")
 
 

@@ -342,3 +342,23 @@ def test_the_gpu_benchmark_times_cudnn_in_ieee_float32_and_then_restores_torchs_
     with bench_gpu.cudnn_in_ieee_float32():
         assert bench_gpu.cudnn_float32_products() == "ieee"
     assert bench_gpu.cudnn_float32_products() == "tf32"
+
+
+def test_the_update_profile_names_the_recurrence_and_refuses_bad_sizes(monkeypatch, capsys):
+    """benchmarks/profile_update.py on a tiny CPU stack: the table holds the Elman recurrence's forward and
+    backward; a size below 1 and a GPU that is absent are refused in one line (argparse's usage aside)."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import profile_update
+
+    assert profile_update.main(["--device", "cpu", "--seq-len", "5", "--batch", "2", "--cells", "2",
+                                "--steps", "1", "--rows", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "elman (relu), 2 cells x batch 2, T = 5" in out and "ElmanRecurrenceBackward" in out
+    bad = [["--cells", "0"]] + ([] if torch.cuda.is_available() else [["--device", "cuda"]])
+    for argv in bad:
+        with pytest.raises(SystemExit) as stop:
+            profile_update.main(argv)
+        assert stop.value.code == 2
+        assert f"error: {argv[0]} {argv[1]}: " in capsys.readouterr().err.strip().splitlines()[-1]

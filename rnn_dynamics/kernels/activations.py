@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import triton
 import triton.language as tl
+from triton.language.extra import libdevice
 
 from ..registry import Registry
 
@@ -61,13 +62,28 @@ def tanh(a):
 
 @triton.jit
 def tanh_derivative(out):
-    return 1.0 - out * out
+    # As Tanh.derivative_from_output: (1 - y)(1 + y) has no cancellation at |y| near 1 and no product a
+    # compiler may fuse into an FMA, so it equals the loop's bit for bit on a GPU too (1 - y y did not, H200).
+    return (1.0 - out) * (1.0 + out)
+
+
+if triton.knobs.runtime.interpret:
+    @triton.jit
+    def exp(x):
+        """e^x; in Triton's interpreter tl.exp is numpy's, and libdevice does not exist."""
+        return tl.exp(x)
+else:
+    @triton.jit
+    def exp(x):
+        """e^x within 2 ulps (libdevice): compiled, tl.exp in float32 is ex2.approx of a rounded x log2(e),
+        whose error grows with |x| (a sigmoid 5 eps off at a = -11.4 on an H200)."""
+        return libdevice.exp(x)
 
 
 @triton.jit
 def sigmoid(a):
     # e^{-|a|} never overflows; a < 0 gives e / (1 + e) = 1 / (1 + e^{-a}).
-    e = tl.exp(-tl.abs(a))
+    e = exp(-tl.abs(a))
     return tl.where(a < 0.0, e, 1.0) / (1.0 + e)
 
 
