@@ -42,11 +42,24 @@ def relu_derivative(out):
     return tl.where(out > 0.0, 1.0, 0.0)
 
 
+if triton.knobs.runtime.interpret:
+    @triton.jit
+    def exp(x):
+        """e^x; in Triton's interpreter tl.exp is numpy's, and libdevice does not exist."""
+        return tl.exp(x)
+else:
+    @triton.jit
+    def exp(x):
+        """e^x within 2 ulps (libdevice): compiled, tl.exp in float32 is ex2.approx of a rounded x log2(e),
+        whose error grows with |x| (a sigmoid 5 eps off at a = -11.4 on an H200)."""
+        return libdevice.exp(x)
+
+
 @triton.jit
 def expm1(x):
     """e^x - 1 without the cancellation of exp(x) - 1 near 0: there Kahan's (u - 1) x / log(u), u = e^x;
     for |x| >= 1/2 plain u - 1 (at most 2.5 ulps lost, and no log of a subnormal u)."""
-    u = tl.exp(x)
+    u = exp(x)
     kahan = tl.abs(x) < 0.5
     v = tl.where(kahan & (u != 1.0), u, 2.0)  # 2: a stand-in where the quotient is not used (no log 0, 0 / 0)
     return tl.where(kahan, tl.where(u == 1.0, x, (v - 1.0) * x / tl.log(v)), u - 1.0)
@@ -65,19 +78,6 @@ def tanh_derivative(out):
     # As Tanh.derivative_from_output: (1 - y)(1 + y) has no cancellation at |y| near 1 and no product a
     # compiler may fuse into an FMA, so it equals the loop's bit for bit on a GPU too (1 - y y did not, H200).
     return (1.0 - out) * (1.0 + out)
-
-
-if triton.knobs.runtime.interpret:
-    @triton.jit
-    def exp(x):
-        """e^x; in Triton's interpreter tl.exp is numpy's, and libdevice does not exist."""
-        return tl.exp(x)
-else:
-    @triton.jit
-    def exp(x):
-        """e^x within 2 ulps (libdevice): compiled, tl.exp in float32 is ex2.approx of a rounded x log2(e),
-        whose error grows with |x| (a sigmoid 5 eps off at a = -11.4 on an H200)."""
-        return libdevice.exp(x)
 
 
 @triton.jit
