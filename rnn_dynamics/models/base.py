@@ -35,7 +35,6 @@ from ..jacobians import DenseJacobians, JacobianSequence, step_jacobians_autogra
 from ..nonlinearities import Nonlinearity, get_nonlinearity
 from ..registry import Option, Registry, parse_options
 from ..seeding import generator_for
-from .weight_gradients import InputDrive
 
 READOUTS = ("last", "all")
 
@@ -227,7 +226,7 @@ class RecurrentStack(nn.Module):
             flat = inputs.reshape(1, steps * batch, -1).expand(m, -1, -1)
         else:
             flat = inputs.transpose(0, 1).reshape(m, steps * batch, -1)
-        return InputDrive.apply(flat, w, bias).view(m, steps, batch, -1).transpose(0, 1)
+        return torch.baddbmm(bias, flat, w.transpose(1, 2)).view(m, steps, batch, -1).transpose(0, 1)
 
     def recurrent_params(self, layer: int) -> tuple[torch.Tensor, ...]:
         """The tensors :meth:`step` needs besides the state and drive, batched over cells."""

@@ -14,7 +14,6 @@ from ..jacobians import ElmanJacobians
 from ..kernels import scan_kernel
 from ..nonlinearities import Nonlinearity
 from .base import RecurrentStack, Trace, cell_major, register_cell
-from .weight_gradients import summed_outer_products
 
 
 class ElmanRecurrence(torch.autograd.Function):
@@ -69,7 +68,8 @@ class ElmanRecurrence(torch.autograd.Function):
                 slot = grad_pre[:, t]
                 torch.mul(carry if grad_states is None else grad_states[t] + carry, dact[:, t], out=slot)
                 torch.bmm(slot, weight, out=carry)
-        grad_weight = summed_outer_products(grad_pre.reshape(m, steps * b, n), states[:, :-1].reshape(m, steps * b, n))
+        grad_weight = torch.bmm(grad_pre.reshape(m, steps * b, n).transpose(1, 2),
+                                states[:, :-1].reshape(m, steps * b, n))
         return grad_pre.transpose(0, 1), None, grad_weight, None
 
 

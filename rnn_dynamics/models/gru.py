@@ -18,7 +18,6 @@ from ..jacobians import GatedJacobians
 from ..kernels import scan_kernel
 from ..nonlinearities import Nonlinearity
 from .base import BACKWARD_CHUNK, RecurrentStack, Trace, cell_major, register_cell
-from .weight_gradients import summed_outer_products
 
 
 class GRURecurrence(torch.autograd.Function):
@@ -72,8 +71,8 @@ class GRURecurrence(torch.autograd.Function):
         else:
             grad_drive, grad_from_h = _loop_backward(grad_hidden, grad_final, hidden, gates, from_h, weight,
                                                      ctx.nonlinearity)
-        grad_weight = summed_outer_products(grad_from_h.transpose(0, 1).reshape(m, steps * b, 3 * n),
-                                            hidden[:, :-1].reshape(m, steps * b, n))
+        grad_weight = torch.bmm(grad_from_h.transpose(0, 1).reshape(m, steps * b, 3 * n).transpose(1, 2),
+                                hidden[:, :-1].reshape(m, steps * b, n))
         grad_b_hn = grad_from_h[..., 2 * n:].sum(dim=(0, 2)).unsqueeze(1)
         return grad_drive, None, grad_weight, grad_b_hn, None
 

@@ -18,7 +18,6 @@ from ..kernels import scan_kernel
 from ..nonlinearities import Nonlinearity
 from ..registry import Option
 from .base import BACKWARD_CHUNK, RecurrentStack, Trace, cell_major, register_cell
-from .weight_gradients import summed_outer_products
 
 
 class LSTMRecurrence(torch.autograd.Function):
@@ -72,8 +71,8 @@ class LSTMRecurrence(torch.autograd.Function):
             grad_pre = ctx.kernel.backward(grad_hidden, grad_final, cell, gates, weight, phi.name)
         else:
             grad_pre = _loop_backward(grad_hidden, grad_final, cell, gates, weight, phi)
-        grad_weight = summed_outer_products(grad_pre.transpose(0, 1).reshape(m, steps * b, 4 * n),
-                                            hidden[:, :-1].reshape(m, steps * b, n))
+        grad_weight = torch.bmm(grad_pre.transpose(0, 1).reshape(m, steps * b, 4 * n).transpose(1, 2),
+                                hidden[:, :-1].reshape(m, steps * b, n))
         return grad_pre, None, grad_weight, None
 
 
