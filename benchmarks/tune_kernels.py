@@ -6,9 +6,12 @@ beside cuDNN: the data for ``launch.dot_arithmetic`` and ``launch.geometry``.
 1. The Elman scan (one forward and one backward launch, T = 784, N = 100, relu) at batch 16 and 256
    and stacks of 1 and 32 cells, in float32 with each dot arithmetic and in float64. Each run's largest
    error against the float64 kernel on the same inputs (relative to each tensor's largest value; the
-   recurrent matrices contract, so that rounding is not amplified over the 784 steps) comes first,
-   then its median time (triton.testing.do_bench), then M sequential cuDNN torch.nn.RNN forward +
-   backward passes of the same shape (input size 1, as in pixel MNIST) with and without TF32.
+   recurrent matrices contract, so that rounding is not amplified over the 784 steps), for the states
+   and for dL/da apart, and the number of relu units whose sign differs from float64's come first: a
+   unit that switches changes dL/da by about its incoming gradient (a jump, not a rounding error), so
+   where any switched, dL/da's error says how many did rather than how exact the dots are. Then its
+   median time (triton.testing.do_bench), then M sequential cuDNN torch.nn.RNN forward + backward
+   passes of the same shape (input size 1, as in pixel MNIST) with and without TF32.
 2. The LSTM and GRU stacks (forward + backward through the model, kernels on) per arithmetic, against
    cuDNN torch.nn.LSTM / torch.nn.GRU.
 3. Each launch geometry the kernels may be tuned into (rnn_dynamics.kernels.tuning), forced, at each shape:
@@ -75,6 +78,11 @@ def relative_error(values, reference) -> float:
     return float((values - reference).abs().max() / reference.abs().max())
 
 
+def switched_units(states, reference) -> int:
+    """Units (of every step, sequence and cell) that relu lets through in one run and not the other."""
+    return int(((states[:, 1:] > 0) != (reference[:, 1:] > 0)).sum())
+
+
 def cudnn_time(module_cls, batch: int, tf32: bool, **options) -> float:
     rnn = module_cls(1, HIDDEN, **options).to(DEVICE)
     x = torch.randn(STEPS, batch, 1, device=DEVICE)
@@ -104,9 +112,11 @@ def elman_variants(gen) -> None:
             args[1] = args[1].clone()
             scan = elman_scan(arithmetic)
             grad = scan(*args)
-            error = max(relative_error(grad, reference_grad), relative_error(args[1], reference_states))
+            errors = relative_error(args[1], reference_states), relative_error(grad, reference_grad)
+            switched = switched_units(args[1], reference_states)
             ms = triton.testing.do_bench(lambda: scan(*args), return_mode="median")
-            print(f"   {name:21s} error {error:8.1e}  {ms:7.2f} ms ({ms / cudnn[True]:5.2f}x cuDNN)")
+            print(f"   {name:21s} error: states {errors[0]:7.1e}, dL/da {errors[1]:7.1e} ({switched} units "
+                  f"switched)  {ms:7.2f} ms ({ms / cudnn[True]:5.2f}x cuDNN)")
 
 
 def gated_arithmetics(gen) -> None:

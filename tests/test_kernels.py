@@ -277,6 +277,26 @@ def test_the_tuning_script_drives_the_kernels_as_the_model_does(monkeypatch, cap
     assert len(lines) == 4 and lines[1].count(" 1.00") == len(offered) + 1, lines  # + the matrix streamed
 
 
+def test_the_tuning_scripts_arithmetic_table_counts_switched_relu_units(monkeypatch, capsys, gen):
+    """tune_kernels.py's section 1 on a tiny problem here (cuDNN and CUDA's timer stood in for): a line per
+    arithmetic with the states' and dL/da's errors apart and the relu units that switched sign; float64
+    against itself is exact. On the H200 a dL/da error of 0.2 with float32 states came from such switches."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import tune_kernels
+
+    for name, value in (("DEVICE", DEVICE), ("STEPS", 7), ("HIDDEN", 20), ("SHAPES", ((5, 2),))):
+        monkeypatch.setattr(tune_kernels, name, value)
+    monkeypatch.setattr(tune_kernels, "cudnn_time", lambda *args, **options: 2.0)
+    monkeypatch.setattr(tune_kernels.triton.testing, "do_bench", lambda fn, return_mode: (fn(), 1.0)[1])
+    tune_kernels.elman_variants(gen)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 + len(tune_kernels.VARIANTS), lines
+    assert lines[-1].split() == ["float64", "error:", "states", "0.0e+00,", "dL/da", "0.0e+00", "(0", "units",
+                                 "switched)", "1.00", "ms", "(", "0.25x", "cuDNN)"]
+    reference = torch.tensor([[[0.0], [1.0], [-1.0], [2.0]]])
+    assert tune_kernels.switched_units(torch.tensor([[[5.0], [-1.0], [-1.0], [0.0]]]), reference) == 2
+
+
 def test_where_the_kernels_run(monkeypatch):
     x32 = torch.zeros(1, dtype=torch.float32)
     monkeypatch.delenv("RNN_DYNAMICS_KERNELS", raising=False)
