@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The GPU issue's device check in one run (at most 9 minutes, under the device's 10 per command): the CUDA
-# and kernel tests, bench_gpu.py --quick, then the kernels per dot arithmetic and launch geometry
-# (tune_kernels.py); each part time-boxed so that one call brings back all three.
+# The GPU issue's device check in one run (at most 9.5 minutes, under the device's 10 per command): the CUDA
+# and kernel tests, bench_gpu.py --quick, the kernels per dot arithmetic and launch geometry
+# (tune_kernels.py), then where an update's GPU time goes (profile_update.py: the Elman stack of the missed
+# 10x row and one LSTM cell); each part time-boxed so that one call brings back all four.
 #
 # Run from the repository root on a machine with a CUDA GPU whose python3 has torch, Triton, xarray,
 # scipy, tqdm, pytest and pytest-xdist. Missing packages (netCDF4 and cftime, for the default study's
@@ -25,9 +26,12 @@ part() {  # part SECONDS NAME COMMAND...: run one part with a time limit, log it
     echo "== $name: exit $status after $(( SECONDS - start )) s (limit $limit s)" | tee -a "$log"
     return "$status"
 }
-# 8 xdist workers, each pinned to a core of its own by tests/conftest.py; the tests spread one by one
-part 100 tests python3 -m pytest -q -p no:cacheprovider -n 8 --dist load -rs \
+# 8 xdist workers, each pinned to a core of its own by tests/conftest.py; the tests spread one by one; -rP
+# prints what passing tests print (the pixel-MNIST test: each tensor's errors against float64)
+part 100 tests python3 -m pytest -q -p no:cacheprovider -n 8 --dist load -rs -rP \
     tests/test_kernels.py tests/test_models.py tests/test_execution.py -k "cuda or compiled or kernel"; tests=$?
-part 260 bench_gpu python3 benchmarks/bench_gpu.py --quick; bench=$?
-part 180 tune_kernels python3 benchmarks/tune_kernels.py; tune=$?
-exit $(( tests || bench || tune ))
+part 240 bench_gpu python3 benchmarks/bench_gpu.py --quick; bench=$?  # 171 s on the H200, 2026-11-30
+part 150 tune_kernels python3 benchmarks/tune_kernels.py; tune=$?    # 128 s
+part 60 profile_update bash -c "python3 benchmarks/profile_update.py --cell elman --batch 256 --cells 32 --rows 12 \
+    && python3 benchmarks/profile_update.py --cell lstm --batch 16 --cells 1 --rows 8"; profile=$?  # 25 s each
+exit $(( tests || bench || tune || profile ))
