@@ -2,7 +2,8 @@
 # The GPU issue's device check in one run (at most 9.5 minutes, under the device's 10 per command): the CUDA
 # and kernel tests, bench_gpu.py --quick, the kernels per dot arithmetic and launch geometry
 # (tune_kernels.py), then where an update's GPU time goes (profile_update.py: the Elman stack of the missed
-# 10x row and one LSTM cell); each part time-boxed so that one call brings back all four.
+# 10x row) and the split-K candidates for its weight gradients (bench_weight_gradients.py); each part
+# time-boxed so that one call brings back all four.
 #
 # Run from the repository root on a machine with a CUDA GPU whose python3 has torch, Triton, xarray,
 # scipy, tqdm, pytest and pytest-xdist. Missing packages (netCDF4 and cftime, for the default study's
@@ -32,6 +33,6 @@ part 100 tests python3 -m pytest -q -p no:cacheprovider -n 8 --dist load -rs -rP
     tests/test_kernels.py tests/test_models.py tests/test_execution.py -k "cuda or compiled or kernel"; tests=$?
 part 240 bench_gpu python3 benchmarks/bench_gpu.py --quick; bench=$?  # 171 s on the H200, 2026-11-30
 part 150 tune_kernels python3 benchmarks/tune_kernels.py; tune=$?    # 128 s
-part 60 profile_update bash -c "python3 benchmarks/profile_update.py --cell elman --batch 256 --cells 32 --rows 12 \
-    && python3 benchmarks/profile_update.py --cell lstm --batch 16 --cells 1 --rows 8"; profile=$?  # 25 s each
+part 60 profile bash -c "python3 benchmarks/profile_update.py --cell elman --batch 256 --cells 32 --rows 12 \
+    && python3 benchmarks/bench_weight_gradients.py"; profile=$?  # 25 s, then the weight gradients' candidates
 exit $(( tests || bench || tune || profile ))
