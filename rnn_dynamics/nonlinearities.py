@@ -110,8 +110,10 @@ class Tanh(Nonlinearity):
 
     def derivative_from_output(self, out):
         # (1 - y)(1 + y), not 1 - y y: no cancellation where |y| is near 1 (saturated units' small slopes keep
-        # their relative precision), and the kernels' formula, which a GPU compiler cannot fuse into an FMA
-        return (1.0 - out) * (1.0 + out)
+        # their relative precision), and the kernels' formula, which a GPU compiler cannot fuse into an FMA.
+        # In place into 1 - y: 1.08x the time of 1 - y y on (6, 784, 16, 100) float32, against 1.52x with a
+        # third temporary (2 CPU threads, one process)
+        return (1.0 - out).mul_(1.0 + out)
 
     def active(self, out):
         return out.abs() > TANH_SATURATION
