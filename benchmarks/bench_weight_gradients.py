@@ -27,6 +27,7 @@ import sys
 import time
 
 import torch
+from arguments import positive_int, present_device
 
 
 def chunks_for(rows: int, min_rows: int) -> int:
@@ -96,21 +97,16 @@ def compare(title: str, ways: dict, exact: torch.Tensor, device: torch.device, r
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=256, help="sequences B (default 256)")
-    parser.add_argument("--cells", type=int, default=32, help="cells M (default 32)")
-    parser.add_argument("--seq-len", type=int, default=784, help="steps T (default 784)")
-    parser.add_argument("--hidden", type=int, default=100, help="units N (default 100)")
-    parser.add_argument("--inputs", type=int, default=1, help="input size I of the shared input (default 1)")
-    parser.add_argument("--chunk-rows", type=int, default=4096, help="rows a chunk keeps at least (default 4096)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per way, median (default 5)")
-    parser.add_argument("--device", default="cuda", help="cuda, cuda:K or cpu (default cuda)")
-    args = parser.parse_args(argv)
-    for name in ("batch", "cells", "seq_len", "hidden", "inputs", "chunk_rows", "repeats"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be a positive integer")
-    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: no CUDA GPU is visible to torch; use --device cpu")
-    return args
+    parser.add_argument("--batch", type=positive_int, default=256, help="sequences B (default 256)")
+    parser.add_argument("--cells", type=positive_int, default=32, help="cells M (default 32)")
+    parser.add_argument("--seq-len", type=positive_int, default=784, help="steps T (default 784)")
+    parser.add_argument("--hidden", type=positive_int, default=100, help="units N (default 100)")
+    parser.add_argument("--inputs", type=positive_int, default=1, help="input size I of the shared input (default 1)")
+    parser.add_argument("--chunk-rows", type=positive_int, default=4096,
+                        help="rows a chunk keeps at least (default 4096)")
+    parser.add_argument("--repeats", type=positive_int, default=5, help="timed runs per way, median (default 5)")
+    parser.add_argument("--device", default="cuda", type=present_device, help="cuda, cuda:K or cpu (default cuda)")
+    return parser.parse_args(argv)
 
 
 def main(argv=None) -> dict[str, dict[str, float]]:

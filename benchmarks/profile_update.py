@@ -18,6 +18,7 @@ import sys
 import time
 
 import torch
+from arguments import positive_int, present_device
 from bench_gpu import inits_for
 from bench_spine import BASELINES, stack_training
 from torch.profiler import ProfilerActivity, profile
@@ -28,19 +29,13 @@ from rnn_dynamics.tasks import make_task
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cell", default="elman", choices=sorted(BASELINES), help="cell type (default elman)")
-    parser.add_argument("--batch", type=int, default=256, help="sequences per update (default 256)")
-    parser.add_argument("--cells", type=int, default=32, help="cells in the stack, M (default 32)")
-    parser.add_argument("--seq-len", type=int, default=784, help="steps per sequence, T (default 784)")
-    parser.add_argument("--steps", type=int, default=3, help="profiled updates (default 3)")
-    parser.add_argument("--rows", type=int, default=20, help="operators printed (default 20)")
-    parser.add_argument("--device", default="cuda", help="cuda, cuda:K or cpu (default cuda)")
-    args = parser.parse_args(argv)
-    for name in ("batch", "cells", "seq_len", "steps", "rows"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be a positive integer")
-    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: no CUDA GPU is visible to torch; use --device cpu")
-    return args
+    parser.add_argument("--batch", type=positive_int, default=256, help="sequences per update (default 256)")
+    parser.add_argument("--cells", type=positive_int, default=32, help="cells in the stack, M (default 32)")
+    parser.add_argument("--seq-len", type=positive_int, default=784, help="steps per sequence, T (default 784)")
+    parser.add_argument("--steps", type=positive_int, default=3, help="profiled updates (default 3)")
+    parser.add_argument("--rows", type=positive_int, default=20, help="operators printed (default 20)")
+    parser.add_argument("--device", default="cuda", type=present_device, help="cuda, cuda:K or cpu (default cuda)")
+    return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:

@@ -346,7 +346,8 @@ def test_the_gpu_benchmark_times_cudnn_in_ieee_float32_and_then_restores_torchs_
 
 def test_the_update_profile_names_the_recurrence_and_refuses_bad_sizes(monkeypatch, capsys):
     """benchmarks/profile_update.py on a tiny CPU stack: the table holds the Elman recurrence's forward and
-    backward; a size below 1 and a GPU that is absent are refused in one line (argparse's usage aside)."""
+    backward; a size below 1, a device torch cannot name and a GPU that is absent are refused in one line
+    (argparse's usage aside)."""
     from pathlib import Path
 
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -356,12 +357,12 @@ def test_the_update_profile_names_the_recurrence_and_refuses_bad_sizes(monkeypat
                                 "--steps", "1", "--rows", "50"]) == 0
     out = capsys.readouterr().out
     assert "elman (relu), 2 cells x batch 2, T = 5" in out and "ElmanRecurrenceBackward" in out
-    bad = [["--cells", "0"]] + ([] if torch.cuda.is_available() else [["--device", "cuda"]])
+    bad = [["--cells", "0"], ["--device", "tpu"]] + ([] if torch.cuda.is_available() else [["--device", "cuda"]])
     for argv in bad:
         with pytest.raises(SystemExit) as stop:
             profile_update.main(argv)
         assert stop.value.code == 2
-        assert f"error: {argv[0]} {argv[1]}: " in capsys.readouterr().err.strip().splitlines()[-1]
+        assert f"error: argument {argv[0]}: {argv[1]}: " in capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def test_the_weight_gradient_benchmark_s_ways_all_give_the_models_products(monkeypatch, capsys):
@@ -380,4 +381,4 @@ def test_the_weight_gradient_benchmark_s_ways_all_give_the_models_products(monke
     assert all(error < 1e-6 for product in errors.values() for error in product.values()), errors
     with pytest.raises(SystemExit) as stop:
         bench_weight_gradients.main(["--chunk-rows", "0", "--device", "cpu"])
-    assert stop.value.code == 2 and "error: --chunk-rows 0: " in capsys.readouterr().err.splitlines()[-1]
+    assert stop.value.code == 2 and "error: argument --chunk-rows: 0: " in capsys.readouterr().err.splitlines()[-1]
