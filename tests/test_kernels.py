@@ -466,7 +466,7 @@ def test_the_compiled_kernel_passes_its_first_use_check(cell, nonlinearity, dtyp
 def test_the_compiled_kernel_at_the_pixel_mnist_shape(cell, nonlinearity, batch, gen):
     """T = 784, N = 100, six cells: in float64 every output and gradient of the kernels equals the loop's to
     1e-8 of the tensor's scale; in float32 each is as close to float64 as the float32 loop's, within 4x its
-    error or 1e-6 of scale. Over 784 steps the chaotic cells (he, random walk under tanh) amplify rounding
+    error or 1e-6 of scale. Over 784 steps the expanding cells (he: radius about sqrt 2) amplify rounding
     about 1e5-fold (float32 outputs 1e-2 of their scale off float64), so a float32 error is a draw of that
     chaos: on an H200 the kernels' came out up to 3.1x the loop's, where both round alike per step. The
     float64 check is the tight one. The IRNN, and every kernel cell with tanh (a relu LSTM's cell state
