@@ -51,13 +51,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def synced(fn, device: str) -> float:
-    """Seconds ``fn`` takes, the device's queued work included."""
-    if device == "cuda":
-        torch.cuda.synchronize()
+    """Seconds ``fn`` takes, the device's queued work included (``device``: cpu, cuda or cuda:K)."""
+    on_gpu = torch.device(device).type == "cuda"
+    if on_gpu:
+        torch.cuda.synchronize(device)
     start = time.perf_counter()
     fn()
-    if device == "cuda":
-        torch.cuda.synchronize()
+    if on_gpu:
+        torch.cuda.synchronize(device)
     return time.perf_counter() - start
 
 

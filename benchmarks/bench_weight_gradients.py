@@ -15,19 +15,18 @@ chunks of at least 4,096 rows (--chunk-rows) whose products are summed after:
   padded    (dW_hh only) dL/da in an (M, T + 1, B, N) buffer whose last step is zero, beside the states'
             buffer of the same shape: chunks of whole buffers merge with no copy, one bmm.
 Prints per product and way the median time, its ratio to the model's and its largest error against float64
-(relative to the largest entry). Needs nothing but torch; on the CPU it checks the ways rather than timing
-a GPU.
+(relative to the largest entry), timed as bench_gpu.py times (synced). On the CPU it checks the ways rather
+than timing a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
-import time
 
 import torch
 from arguments import positive_int, present_device
+from bench_gpu import synced
 
 
 def chunks_for(rows: int, min_rows: int) -> int:
@@ -64,25 +63,12 @@ def padded(g_padded, states, chunks):
     return torch.bmm(g3, x3).view(m, chunks, n, n).sum(1)
 
 
-def median_ms(fn, device: torch.device, repeats: int) -> float:
+def median_ms(fn, device: str, repeats: int) -> float:
     fn()  # warm-up: cuBLAS's heuristics, the allocator
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            start = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    return statistics.median(synced(fn, device) for _ in range(repeats)) * 1e3
 
 
-def compare(title: str, ways: dict, exact: torch.Tensor, device: torch.device, repeats: int) -> dict[str, float]:
+def compare(title: str, ways: dict, exact: torch.Tensor, device: str, repeats: int) -> dict[str, float]:
     """Time and check each way; the first is the baseline. Returns each way's relative error."""
     print(title)
     errors, base = {}, None
@@ -133,15 +119,14 @@ def main(argv=None) -> dict[str, dict[str, float]]:
         "per cell": lambda: per_cell(g3, h3, chunks),
         "copied": lambda: copied(g3, h3, chunks),
         "padded": lambda: padded(g_padded, states, padded_chunks),
-    }, exact_hh, device, args.repeats)
+    }, exact_hh, args.device, args.repeats)
     ih = compare(f"dL/dW_ih (N x {args.inputs} per cell, the input shared)", {
         "one bmm": lambda: one_bmm(g3, x),
         "per cell": lambda: per_cell(g3, x, chunks),
         "copied": lambda: copied(g3, x, chunks),
-    }, exact_ih, device, args.repeats)
+    }, exact_ih, args.device, args.repeats)
     return {"dW_hh": hh, "dW_ih": ih}
 
 
 if __name__ == "__main__":
     main()
-    sys.exit(0)

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import torch
 from arguments import positive_int, present_device
-from bench_gpu import inits_for
+from bench_gpu import inits_for, synced
 from bench_spine import BASELINES, stack_training
 from torch.profiler import ProfilerActivity, profile
 
@@ -45,17 +44,14 @@ def main(argv=None) -> int:
     inits = inits_for(args.cells)
 
     def train(steps):
-        stack_training(args.cell, nonlinearity, task, inits, steps, 100, args.device)
-        if torch.device(args.device).type == "cuda":
-            torch.cuda.synchronize(args.device)
+        return synced(lambda: stack_training(args.cell, nonlinearity, task, inits, steps, 100, args.device),
+                      args.device)
 
     train(1)
     on_gpu = torch.device(args.device).type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
-    start = time.perf_counter()
     with profile(activities=activities) as profiler:
-        train(args.steps)
-    seconds = (time.perf_counter() - start) / args.steps
+        seconds = train(args.steps) / args.steps
     print(f"{args.cell} ({nonlinearity}), {args.cells} cells x batch {args.batch}, T = {args.seq_len}, N = 100, "
           f"{args.device}: {seconds * 1e3:.1f} ms per update under the profiler ({args.steps} updates, each "
           f"building its stack and optimiser)")
