@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU issue's device check in one run (at most 9.5 minutes, under the device's 10 per command): the CUDA
+# The GPU issue's device check in one run (at most 9 min 20 s, under the device's 10 min per command): the CUDA
 # and kernel tests, bench_gpu.py --quick, the kernels per dot arithmetic and launch geometry
 # (tune_kernels.py), then where an update's GPU time goes (profile_update.py: the Elman stack of the missed
 # 10x row) and the split-K candidates for its weight gradients (bench_weight_gradients.py); each part
@@ -29,10 +29,10 @@ part() {  # part SECONDS NAME COMMAND...: run one part with a time limit, log it
 }
 # 8 xdist workers, each pinned to a core of its own by tests/conftest.py; the tests spread one by one; -rP
 # prints what passing tests print (the pixel-MNIST test: each tensor's errors against float64)
-part 100 tests python3 -m pytest -q -p no:cacheprovider -n 8 --dist load -rs -rP \
+part 110 tests python3 -m pytest -q -p no:cacheprovider -n 8 --dist load -rs -rP \
     tests/test_kernels.py tests/test_models.py tests/test_execution.py -k "cuda or compiled or kernel"; tests=$?
-part 240 bench_gpu python3 benchmarks/bench_gpu.py --quick; bench=$?  # 171 s on the H200, 2026-11-30
-part 150 tune_kernels python3 benchmarks/tune_kernels.py; tune=$?    # 128 s
+part 240 bench_gpu python3 benchmarks/bench_gpu.py --quick; bench=$?  # 171 s on the H200, 2026-11-30 (+ new builds)
+part 150 tune_kernels python3 benchmarks/tune_kernels.py; tune=$?    # 128 s, at 4 gated shapes of 4 geometries
 part 60 profile bash -c "python3 benchmarks/profile_update.py --cell elman --batch 256 --cells 32 --rows 12 \
     && python3 benchmarks/bench_weight_gradients.py"; profile=$?  # 25 s, then the weight gradients' candidates
 exit $(( tests || bench || tune || profile ))

@@ -151,18 +151,24 @@ def test_the_kernels_take_blocks_where_they_lie_and_copy_only_what_they_cannot_i
     torch.testing.assert_close(read, by_cell.permute(1, 0, 3, 2), rtol=0, atol=0)
 
 
+#: Units of the geometry tests: padded to 64, so that every chunk size a kernel offers (16, 32, 64) is run, the
+#: last chunk partly masked where it has several.
+GEOMETRY_HIDDEN = 40
+
+
 def launch_geometries(cell: str) -> list[dict]:
-    """Every geometry a launch of ``cell``'s kernels may run in at N = 20 (tile sizes, default and doubled warps;
-    matrix on chip or streamed where the kernels take RESIDENT); in the interpreter, which runs no warps, one
-    per distinct tile and RESIDENT."""
+    """Every geometry a launch of ``cell``'s kernels may run in at N = GEOMETRY_HIDDEN (tile sizes, default and
+    doubled warps, chunk sizes and pipeline depths of the loads; matrix on chip or streamed where the kernels
+    take RESIDENT); in the interpreter, which runs no warps and no pipelines, one per distinct tile, chunk size
+    and RESIDENT."""
     options = importlib.import_module(f"rnn_dynamics.kernels.{cell}").LAUNCH
-    candidates = geometries(20, torch.float64, None, options)
+    candidates = geometries(GEOMETRY_HIDDEN, torch.float64, None, options)
     if options.resident:
         candidates += [dict(settings, RESIDENT=False) for settings in candidates]
     if DEVICE == "cpu":
         distinct = {}
         for settings in candidates:
-            distinct.setdefault((settings["BLOCK_B"], settings.get("RESIDENT")), settings)
+            distinct.setdefault((settings["BLOCK_B"], settings["BLOCK_K"], settings.get("RESIDENT")), settings)
         candidates = list(distinct.values())
     return candidates
 
@@ -171,14 +177,13 @@ def launch_geometries(cell: str) -> list[dict]:
 def test_every_launch_geometry_gives_the_loops_numbers(cell, gen):
     """Each geometry a launch may be tuned into (:func:`launch_geometries`), forced: outputs, final states and
     every gradient against the loop; 2 layers, 19 sequences (two 16-sequence tiles, part of one 32- or
-    64-sequence tile), N = 20 padded to 32, float64. (In the interpreter the gated cells' geometries differ
-    in warps only, and their default is test_kernel_equals_the_loop's.)"""
+    64-sequence tile), N = 40 padded to 64, float64."""
     candidates = launch_geometries(cell)
-    assert geometry(20, torch.float64, None).items() <= candidates[0].items()
-    stack = perturbed(make_stack(INITS, "tanh", hidden=20, layers=2, readout="all", cell=cell, input_std=0.3),
-                      scale=0.05).to(DEVICE)
+    assert geometry(GEOMETRY_HIDDEN, torch.float64, None).items() <= candidates[0].items()
+    stack = perturbed(make_stack(INITS, "tanh", hidden=GEOMETRY_HIDDEN, layers=2, readout="all", cell=cell,
+                                 input_std=0.3), scale=0.05).to(DEVICE)
     x = torch.randn(6, 19, 2, generator=gen, dtype=torch.float64).to(DEVICE)
-    initial = 0.5 * torch.randn(2, len(INITS), 19, type(stack).state_size(20), generator=gen,
+    initial = 0.5 * torch.randn(2, len(INITS), 19, type(stack).state_size(GEOMETRY_HIDDEN), generator=gen,
                                 dtype=torch.float64).to(DEVICE)
     loop = outputs_and_gradients(stack, x, initial, "off")
     for settings in candidates:
@@ -268,6 +273,7 @@ def test_the_tuning_script_drives_the_kernels_as_the_model_does(monkeypatch, cap
     assert_close_to_scale(grad_pre.transpose(0, 1), grad_drive, 1e-12, "dL/da")
     # its scan of launch geometries, each run once (in place of CUDA's timer)
     monkeypatch.setattr(tune_kernels, "SHAPES", ((5, 2),))
+    monkeypatch.setattr(tune_kernels, "GATED_SHAPES", ((5, 2),))
     monkeypatch.setattr(tune_kernels.triton.testing, "do_bench", lambda fn, return_mode: (fn(), 1.0)[1])
     if not torch.cuda.is_available():  # the script asks which GPU it times
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: None)
@@ -275,6 +281,8 @@ def test_the_tuning_script_drives_the_kernels_as_the_model_does(monkeypatch, cap
     lines = capsys.readouterr().out.splitlines()
     offered = geometries(20, torch.float32, None, tune_kernels.elman.LAUNCH, batch=5)
     assert len(lines) == 4 and lines[1].count(" 1.00") == len(offered) + 1, lines  # + the matrix streamed
+    gated = geometries(20, torch.float32, None, tune_kernels.lstm.LAUNCH, batch=5)
+    assert len(gated) == 6 and lines[2].count(" 1.00") == len(gated), lines  # no 64-unit chunks of 32 units
 
 
 def test_the_tuning_scripts_arithmetic_table_counts_switched_relu_units(monkeypatch, capsys, gen):
@@ -507,6 +515,29 @@ def test_tuned_launches_on_a_gpu_give_the_default_geometrys_numbers(cell, monkey
         assert torch.equal(a, b), name
 
 
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("cell", [cell for cell in KERNEL_CELLS
+                                  if len(importlib.import_module(f"rnn_dynamics.kernels.{cell}").LAUNCH.loads) > 1])
+def test_on_a_gpu_every_way_to_load_a_streamed_matrix_gives_the_default_geometrys_bits(cell, gen):
+    """Chunks of 16, 32 or 64 units, loads pipelined or not: the products accumulate over the units in one order
+    whatever the chunks, so each geometry gives the default's outputs and gradients bit for bit (N = 100,
+    float32, the GPU's own dot arithmetic), as the tuning's check asks of every candidate it may choose.
+    (TF32x3 products may order their three passes by chunk; such GPUs' tuning then drops the wider chunks.)"""
+    stack = make_stack(INITS, "tanh", hidden=100, input_size=1, cell=cell, input_std=0.3).to("cuda", torch.float32)
+    x = torch.rand(50, 19, 1, generator=gen).to("cuda")
+    candidates = geometries(100, torch.float32, torch.cuda.get_device_capability(),
+                            importlib.import_module(f"rnn_dynamics.kernels.{cell}").LAUNCH, batch=19)
+    if candidates[0]["DOT"] == "tf32x3":
+        pytest.skip("TF32x3 dots: the wider chunks may change the order of the three passes")
+    with forced_geometry():
+        default = outputs_and_gradients(stack, x, None, "on")
+    for settings in candidates[1:]:
+        with forced_geometry(**settings):
+            other = outputs_and_gradients(stack, x, None, "on")
+        for name, a, b in zip(["outputs", "final", *(n for n, _ in stack.named_parameters())], other, default):
+            assert torch.equal(a, b), f"{tuning.describe(settings)}: {name}"
+
 def test_every_kernel_compiles_for_hopper_and_ampere():
     """Triton's own compiler and ptxas, no GPU: each kernel builds for sm_90 and sm_80 (float64 dots), sm_86
     and sm_75 (TF32x3 dots) as a first launch would, fits that GPU's shared memory (the Elman kernels held
@@ -532,36 +563,39 @@ def test_every_kernel_compiles_for_hopper_and_ampere():
     assert sum("sm_90 elman" in line and "matrix on chip)" not in line for line in lines) == 0, proc.stdout
 
 
-def test_the_gated_kernels_offer_loads_pipelined_two_stages_deep_and_they_build():
-    """A tuning candidate, never the default geometry: each gated kernel's two-stage build for sm_90 (N = 100,
-    float32, 512 threads) compiles with Triton's compiler and ptxas within 255 registers and launches (a program
-    fits on a multiprocessor). They spill, which only the GPU's timing can price."""
+def test_the_gated_kernels_offer_pipelined_and_wider_loads_and_they_build():
+    """Tuning candidates, never the default geometry: each gated kernel's loads two stages deep, and in 64-unit
+    chunks, build for sm_90 (N = 100, float32, 512 threads) with Triton's compiler and ptxas within 255 registers
+    and launch (a program fits on a multiprocessor). They spill, which only the GPU's timing can price."""
     import os
     import subprocess
     import sys
 
     gated = [cell for cell in KERNEL_CELLS
-             if 2 in importlib.import_module(f"rnn_dynamics.kernels.{cell}").LAUNCH.stages]
+             if len(importlib.import_module(f"rnn_dynamics.kernels.{cell}").LAUNCH.loads) > 1]
     assert gated == ["gru", "lstm"]
     for cell in gated:
         candidates = geometries(100, torch.float32, (9, 0), importlib.import_module(f"rnn_dynamics.kernels.{cell}")
                                 .LAUNCH)
-        assert candidates[0]["num_stages"] == 1 and [c["num_stages"] for c in candidates].count(2) == 2
+        loads = [(c["BLOCK_K"], c["num_stages"]) for c in candidates]
+        assert loads[0] == (16, 1) and len(loads) == 8
+        assert set(loads) == {(16, 1), (16, 2), (32, 1), (64, 1)} and loads.count((16, 2)) == 2
     code = """
 import torch
 from rnn_dynamics.kernels import compile_report as report, gru, lstm
 from rnn_dynamics.kernels.launch import geometries
 for module in (gru, lstm):
-    settings = [g for g in geometries(100, torch.float32, (9, 0), module.LAUNCH) if g["num_stages"] == 2][-1]
-    for kernel in (module._forward, module._backward):
-        usage = report.resource_usage(report.compile_kernel(kernel, 90, "float32", settings))
-        print(usage.registers, report.programs_per_sm(90, usage, 32 * settings["num_warps"]))
+    offered = geometries(100, torch.float32, (9, 0), module.LAUNCH)
+    for settings in ([g for g in offered if g["num_stages"] == 2][-1], [g for g in offered if g["BLOCK_K"] == 64][-1]):
+        for kernel in (module._forward, module._backward):
+            usage = report.resource_usage(report.compile_kernel(kernel, 90, "float32", settings))
+            print(usage.registers, report.programs_per_sm(90, usage, 32 * settings["num_warps"]))
 """
     env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     builds = [tuple(map(int, line.split())) for line in proc.stdout.splitlines()]
-    assert len(builds) == 4 and all(registers <= 255 and programs >= 1 for registers, programs in builds), builds
+    assert len(builds) == 8 and all(registers <= 255 and programs >= 1 for registers, programs in builds), builds
 
 
 def test_the_shared_memory_of_a_gpu_by_its_compute_capability():

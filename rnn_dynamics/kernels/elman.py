@@ -42,7 +42,7 @@ def _weight_tile(weight_ptr, cell, n, BLOCK_N: tl.constexpr):
 @triton.jit(do_not_specialize=["steps", "batch", "drive_step", "drive_cell"])
 def _forward(drive_ptr, states_ptr, weight_ptr, steps, batch, n, drive_step, drive_cell,
              ACTIVATION: tl.constexpr, RESIDENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
-             DOT: tl.constexpr):
+             BLOCK_K: tl.constexpr, DOT: tl.constexpr):
     """states[:, t + 1] = f(states[:, t] W^T + drive[t]); drive (T, M, B, N) with the given strides of its steps
     and cells, states cell-major (M, T + 1, B, N), weight (M, N, N). RESIDENT: W loaded once and held on chip;
     else W and h_t are read from memory (cache) in chunks each step (:func:`rows_times_block`).
@@ -61,7 +61,8 @@ def _forward(drive_ptr, states_ptr, weight_ptr, steps, batch, n, drive_step, dri
         if RESIDENT:
             pre = dot(h, w_t, DOT).to(h.dtype)
         else:
-            pre = rows_times_block(rows_at, row_ok, weight_ptr + cell * n * n, 0, n, BLOCK_B, BLOCK_N, True, DOT)
+            pre = rows_times_block(rows_at, row_ok, weight_ptr + cell * n * n, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, True,
+                                   DOT)
             rows_at += batch * n
         h = ACTIVATION(pre + tl.load(drive_at, mask=tile_ok, other=0.0)).to(h.dtype)
         state_at += batch * n
@@ -74,7 +75,7 @@ def _forward(drive_ptr, states_ptr, weight_ptr, steps, batch, n, drive_step, dri
 @triton.jit(do_not_specialize=["steps", "batch", "grad_step", "grad_cell"])
 def _backward(grad_ptr, final_grad_ptr, states_ptr, grad_pre_ptr, weight_ptr, steps, batch, n, grad_step, grad_cell,
               HAS_GRAD: tl.constexpr, DERIVATIVE: tl.constexpr, RESIDENT: tl.constexpr, BLOCK_B: tl.constexpr,
-              BLOCK_N: tl.constexpr, DOT: tl.constexpr):
+              BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT: tl.constexpr):
     """grad_pre[:, t] = (grad[t] + grad_pre[:, t + 1] W) * f'(states[:, t + 1]), t = T - 1 .. 0, from the carry
     dL/dh_T (final_grad, (M, B, N)); without HAS_GRAD no step's output was used and grad is not read;
     RESIDENT as in the forward.
@@ -101,8 +102,8 @@ def _backward(grad_ptr, final_grad_ptr, states_ptr, grad_pre_ptr, weight_ptr, st
             carry = dot(delta, w, DOT).to(carry.dtype)
         else:
             tl.debug_barrier()  # dL/da_t complete before any thread reads it for the product
-            carry = rows_times_block(pre_rows_at, row_ok, weight_ptr + cell * n * n, 0, n, BLOCK_B, BLOCK_N, False,
-                                     DOT)
+            carry = rows_times_block(pre_rows_at, row_ok, weight_ptr + cell * n * n, 0, n, BLOCK_B, BLOCK_N, BLOCK_K,
+                                     False, DOT)
         grad_at -= grad_step
         state_at -= batch * n
         pre_rows_at -= batch * n

@@ -24,7 +24,7 @@ LAUNCH = GATED_LAUNCH
 @triton.jit(do_not_specialize=["steps", "n_cells", "batch", "drive_step", "drive_cell"])
 def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr, steps, n_cells, batch, n, drive_step,
              drive_cell,
-             PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, DOT: tl.constexpr):
+             PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT: tl.constexpr):
     """r, z = sigmoid(drive + h W^T), n = phi(drive_n + r (h W_n^T + b_hn)), h' = n + z (h - n), t = 0..T-1;
     h cell-major (M, T + 1, B, N), as the backward, dL/dW_hh and a layer above read it."""
     cell, rows, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
@@ -38,16 +38,16 @@ def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr,
     h = tl.load(rows_at + units, mask=tile_ok, other=0.0)
     for _ in range(steps):
         # One gate at a time, each stored as soon as it is made: fewer tiles live at once (fewer spills).
-        h_r = rows_times_block(rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, True, DOT)
+        h_r = rows_times_block(rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT)
         tl.store(from_h_at, h_r, mask=tile_ok)
         r = sigmoid(tl.load(drive_at, mask=tile_ok, other=0.0) + h_r).to(h.dtype)
         tl.store(gates_at, r, mask=tile_ok)
-        h_n = (rows_times_block(rows_at, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, True, DOT)
+        h_n = (rows_times_block(rows_at, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT)
                + b_hn).to(h.dtype)
         tl.store(from_h_at + 2 * n, h_n, mask=tile_ok)
         candidate = PHI(tl.load(drive_at + 2 * n, mask=tile_ok, other=0.0) + r * h_n).to(h.dtype)
         tl.store(gates_at + 2 * n, candidate, mask=tile_ok)
-        h_z = rows_times_block(rows_at, row_ok, weight_at, 1, n, BLOCK_B, BLOCK_N, True, DOT)
+        h_z = rows_times_block(rows_at, row_ok, weight_at, 1, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT)
         tl.store(from_h_at + n, h_z, mask=tile_ok)
         z = sigmoid(tl.load(drive_at + n, mask=tile_ok, other=0.0) + h_z).to(h.dtype)
         tl.store(gates_at + n, z, mask=tile_ok)
@@ -63,7 +63,8 @@ def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr,
 @triton.jit(do_not_specialize=["steps", "n_cells", "batch", "grad_step", "grad_cell"])
 def _backward(grad_ptr, final_grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_drive_ptr, grad_from_h_ptr,
               weight_ptr, steps, n_cells, batch, n, grad_step, grad_cell, HAS_GRAD: tl.constexpr,
-              DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, DOT: tl.constexpr):
+              DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+              DOT: tl.constexpr):
     """dL/d(drive_t) and dL/d(W h_{t-1} + b) for t = T - 1..0 from dL/dh_t, carrying dL/dh back a step at a time
     from dL/dh_T (final_grad, (M, B, N)); without HAS_GRAD no step's output was used and grad is not read.
 
@@ -103,7 +104,7 @@ def _backward(grad_ptr, final_grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_
         tl.store(pre_at + n, c_z, mask=tile_ok)
         tl.store(pre_at + 2 * n, (c_n * r).to(r.dtype), mask=tile_ok)
         tl.debug_barrier()  # dL/d(W h_{t-1} + b) complete before any thread reads it for the products
-        carry = (d_h * z + rows_times_weight(pre_rows_at, row_ok, weight_at, n, 3, BLOCK_B, BLOCK_N, DOT)
+        carry = (d_h * z + rows_times_weight(pre_rows_at, row_ok, weight_at, n, 3, BLOCK_B, BLOCK_N, BLOCK_K, DOT)
                  ).to(r.dtype)
         grad_at -= grad_step
         hidden_at -= batch * n

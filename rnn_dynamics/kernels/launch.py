@@ -14,9 +14,9 @@ BLOCK_B = 16
 #: The largest hidden size the kernels serve: the one they are built and checked for (compile_report);
 #: a program keeps a few BLOCK_B x N state tiles in registers.
 MAX_HIDDEN = 128
-#: Units per chunk of a gated cell's recurrent product: one tl.dot of (BLOCK_B, BLOCK_K) by (BLOCK_K, BLOCK_N)
-#: each (a compile-time constant of the kernels; BLOCK_N is never smaller).
-BLOCK_K = tl.constexpr(16)
+#: Units per chunk of a product whose matrix is read from cache (the gated cells', a streamed Elman matrix) by
+#: default: one tl.dot of (BLOCK_B, BLOCK_K) by (BLOCK_K, BLOCK_N) each (tl.dot's smallest).
+BLOCK_K = 16
 
 
 def block_size(hidden: int) -> int:
@@ -59,7 +59,7 @@ def geometry(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None) -> di
     prefetches into registers made the LSTM and GRU kernels spill when compiled for sm_90.
     """
     block_n = block_size(hidden)
-    return dict(BLOCK_B=BLOCK_B, BLOCK_N=block_n,
+    return dict(BLOCK_B=BLOCK_B, BLOCK_N=block_n, BLOCK_K=BLOCK_K,
                 num_warps=2 if block_n <= 32 else 4 if block_n <= 64 else 8, num_stages=1,
                 DOT=dot_arithmetic(dtype, gpu))
 
@@ -105,28 +105,34 @@ def resident_weight_bytes(settings: dict) -> int:
 class LaunchOptions(NamedTuple):
     """What a kernel module's launches may vary (each module declares its own as ``LAUNCH``): the sequences
     per program they allow, whether its kernels take RESIDENT (the cell's matrix held on chip, or
-    streamed from cache each step), and how many stages deep Triton may pipeline the loads of a loop
-    (``num_stages``; the first, one stage, is the default geometry's)."""
+    streamed from cache each step), and how the loop over a matrix read from cache loads it: pairs of
+    units per chunk (``BLOCK_K``) and how many stages deep Triton may pipeline those loads (``num_stages``);
+    the first pair, 16-unit chunks in one stage, is the default geometry's."""
 
     tile_rows: tuple[int, ...] = (BLOCK_B,)
     resident: bool = False
-    stages: tuple[int, ...] = (1,)
+    loads: tuple[tuple[int, int], ...] = ((BLOCK_K, 1),)
 
 
 #: What the gated cells' kernels (LSTM, GRU) may vary: 16-sequence tiles only, as 32-sequence ones spill
-#: (sm_90, N = 100, compile_report --geometries all). Also offered: the chunk loop's loads of the recurrent
-#: blocks pipelined two stages deep, which may hide the latency of those re-reads from cache; such builds spill
-#: 96-216 bytes per thread on sm_90 (N = 100, float32; compile_report --geometries all), so whether they win is
-#: left to the timing at first launch.
-GATED_LAUNCH = LaunchOptions(stages=(1, 2))
+#: (sm_90, N = 100, compile_report --geometries all). Their time is a chain of small loads and dots through
+#: the recurrent blocks, re-read from cache every step, 32 chunks of 16 units a step for the LSTM at N = 100:
+#: on an H200 one LSTM cell at batch 16 took 34.2 ms with float64 dots and 28.9 with one TF32 product, about
+#: an eighth of the arithmetic (tune_kernels.py, 2026-11-30), so the chain's latency, not the dots, sets the
+#: pace. Offered: those loads pipelined two stages deep, which may hide the latency (1.5-4% faster at 256
+#: threads on the H200; they spill 104-224 bytes per thread), and chunks of 32 or 64 units in one stage, a
+#: half or a quarter as many links (sm_90, N = 100, float32: the forwards spill 192-1064 bytes per thread, the
+#: backwards 0-88); only the GPU's timing can weigh either against its spills.
+GATED_LAUNCH = LaunchOptions(loads=((BLOCK_K, 1), (BLOCK_K, 2), (2 * BLOCK_K, 1), (4 * BLOCK_K, 1)))
 
 
 def geometries(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None, options: LaunchOptions,
                batch: int | None = None, shared_memory: int | None = None) -> list[dict]:
     """The launch geometries a scan kernel may run in, :func:`geometry` first: each of the module's tile sizes
     at the default warps and at twice as many (half the registers per thread; the compile report shows which
-    spill), each at the module's pipeline depths. :mod:`~rnn_dynamics.kernels.tuning` picks among them. Given a
-    ``batch``, tiles of which half or more would be masked rows (beyond the default's) are left out.
+    spill), each with each of the module's ways to load a matrix read from cache (chunks no wider than the
+    padded hidden size). :mod:`~rnn_dynamics.kernels.tuning` picks among them. Given a ``batch``, tiles of which
+    half or more would be masked rows (beyond the default's) are left out.
 
     Kernels that take RESIDENT hold the matrix on chip in each geometry where that fits the shared memory a
     program may use (``shared_memory``: the GPU's own, :func:`device_shared_memory`; by default by compute
@@ -134,8 +140,10 @@ def geometries(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None, opt
     that would stream where the default holds it is left out."""
     default = geometry(hidden, dtype, gpu)
     tile_rows = [rows for rows in options.tile_rows if batch is None or rows == BLOCK_B or rows < 2 * batch]
-    candidates = [dict(default, BLOCK_B=rows, num_warps=warps, num_stages=stages) for rows in tile_rows
-                  for warps in (default["num_warps"], 2 * default["num_warps"]) for stages in options.stages]
+    loads = [(chunk, stages) for chunk, stages in options.loads if chunk <= default["BLOCK_N"]]
+    candidates = [dict(default, BLOCK_B=rows, num_warps=warps, BLOCK_K=chunk, num_stages=stages)
+                  for rows in tile_rows for warps in (default["num_warps"], 2 * default["num_warps"])
+                  for chunk, stages in loads]
     if options.resident:
         limit = shared_memory or (gpu and shared_memory_per_block(gpu))
         for settings in candidates:
@@ -200,24 +208,26 @@ def dot_operand(x, DOT: tl.constexpr):
 
 
 @triton.jit
-def dot(a, b, DOT: tl.constexpr):
-    """a @ b in the arithmetic DOT names (:func:`dot_arithmetic`), in its dtype: callers round once."""
+def dot(a, b, DOT: tl.constexpr, acc=None):
+    """acc + a @ b (acc None: zero) in the arithmetic DOT names (:func:`dot_arithmetic`), in its dtype: callers
+    round once. The products accumulate into acc in the order of their k, so that a sum over chunks of k gives
+    the same bits whatever the chunks' size (on a GPU's tensor cores)."""
     if DOT == "float64":
-        product = tl.dot(dot_operand(a, DOT), dot_operand(b, DOT))
+        product = tl.dot(dot_operand(a, DOT), dot_operand(b, DOT), acc)
     else:
-        product = tl.dot(a, b, input_precision=DOT)
+        product = tl.dot(a, b, acc, input_precision=DOT)
     return product
 
 
 @triton.jit
 def rows_times_block(x_rows, row_ok, weight_at, gate: tl.constexpr, n, BLOCK_B: tl.constexpr,
-                     BLOCK_N: tl.constexpr, TRANSPOSED: tl.constexpr, DOT: tl.constexpr):
+                     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, TRANSPOSED: tl.constexpr, DOT: tl.constexpr):
     """x @ W_gate^T (TRANSPOSED) or x @ W_gate: x the (BLOCK_B, N) tile in memory whose rows start at
     ``x_rows`` (BLOCK_B, 1), W_gate the N x N rows gate * N.. of a cell's (G * N, N) weight at ``weight_at``.
 
-    Both are read from memory (cache) BLOCK_K units at a time, one small dot per chunk: holding a whole
-    block in registers spilled when compiled for sm_90. The caller stores x and then calls
-    ``tl.debug_barrier()`` so that every thread of the program sees the whole tile.
+    Both are read from memory (cache) BLOCK_K units at a time, one dot per chunk accumulating into the
+    product: holding a whole block in registers spilled when compiled for sm_90. The caller stores x and then
+    calls ``tl.debug_barrier()`` so that every thread of the program sees the whole tile.
     """
     cols = tl.arange(0, BLOCK_N)
     col_ok = (cols < n)[None, :]
@@ -232,17 +242,17 @@ def rows_times_block(x_rows, row_ok, weight_at, gate: tl.constexpr, n, BLOCK_B: 
         else:  # [k, j] = W[gate * n + k, j]
             w = tl.load(weight_at + (gate * n + ks[:, None]) * n + cols[None, :], mask=k_ok[:, None] & col_ok,
                         other=0.0)
-        product += dot(x, w, DOT)
+        product = dot(x, w, DOT, product)
     return product.to(x_rows.dtype.element_ty)
 
 
 @triton.jit
 def rows_times_weight(x_rows, row_ok, weight_at, n, GATES: tl.constexpr, BLOCK_B: tl.constexpr,
-                      BLOCK_N: tl.constexpr, DOT: tl.constexpr):
+                      BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT: tl.constexpr):
     """x @ W for x the (BLOCK_B, GATES * N) tile whose rows start at ``x_rows`` and W a cell's whole
     (GATES * N, N) weight: the sum over gates of :func:`rows_times_block` (the backward's carry)."""
-    product = rows_times_block(x_rows, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, False, DOT)
+    product = rows_times_block(x_rows, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, False, DOT)
     for gate in tl.static_range(1, GATES):
-        product += rows_times_block(x_rows + gate * n, row_ok, weight_at, gate, n, BLOCK_B, BLOCK_N, False,
-                                    DOT)
+        product += rows_times_block(x_rows + gate * n, row_ok, weight_at, gate, n, BLOCK_B, BLOCK_N, BLOCK_K,
+                                    False, DOT)
     return product

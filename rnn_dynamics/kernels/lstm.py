@@ -23,7 +23,7 @@ LAUNCH = GATED_LAUNCH
 
 @triton.jit(do_not_specialize=["steps", "n_cells", "batch", "drive_step", "drive_cell"])
 def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, steps, n_cells, batch, n, drive_step, drive_cell,
-             PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, DOT: tl.constexpr):
+             PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT: tl.constexpr):
     """i, f, o = sigmoid(a), g = phi(a), a = h W^T + drive; c' = f c + i g; h' = o phi(c'), for t = 0..T-1;
     h cell-major (M, T + 1, B, N), as the backward's dL/dW_hh and a layer above read it."""
     cell, rows, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
@@ -36,18 +36,18 @@ def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, steps, n_ce
     c = tl.load(cell_at, mask=tile_ok, other=0.0)
     for _ in range(steps):
         # One gate at a time, each stored as soon as it is made: fewer tiles live at once (fewer spills).
-        f = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 1, n, BLOCK_B, BLOCK_N, True, DOT)
+        f = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 1, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT)
                     + tl.load(drive_at + n, mask=tile_ok, other=0.0)).to(c.dtype)
         tl.store(gates_at + n, f, mask=tile_ok)
         c = f * c
-        i = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, True, DOT)
+        i = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT)
                     + tl.load(drive_at, mask=tile_ok, other=0.0)).to(c.dtype)
         tl.store(gates_at, i, mask=tile_ok)
-        g = PHI(rows_times_block(rows_at, row_ok, weight_at, 3, n, BLOCK_B, BLOCK_N, True, DOT)
+        g = PHI(rows_times_block(rows_at, row_ok, weight_at, 3, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT)
                 + tl.load(drive_at + 3 * n, mask=tile_ok, other=0.0)).to(c.dtype)
         tl.store(gates_at + 3 * n, g, mask=tile_ok)
         c += i * g
-        o = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, True, DOT)
+        o = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT)
                     + tl.load(drive_at + 2 * n, mask=tile_ok, other=0.0)).to(c.dtype)
         tl.store(gates_at + 2 * n, o, mask=tile_ok)
         rows_at += batch * n
@@ -62,7 +62,7 @@ def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, steps, n_ce
 @triton.jit(do_not_specialize=["steps", "n_cells", "batch", "grad_step", "grad_cell"])
 def _backward(grad_ptr, final_grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weight_ptr, steps, n_cells, batch, n,
               grad_step, grad_cell, HAS_GRAD: tl.constexpr, PHI: tl.constexpr, DERIVATIVE: tl.constexpr,
-              BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, DOT: tl.constexpr):
+              BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT: tl.constexpr):
     """dL/da_t for t = T - 1..0 from dL/dh_t, carrying dL/dh and dL/dc back a step at a time from dL/d(h_T, c_T)
     (final_grad, (M, B, 2N)); without HAS_GRAD no step's output was used and grad is not read.
 
@@ -98,7 +98,7 @@ def _backward(grad_ptr, final_grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weigh
         tl.store(pre_at + 3 * n, (d_c * i * DERIVATIVE(g)).to(c.dtype), mask=tile_ok)
         tl.debug_barrier()  # dL/da_t complete before any thread reads it for the products
         carry_c = d_c * f
-        carry_h = rows_times_weight(pre_rows_at, row_ok, weight_at, n, 4, BLOCK_B, BLOCK_N, DOT)
+        carry_h = rows_times_weight(pre_rows_at, row_ok, weight_at, n, 4, BLOCK_B, BLOCK_N, BLOCK_K, DOT)
         grad_at -= grad_step
         cell_at -= step
         gates_at -= gate_step

@@ -26,7 +26,7 @@ from typing import Callable
 
 import torch
 
-from .launch import LaunchOptions, device_target, geometries, grid_for
+from .launch import BLOCK_K, LaunchOptions, device_target, geometries, grid_for
 
 #: Timed launches per candidate (after one that builds and checks it); the median counts.
 TIMED_RUNS = 3
@@ -110,10 +110,12 @@ def choose(run: Callable[[dict], None], candidates: list[dict], written: torch.T
 
 
 def describe(settings: dict) -> str:
-    """A launch geometry in words, e.g. "32 sequences x 256 threads, matrix on chip"."""
+    """A launch geometry in words, e.g. "32 sequences x 256 threads, matrix on chip", "16 sequences x 512 threads,
+    64-unit chunks"."""
     matrix = {True: ", matrix on chip", False: ", matrix streamed", None: ""}[settings.get("RESIDENT")]
+    chunks = f", {settings['BLOCK_K']}-unit chunks" if settings.get("BLOCK_K", BLOCK_K) != BLOCK_K else ""
     stages = f", loads {settings['num_stages']} stages deep" if settings.get("num_stages", 1) > 1 else ""
-    return f"{settings['BLOCK_B']} sequences x {32 * settings['num_warps']} threads{matrix}{stages}"
+    return f"{settings['BLOCK_B']} sequences x {32 * settings['num_warps']} threads{matrix}{chunks}{stages}"
 
 
 def choices() -> list[str]:
