@@ -14,6 +14,8 @@ chunks of at least 4,096 rows (--chunk-rows) whose products are summed after:
             then one bmm over M x chunks;
   padded    (dW_hh only) dL/da in an (M, T + 1, B, N) buffer whose last step is zero, beside the states'
             buffer of the same shape: chunks of whole buffers merge with no copy, one bmm.
+and, not split, the model's bmm with its operands swapped (x^T g, transposed back): cuBLAS picks its kernel by
+the output's shape, and dW_ih's N x 1 output per cell may find a better one as 1 x N.
 Prints per product and way the median time, its ratio to the model's and its largest error against float64
 (relative to the largest entry), timed as bench_gpu.py times (synced). On the CPU it checks the ways rather
 than timing a GPU.
@@ -37,6 +39,11 @@ def chunks_for(rows: int, min_rows: int) -> int:
 def one_bmm(g, x):
     """The model's way: (M, K, P), (M, K, Q) -> (M, P, Q) in one bmm over cells."""
     return torch.bmm(g.transpose(1, 2), x)
+
+
+def swapped(g, x):
+    """The model's product as (x^T g)^T: the same sums, another output shape for cuBLAS."""
+    return torch.bmm(x.transpose(1, 2), g).transpose(1, 2)
 
 
 def per_cell(g, x, chunks):
@@ -116,12 +123,14 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     exact_ih = one_bmm(g3.double(), x.double())
     hh = compare("dL/dW_hh (N x N per cell)", {
         "one bmm": lambda: one_bmm(g3, h3),
+        "swapped": lambda: swapped(g3, h3),
         "per cell": lambda: per_cell(g3, h3, chunks),
         "copied": lambda: copied(g3, h3, chunks),
         "padded": lambda: padded(g_padded, states, padded_chunks),
     }, exact_hh, args.device, args.repeats)
     ih = compare(f"dL/dW_ih (N x {args.inputs} per cell, the input shared)", {
         "one bmm": lambda: one_bmm(g3, x),
+        "swapped": lambda: swapped(g3, x),
         "per cell": lambda: per_cell(g3, x, chunks),
         "copied": lambda: copied(g3, x, chunks),
     }, exact_ih, args.device, args.repeats)

@@ -367,8 +367,8 @@ def test_the_update_profile_names_the_recurrence_and_refuses_bad_sizes(monkeypat
 
 def test_the_weight_gradient_benchmark_s_ways_all_give_the_models_products(monkeypatch, capsys):
     """benchmarks/bench_weight_gradients.py on the CPU with chunks forced (6 of the 60 rows, 8 of the padded 64):
-    every split-K way, the padded layout's included, gives dL/dW_hh and dL/dW_ih to float32 rounding of
-    float64; a size below 1 is refused in one line."""
+    every split-K way, the padded layout's included, and the swapped operands give dL/dW_hh and dL/dW_ih to
+    float32 rounding of float64; a size below 1 is refused in one line."""
     from pathlib import Path
 
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -377,7 +377,8 @@ def test_the_weight_gradient_benchmark_s_ways_all_give_the_models_products(monke
     errors = bench_weight_gradients.main(["--device", "cpu", "--batch", "4", "--cells", "2", "--seq-len", "15",
                                           "--hidden", "5", "--inputs", "3", "--chunk-rows", "8", "--repeats", "1"])
     assert "chunks of the 60 rows: 6 (padded: 8 of 64)" in capsys.readouterr().out
-    assert set(errors["dW_hh"]) == {"one bmm", "per cell", "copied", "padded"}
+    assert set(errors["dW_hh"]) == {"one bmm", "swapped", "per cell", "copied", "padded"}
+    assert set(errors["dW_ih"]) == {"one bmm", "swapped", "per cell", "copied"}
     assert all(error < 1e-6 for product in errors.values() for error in product.values()), errors
     with pytest.raises(SystemExit) as stop:
         bench_weight_gradients.main(["--chunk-rows", "0", "--device", "cpu"])
