@@ -10,7 +10,8 @@ program run on each, or 256 programs of 32 sequences, two waves). Each candidate
 is timed on: the slab of the output the kernel writes last (its walk's end, which every step feeds) must
 equal the default geometry's bit for bit, or the candidate is left out, so that the choice, which timing
 noise can change from run to run, changes speed and never a result (the geometries split the state tile's
-rows and units among threads, not the sums of the dots, so equal bits are what they should give); one that
+rows and units among threads, and a streamed matrix's units into chunks whose dots accumulate in one order
+whatever the chunks, not the sums of the dots, so equal bits are what they should give); one that
 fails to build is left out too. The choice lasts for the process, one per kernel, device, dtype, hidden size,
 number of cells, batch size, compile-time arguments and dot arithmetic (the sequence length leaves the
 cost of a step as it is). The outputs left behind are those of the geometry chosen, as on every later
