@@ -302,8 +302,10 @@ class RecurrentStack(nn.Module):
             return trace.outputs, torch.stack([states[-1] for states in trace.states]).detach()
         hidden, finals = x, []
         for layer in range(self.num_layers):
-            hidden, final = self.fused.apply(self.layer_drive(layer, hidden), state[layer],
-                                             *self.recurrent_params(layer), self.activation)
+            params = self.recurrent_params(layer)
+            if not torch.is_grad_enabled():  # a Function's needs_input_grad ignores no_grad: say that none is wanted,
+                params = [param.detach() for param in params]  # so that it keeps no buffers for a backward
+            hidden, final = self.fused.apply(self.layer_drive(layer, hidden), state[layer], *params, self.activation)
             finals.append(final)
         if self.readout == "last" and finals[-1].requires_grad:
             hidden = finals[-1][..., :self.hidden_size].unsqueeze(0)  # h_T, whose gradient is one step's
