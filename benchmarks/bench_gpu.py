@@ -28,6 +28,7 @@ Every GPU timing synchronises before reading the clock; medians of alternating r
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import subprocess
 import sys
@@ -60,6 +61,18 @@ def synced(fn, device: str) -> float:
     if on_gpu:
         torch.cuda.synchronize(device)
     return time.perf_counter() - start
+
+
+def per_call(fn, device: str, repeats: int, min_seconds: float = 0.05) -> float:
+    """Seconds one call of ``fn`` takes (synced): the median of ``repeats`` timings, each of as many calls as fill
+    ``min_seconds`` by one call timed first. A probe of a few milliseconds timed one call at a time read 1.5x
+    apart on a GPU and a CPU stack whose probe ran the same CPU work (H200 run of 2026-11-30)."""
+    calls = max(1, math.ceil(min_seconds / max(synced(fn, device), 1e-9)))
+
+    def batch():
+        for _ in range(calls):
+            fn()
+    return statistics.median(synced(batch, device) for _ in range(repeats)) / calls
 
 
 def peak_gigabytes(fn) -> float:
@@ -157,10 +170,11 @@ def probe_costs(repeats: int, devices=("cuda", "cpu")) -> None:
         for name in names:
             probe = PROBES.get(name)
             with flushed_denormals():
-                if name != "lyapunov":  # seconds per call: one-time costs hardly count there
+                if name == "lyapunov":  # seconds per call: one-time costs hardly count there
+                    times[device, name] = synced(lambda: probe(shared), device)
+                else:
                     probe(shared)  # untimed first call: one-time costs (imports, xarray's first arrays)
-                times[device, name] = statistics.median(
-                    synced(lambda: probe(shared), device) for _ in range(1 if name == "lyapunov" else repeats))
+                    times[device, name] = per_call(lambda: probe(shared), device, repeats)
 
         def probe_step():
             """A study's probe step: the default probes share one context (one CPU copy of a GPU stack, one

@@ -373,6 +373,24 @@ def test_the_gpu_benchmark_times_cudnn_in_ieee_float32_and_then_restores_torchs_
     assert bench_gpu.cudnn_float32_products() == "tf32"
 
 
+
+def test_the_gpu_benchmark_times_a_cheap_probe_over_enough_calls(monkeypatch):
+    """bench_gpu.py's per_call: a call of 10 ms (stood in for by a clock that the call advances) timed in batches
+    that fill 50 ms, 5 calls each, one call first to size them; the median batch's time per call."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_gpu
+
+    clock, calls = [0.0], []
+
+    def call():
+        calls.append(1)
+        clock[0] += 0.010 if len(calls) != 4 else 0.100  # one slow call: the median leaves its batch out
+    monkeypatch.setattr(bench_gpu.time, "perf_counter", lambda: clock[0])
+    assert bench_gpu.per_call(call, "cpu", repeats=3) == pytest.approx(0.010)
+    assert len(calls) == 1 + 3 * 5
+
 def test_the_update_profile_names_the_recurrence_and_refuses_bad_sizes(monkeypatch, capsys):
     """benchmarks/profile_update.py on a tiny CPU stack: the table holds the Elman recurrence's forward and
     backward; a size below 1, a device torch cannot name and a GPU that is absent are refused in one line
