@@ -6,17 +6,19 @@
 On an H200 these two products took 12.2 of an Elman update's 28.7 ms of GPU time at batch 256 x 32 cells
 (benchmarks/profile_update.py, 2026-11-30): each is one bmm over M cells whose outputs are small (N x N for
 dW_hh, N x I for dW_ih) and whose reduction is long (200,704 rows), which leaves most multiprocessors idle.
-This script times, in float32, the model's way (one bmm) against split-K candidates, each cutting K into
-chunks of at least 4,096 rows (--chunk-rows) whose products are summed after:
+This script times, in float32, one bmm (the baseline: dW_hh's way on every device, and dW_ih's on the CPU)
+against split-K candidates, each cutting K into chunks of at least 4,096 rows (--chunk-rows) whose products
+are summed after:
   per cell  one bmm per cell over its chunks (tried in the model: 11.9 against 12.2 ms, reverted);
   copied    the operand whose cells and chunks cannot merge into one batch dim copied contiguous first
             (the states, a slice of the kernels' (M, T + 1, B, N) buffer; the input shared by every cell),
-            then one bmm over M x chunks;
+            then one bmm over M x chunks: for dW_ih, the model's way on a GPU since 2026-11-30
+            (rnn_dynamics.models._drive, not yet timed there);
   padded    (dW_hh only) dL/da in an (M, T + 1, B, N) buffer whose last step is zero, beside the states'
             buffer of the same shape: chunks of whole buffers merge with no copy, one bmm.
-and, not split, the model's bmm with its operands swapped (x^T g, transposed back): cuBLAS picks its kernel by
+and, not split, the one bmm with its operands swapped (x^T g, transposed back): cuBLAS picks its kernel by
 the output's shape, and dW_ih's N x 1 output per cell may find a better one as 1 x N.
-Prints per product and way the median time, its ratio to the model's and its largest error against float64
+Prints per product and way the median time, its ratio to one bmm's and its largest error against float64
 (relative to the largest entry), timed as bench_gpu.py times (synced). On the CPU it checks the ways rather
 than timing a GPU.
 """
@@ -30,19 +32,16 @@ import torch
 from arguments import positive_int, present_device
 from bench_gpu import synced
 
-
-def chunks_for(rows: int, min_rows: int) -> int:
-    """The most chunks of at least ``min_rows`` rows each that divide ``rows`` (1 where none do)."""
-    return max((d for d in range(1, rows // min_rows + 1) if rows % d == 0), default=1)
+from rnn_dynamics.models._drive import most_chunks, weight_gradient
 
 
 def one_bmm(g, x):
-    """The model's way: (M, K, P), (M, K, Q) -> (M, P, Q) in one bmm over cells."""
+    """(M, K, P), (M, K, Q) -> (M, P, Q) in one bmm over cells: the baseline."""
     return torch.bmm(g.transpose(1, 2), x)
 
 
 def swapped(g, x):
-    """The model's product as (x^T g)^T: the same sums, another output shape for cuBLAS."""
+    """One bmm as (x^T g)^T: the same sums, another output shape for cuBLAS."""
     return torch.bmm(x.transpose(1, 2), g).transpose(1, 2)
 
 
@@ -84,7 +83,7 @@ def compare(title: str, ways: dict, exact: torch.Tensor, device: str, repeats: i
         ms = median_ms(fn, device, repeats)
         base = base or ms
         errors[name] = error
-        print(f"  {name:10s} {ms:8.2f} ms ({base / ms:5.2f}x the model's speed), error {error:.1e}")
+        print(f"  {name:10s} {ms:8.2f} ms ({base / ms:5.2f}x one bmm's speed), error {error:.1e}")
     return errors
 
 
@@ -115,7 +114,7 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     g = g_padded[:, :t].contiguous()  # dL/da as the model keeps it: (M, T, B, N)
     x = rand(1, t * b, args.inputs).expand(m, -1, -1)  # one input shared by every cell
     rows = t * b
-    chunks, padded_chunks = chunks_for(rows, args.chunk_rows), chunks_for(rows + b, args.chunk_rows)
+    chunks, padded_chunks = most_chunks(rows, args.chunk_rows), most_chunks(rows + b, args.chunk_rows)
     g3, h3 = g.view(m, rows, n), states[:, :t].reshape(m, rows, n)
     print(f"{device}: {m} cells x batch {b}, T = {t}, N = {n}, I = {args.inputs}, float32; chunks of the "
           f"{rows} rows: {chunks} (padded: {padded_chunks} of {rows + b})")
@@ -132,7 +131,7 @@ def main(argv=None) -> dict[str, dict[str, float]]:
         "one bmm": lambda: one_bmm(g3, x),
         "swapped": lambda: swapped(g3, x),
         "per cell": lambda: per_cell(g3, x, chunks),
-        "copied": lambda: copied(g3, x, chunks),
+        "copied": lambda: weight_gradient(g3, x[0], chunks),  # the model's way on a GPU
     }, exact_ih, args.device, args.repeats)
     return {"dW_hh": hh, "dW_ih": ih}
 

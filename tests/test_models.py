@@ -95,6 +95,50 @@ def test_a_forward_without_gradients_keeps_no_buffers_for_a_backward_and_gives_t
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
 
 
+def test_the_shared_input_drive_passes_gradcheck_unsplit_and_split(gen, monkeypatch):
+    """bias + x W^T for x shared by every cell, with its own backward: gradients of x, W and b against finite
+    differences, with dL/dW as one bmm and (as on a GPU) over chunks of the rows: 24 rows in 2, 3 or 4 chunks."""
+    from rnn_dynamics.models import _drive
+
+    x = torch.randn(24, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 5, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, 1, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_drive.SharedInputDrive.apply, (x, w, b))
+    monkeypatch.setattr(_drive, "SPLIT_DEVICES", ("cpu",))
+    for rows, chunks in ((12, 2), (8, 3), (6, 4)):
+        monkeypatch.setattr(_drive, "SPLIT_ROWS", rows)
+        assert _drive.chunks_for(24, 2, x.device) == chunks
+        assert torch.autograd.gradcheck(_drive.SharedInputDrive.apply, (x, w, b))
+
+
+def test_the_weight_gradient_is_split_on_a_gpu_only_for_long_narrow_inputs():
+    """Pixel MNIST at batch 256 (200,704 rows, one input) in 49 chunks of 4,096 rows on CUDA; one bmm on the CPU,
+    for an input wider than 16 or for fewer rows than two chunks; a prime row count stays whole."""
+    from rnn_dynamics.models._drive import chunks_for
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert chunks_for(784 * 256, 1, cuda) == 49 and chunks_for(784 * 256, 1, cpu) == 1
+    assert chunks_for(784 * 256, 17, cuda) == 1 and chunks_for(8191, 1, cuda) == 1
+    assert chunks_for(8192, 2, cuda) == 2 and chunks_for(8209, 1, cuda) == 1
+
+
+@pytest.mark.parametrize("cell", FUSED_CELLS)
+def test_training_with_the_weight_gradient_split_gives_the_unsplit_gradients(cell, gen, monkeypatch):
+    """The split that a GPU takes, forced on the CPU: every parameter's gradient of a stack equals the one bmm's
+    to float64 rounding (36 rows in 4 chunks of 9)."""
+    from rnn_dynamics.models import _drive
+
+    stack = perturbed(make_stack(INITS, "tanh", hidden=5, layers=2, cell=cell))
+    x = torch.randn(12, 3, 2, generator=gen, dtype=torch.float64)
+    whole = torch.autograd.grad(stack(x).square().sum(), list(stack.parameters()))
+    monkeypatch.setattr(_drive, "SPLIT_DEVICES", ("cpu",))
+    monkeypatch.setattr(_drive, "SPLIT_ROWS", 9)
+    assert _drive.chunks_for(36, 2, x.device) == 4
+    split = torch.autograd.grad(stack(x).square().sum(), list(stack.parameters()))
+    for (name, _), a, b in zip(stack.named_parameters(), split, whole):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14, msg=name)
+
+
 @pytest.mark.parametrize("cell", list_cells())
 def test_fast_path_passes_gradcheck(cell, gen):
     """Finite differences against the hand-written backward, for every parameter of the stack."""

@@ -35,6 +35,7 @@ from ..jacobians import DenseJacobians, JacobianSequence, step_jacobians_autogra
 from ..nonlinearities import Nonlinearity, get_nonlinearity
 from ..registry import Option, Registry, parse_options
 from ..seeding import generator_for
+from ._drive import SharedInputDrive
 
 READOUTS = ("last", "all")
 
@@ -216,17 +217,19 @@ class RecurrentStack(nn.Module):
 
         The result is a view of cell-major memory (M, T, B, G * N), made in one pass (bias and product
         in one ``baddbmm``): each cell's steps are contiguous, as the scan kernels and the hand-written
-        backwards walk them, and the gradient reaches W_ih and b without a transposing copy.
+        backwards walk them, and the gradient reaches W_ih and b without a transposing copy (for an input shared
+        by every cell through :class:`~rnn_dynamics.models._drive.SharedInputDrive`, whose dL/dW_ih a GPU
+        computes over chunks of the rows).
         """
         w, bias = self.w_ih[layer], self.bias[layer]
         if not inputs.is_floating_point():
             return (w.transpose(1, 2)[:, inputs] + bias.unsqueeze(1)).transpose(0, 1)
         m, steps, batch = w.shape[0], inputs.shape[0], inputs.shape[-2]
-        if inputs.dim() == 3:  # shared by every cell
-            flat = inputs.reshape(1, steps * batch, -1).expand(m, -1, -1)
+        if inputs.dim() == 3:  # shared by every cell: its own backward, which a GPU runs faster than autograd's
+            drive = SharedInputDrive.apply(inputs.reshape(steps * batch, -1), w, bias)
         else:
-            flat = inputs.transpose(0, 1).reshape(m, steps * batch, -1)
-        return torch.baddbmm(bias, flat, w.transpose(1, 2)).view(m, steps, batch, -1).transpose(0, 1)
+            drive = torch.baddbmm(bias, inputs.transpose(0, 1).reshape(m, steps * batch, -1), w.transpose(1, 2))
+        return drive.view(m, steps, batch, -1).transpose(0, 1)
 
     def recurrent_params(self, layer: int) -> tuple[torch.Tensor, ...]:
         """The tensors :meth:`step` needs besides the state and drive, batched over cells."""
