@@ -6,9 +6,9 @@
 On an H200 these two products took 12.2 of an Elman update's 28.7 ms of GPU time at batch 256 x 32 cells
 (benchmarks/profile_update.py, 2026-11-30): each is one bmm over M cells whose outputs are small (N x N for
 dW_hh, N x I for dW_ih) and whose reduction is long (200,704 rows), which leaves most multiprocessors idle.
-This script times, in float32, one bmm (the baseline: dW_hh's way on every device, and dW_ih's on the CPU)
-against split-K candidates, each cutting K into chunks of at least 4,096 rows (--chunk-rows) whose products
-are summed after:
+This script times, in float32, one bmm (the baseline: dW_hh's way on every device, and dW_ih's on the CPU, each
+in the operand order the model uses) against split-K candidates, each cutting K into chunks of at least 4,096
+rows (--chunk-rows) whose products are summed after:
   per cell  one bmm per cell over its chunks (tried in the model: 11.9 against 12.2 ms, reverted);
   copied    the operand whose cells and chunks cannot merge into one batch dim copied contiguous first
             (the states, a slice of the kernels' (M, T + 1, B, N) buffer; the input shared by every cell),
@@ -16,8 +16,8 @@ are summed after:
             (rnn_dynamics.models._drive, not yet timed there);
   padded    (dW_hh only) dL/da in an (M, T + 1, B, N) buffer whose last step is zero, beside the states'
             buffer of the same shape: chunks of whole buffers merge with no copy, one bmm.
-and, not split, the one bmm with its operands swapped (x^T g, transposed back): cuBLAS picks its kernel by
-the output's shape, and dW_ih's N x 1 output per cell may find a better one as 1 x N.
+and, not split, the one bmm with its operands swapped (g^T h against h^T g, transposed back; x^T g against
+g^T x): cuBLAS picks its kernel by the output's shape, N x I or I x N per cell.
 Prints per product and way the median time, its ratio to one bmm's and its largest error against float64
 (relative to the largest entry), timed as bench_gpu.py times (synced). On the CPU it checks the ways rather
 than timing a GPU.
@@ -36,12 +36,13 @@ from rnn_dynamics.models._drive import most_chunks, weight_gradient
 
 
 def one_bmm(g, x):
-    """(M, K, P), (M, K, Q) -> (M, P, Q) in one bmm over cells: the baseline."""
+    """(M, K, P), (M, K, Q) -> (M, P, Q) in one bmm over cells, as g^T x: the Elman backward's dW_hh."""
     return torch.bmm(g.transpose(1, 2), x)
 
 
 def swapped(g, x):
-    """One bmm as (x^T g)^T: the same sums, another output shape for cuBLAS."""
+    """The same in one bmm as (x^T g)^T: the same sums, another output shape for cuBLAS; autograd's dW_ih (the
+    input's baddbmm backward), which the H200 ran as 64 thread blocks."""
     return torch.bmm(x.transpose(1, 2), g).transpose(1, 2)
 
 
@@ -128,8 +129,8 @@ def main(argv=None) -> dict[str, dict[str, float]]:
         "padded": lambda: padded(g_padded, states, padded_chunks),
     }, exact_hh, args.device, args.repeats)
     ih = compare(f"dL/dW_ih (N x {args.inputs} per cell, the input shared)", {
-        "one bmm": lambda: one_bmm(g3, x),
-        "swapped": lambda: swapped(g3, x),
+        "one bmm": lambda: swapped(g3, x),  # the baseline: autograd's way, the model's until 2026-11-30
+        "swapped": lambda: one_bmm(g3, x),
         "per cell": lambda: per_cell(g3, x, chunks),
         "copied": lambda: weight_gradient(g3, x[0], chunks),  # the model's way on a GPU
     }, exact_ih, args.device, args.repeats)

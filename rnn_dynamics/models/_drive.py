@@ -38,14 +38,15 @@ def most_chunks(rows: int, min_rows: int) -> int:
 
 def weight_gradient(grad: torch.Tensor, inputs: torch.Tensor, chunks: int) -> torch.Tensor:
     """sum_k grad[m, k] inputs[k]^T per cell: grad (M, K, P) contiguous, inputs (K, I) shared; (M, P, I), as one bmm
-    over M x ``chunks`` products of K / chunks rows each, summed after."""
+    over M x ``chunks`` products of K / chunks rows each, summed after. Each product is inputs^T grad, as
+    autograd's baddbmm forms it (on the CPU, grad^T inputs took 1.5x the time at I = 1)."""
     m, rows, width = grad.shape
     if chunks == 1:
-        return torch.bmm(grad.transpose(1, 2), inputs.expand(m, -1, -1))
+        return torch.bmm(inputs.expand(m, -1, -1).transpose(1, 2), grad).transpose(1, 2)
     part = rows // chunks
     pieces = inputs.reshape(1, chunks, part, -1).expand(m, -1, -1, -1).reshape(m * chunks, part, -1)
-    products = torch.bmm(grad.view(m * chunks, part, width).transpose(1, 2), pieces)
-    return products.view(m, chunks, width, -1).sum(dim=1)
+    products = torch.bmm(pieces.transpose(1, 2), grad.view(m * chunks, part, width))
+    return products.view(m, chunks, -1, width).sum(dim=1).transpose(1, 2)
 
 
 class SharedInputDrive(torch.autograd.Function):
