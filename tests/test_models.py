@@ -329,6 +329,23 @@ def test_training_on_cuda_matches_cpu(cell):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("cell", list_cells())
+def test_cuda_gradients_with_the_input_weight_gradient_split_match_one_bmm(cell, gen, monkeypatch):
+    """On a GPU the first layer's dL/dW_ih is split over chunks of rows (T = 784, batch 16: 12,544 rows, 2
+    chunks), as the CPU's one bmm would not be: every gradient equals the unsplit one's to float32 rounding."""
+    from rnn_dynamics.models import _drive
+
+    stack = make_stack(INITS, "tanh", hidden=100, input_size=1, cell=cell, input_std=0.3).to("cuda", torch.float32)
+    x = torch.rand(784, 16, 1, generator=gen).to("cuda")
+    assert _drive.chunks_for(784 * 16, 1, x.device) == 2
+    split = torch.autograd.grad(stack(x).square().sum(), list(stack.parameters()))
+    monkeypatch.setattr(_drive, "SPLIT_DEVICES", ())
+    whole = torch.autograd.grad(stack(x).square().sum(), list(stack.parameters()))
+    for (name, _), a, b in zip(stack.named_parameters(), split, whole):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()), msg=name)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("cell", list_cells())
 def test_probes_of_a_cuda_stack_match_the_cpu(cell):
     """Probes of small matrix chains run on a CPU copy of a GPU stack, the test evaluation on the GPU."""
     from rnn_dynamics.probes import PROBES, ProbeContext, ProbeSettings
