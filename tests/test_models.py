@@ -95,20 +95,36 @@ def test_a_forward_without_gradients_keeps_no_buffers_for_a_backward_and_gives_t
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
 
 
-def test_the_shared_input_drive_passes_gradcheck_unsplit_and_split(gen, monkeypatch):
+@pytest.mark.parametrize("inputs", [1, 2])
+def test_the_shared_input_drive_passes_gradcheck_unsplit_and_split(inputs, gen, monkeypatch):
     """bias + x W^T for x shared by every cell, with its own backward: gradients of x, W and b against finite
     differences, with dL/dW as one bmm and (as on a GPU) over chunks of the rows: 24 rows in 2, 3 or 4 chunks."""
     from rnn_dynamics.models import _drive
 
-    x = torch.randn(24, 2, generator=gen, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(3, 5, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(24, inputs, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 5, inputs, generator=gen, dtype=torch.float64, requires_grad=True)
     b = torch.randn(3, 1, 5, generator=gen, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(_drive.SharedInputDrive.apply, (x, w, b))
     monkeypatch.setattr(_drive, "SPLIT_DEVICES", ("cpu",))
     for rows, chunks in ((12, 2), (8, 3), (6, 4)):
         monkeypatch.setattr(_drive, "SPLIT_ROWS", rows)
-        assert _drive.chunks_for(24, 2, x.device) == chunks
+        assert _drive.chunks_for(24, inputs, x.device) == chunks
         assert torch.autograd.gradcheck(_drive.SharedInputDrive.apply, (x, w, b))
+
+
+@pytest.mark.parametrize("inputs", [1, 2])
+def test_the_shared_input_drive_is_bias_plus_the_product_in_cell_major_memory(inputs, gen):
+    """One input value a row (an elementwise product) or two (a bmm): bias + x W^T per cell, (M, K, P) contiguous,
+    against the sums written out in float64."""
+    from rnn_dynamics.models._drive import SharedInputDrive
+
+    x = torch.randn(50, inputs, generator=gen, dtype=torch.float64)
+    w = torch.randn(3, 7, inputs, generator=gen, dtype=torch.float64)
+    b = torch.randn(3, 1, 7, generator=gen, dtype=torch.float64)
+    drive = SharedInputDrive.apply(x, w, b)
+    expected = b + sum(x[None, :, i, None] * w[:, None, :, i] for i in range(inputs))
+    assert drive.shape == (3, 50, 7) and drive.is_contiguous()
+    torch.testing.assert_close(drive, expected, rtol=1e-14, atol=1e-14)
 
 
 def test_the_weight_gradient_is_split_on_a_gpu_only_for_long_narrow_inputs():
