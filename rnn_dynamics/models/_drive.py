@@ -1,5 +1,6 @@
-"""The input drive of a stack's first layer, bias + x W_ih^T for one input x shared by every cell, with its own
-backward: dL/dW_ih reduces T x B rows per cell into a G N x I block, which a GPU serves badly as one bmm.
+"""The input drive of a stack's first layer, bias + x W_ih^T for one input x shared by every cell, as an autograd
+Function: its forward makes a single input's drive elementwise, and its backward splits dL/dW_ih, which reduces
+T x B rows per cell into a G N x I block that a GPU serves badly as one bmm.
 
 On an H200 at pixel MNIST's shape (I = 1, N = 100, batch 256, 32 cells: 200,704 rows per cell), autograd's
 bmm for dL/dW_ih ran as 64 thread blocks (two 64-row tiles of each cell's 100 x 1 block), which read the
