@@ -70,7 +70,7 @@ def test_the_fused_recurrence_takes_gradients_from_every_step_and_from_the_final
 def test_a_forward_without_gradients_keeps_no_buffers_for_a_backward_and_gives_the_same_numbers(cell, x,
                                                                                                 monkeypatch):
     """Under no_grad (a test evaluation, a probe's forward) the fused Function is told that no input needs a
-    gradient, which it is not by torch (its needs_input_grad ignores no_grad), so the loop keeps no cell-major
+    gradient, which torch does not tell it (its needs_input_grad ignores no_grad), so the loop keeps no cell-major
     copy of its states for a backward (Elman, batch 256 x 6 cells, T = 784: 0.68x the time); outputs and final
     states are those with gradients on, to rounding: the readout and the layer above read the states in another
     memory layout (time-major, not cell-major), which may sum their products in another order."""
