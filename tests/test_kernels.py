@@ -256,7 +256,7 @@ def test_a_tuned_launch_times_its_candidates_once_per_problem(monkeypatch, gen):
 def test_the_tuning_script_drives_the_kernels_as_the_model_does(monkeypatch, capsys, gen):
     """benchmarks/tune_kernels.py calls the Elman kernels directly (a GPU-only script): on a tiny problem here,
     its scan leaves the states and returns the dL/da that the model's Function gives, and its scan of launch
-    geometries runs each of them."""
+    geometries runs each of them, a geometry that fails reported in its place."""
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import tune_kernels
 
@@ -283,6 +283,7 @@ def test_the_tuning_script_drives_the_kernels_as_the_model_does(monkeypatch, cap
     assert len(lines) == 4 and lines[1].count(" 1.00") == len(offered) + 1, lines  # + the matrix streamed
     gated = geometries(20, torch.float32, None, tune_kernels.lstm.LAUNCH, batch=5)
     assert len(gated) == 6 and lines[2].count(" 1.00") == len(gated), lines  # no 64-unit chunks of 32 units
+    assert tune_kernels.timed(lambda: 1 / 0) == "failed (ZeroDivisionError: division by zero)"  # a build that fails
 
 
 def test_the_tuning_scripts_arithmetic_table_counts_switched_relu_units(monkeypatch, capsys, gen):
