@@ -2,9 +2,9 @@
 Function: its forward makes a single input's drive elementwise, and its backward splits dL/dW_ih, which reduces
 T x B rows per cell into a G N x I block that a GPU serves badly as one bmm.
 
-On an H200 at pixel MNIST's shape (I = 1, N = 100, batch 256, 32 cells: 200,704 rows per cell), autograd's
-bmm for dL/dW_ih ran as 64 thread blocks (two 64-row tiles of each cell's 100 x 1 block), which read the
-2.6 GB of dL/d(drive) at about 450 GB/s: 5.7 of an update's 28.7 ms of GPU time
+On an H200 (the adding problem at T = 784: I = 2, N = 100, batch 256, 32 cells, 200,704 rows per cell),
+autograd's bmm for dL/dW_ih ran as 64 thread blocks (two 64-row tiles of each cell's 100 x 2 block), which
+read the 2.6 GB of dL/d(drive) at about 450 GB/s: 5.7 of an update's 28.7 ms of GPU time
 (benchmarks/profile_update.py, 2026-11-30). Here, on a GPU, the rows are cut into chunks of at least
 :data:`SPLIT_ROWS` and every (cell, chunk) product is one block of a single bmm (split-K; the input, I values a
 row, is copied once per cell for it), then the chunks are summed. On the CPU it stays one bmm, as autograd's.
