@@ -154,7 +154,8 @@ def timed(run) -> str:
     try:
         return f"{triton.testing.do_bench(run, return_mode='median'):6.2f}"
     except Exception as error:  # noqa: BLE001 - reported in the table
-        return f"failed ({type(error).__name__}: {str(error).splitlines()[0][:80] if str(error) else ''})"
+        first_line = (str(error).splitlines() or [""])[0]
+        return f"failed ({type(error).__name__}: {first_line[:80]})"
 
 
 def geometry_scan(gen) -> None:

@@ -57,6 +57,20 @@ def outputs_and_gradients(stack, x, initial, mode):
     return [out, final, *grads]
 
 
+def result_names(stack) -> list[str]:
+    """What :func:`outputs_and_gradients` returns, by name, in its order."""
+    return ["outputs", "final", *(name for name, _ in stack.named_parameters())]
+
+
+def launch_options(cell: str):
+    """The ``LAUNCH`` a kernel cell's module declares."""
+    return importlib.import_module(f"rnn_dynamics.kernels.{cell}").LAUNCH
+
+
+#: The kernel cells whose recurrent matrix is read from cache in chunks that their launches may vary.
+CHUNKED_CELLS = [cell for cell in KERNEL_CELLS if len(launch_options(cell).loads) > 1]
+
+
 @pytest.mark.parametrize("cell, nonlinearity", CASES)
 @pytest.mark.parametrize("dtype, batch, hidden", [(torch.float64, 19, 16), (torch.float64, 3, 33),
                                                   (torch.float32, 3, 33)])
@@ -72,7 +86,7 @@ def test_kernel_equals_the_loop(cell, nonlinearity, dtype, batch, hidden, gen):
     with scan_kernels("on"):
         assert scan_kernel(cell, x, hidden, nonlinearity) is not None
     fused, loop = (outputs_and_gradients(stack, x, initial, mode) for mode in ("on", "off"))
-    for name, a, b in zip(["outputs", "final", *(n for n, _ in stack.named_parameters())], fused, loop):
+    for name, a, b in zip(result_names(stack), fused, loop):
         assert_close_to_scale(a, b, TOLERANCE[dtype], name)
 
 
@@ -99,7 +113,7 @@ def test_the_kernels_take_gradients_from_every_step_and_from_the_final_state(cel
             if a is not None:
                 assert_close_to_scale(a, b, TOLERANCE[torch.float64], f"{uses}: {name}")
     fused, loop = (outputs_and_gradients(stack, x, initial, mode) for mode in ("on", "off"))
-    for name, a, b in zip(["outputs", "final", *(n for n, _ in stack.named_parameters())], fused, loop):
+    for name, a, b in zip(result_names(stack), fused, loop):
         assert_close_to_scale(a, b, TOLERANCE[torch.float64], f"last readout: {name}")
 
 
@@ -161,7 +175,7 @@ def launch_geometries(cell: str) -> list[dict]:
     doubled warps, chunk sizes and pipeline depths of the loads; matrix on chip or streamed where the kernels
     take RESIDENT); in the interpreter, which runs no warps and no pipelines, one per distinct tile, chunk size
     and RESIDENT."""
-    options = importlib.import_module(f"rnn_dynamics.kernels.{cell}").LAUNCH
+    options = launch_options(cell)
     candidates = geometries(GEOMETRY_HIDDEN, torch.float64, None, options)
     if options.resident:
         candidates += [dict(settings, RESIDENT=False) for settings in candidates]
@@ -189,7 +203,7 @@ def test_every_launch_geometry_gives_the_loops_numbers(cell, gen):
     for settings in candidates:
         with forced_geometry(**settings):
             fused = outputs_and_gradients(stack, x, initial, "on")
-        for name, a, b in zip(["outputs", "final", *(n for n, _ in stack.named_parameters())], fused, loop):
+        for name, a, b in zip(result_names(stack), fused, loop):
             assert_close_to_scale(a, b, TOLERANCE[torch.float64], f"{settings}: {name}")
 
 
@@ -486,7 +500,7 @@ def test_the_compiled_kernel_at_the_pixel_mnist_shape(cell, nonlinearity, batch,
     exact, fused64 = (outputs_and_gradients(stack, x, None, mode) for mode in ("off", "on"))
     stack.float()
     fused, loop = (outputs_and_gradients(stack, x.float(), None, mode) for mode in ("on", "off"))
-    names = ["outputs", "final", *(n for n, _ in stack.named_parameters())]
+    names = result_names(stack)
     for name, kernel64, kernel_value, loop_value, exact_value in zip(names, fused64, fused, loop, exact):
         assert torch.isfinite(exact_value).all(), f"{name}: float64 itself is not finite; the problem is ill-posed"
         kernel64_error, kernel_error, loop_error = ((value.double() - exact_value).abs().max().item()
@@ -512,14 +526,13 @@ def test_tuned_launches_on_a_gpu_give_the_default_geometrys_numbers(cell, monkey
     x = torch.rand(100, 256, 1, generator=gen).to("cuda")
     tuned, default = (outputs_and_gradients(stack, x, None, mode) for mode in ("auto", "on"))
     assert len(tuning.choices()) == 2, tuning.choices()  # forward and backward, each tuned once
-    for name, a, b in zip(["outputs", "final", *(n for n, _ in stack.named_parameters())], tuned, default):
+    for name, a, b in zip(result_names(stack), tuned, default):
         assert torch.equal(a, b), name
 
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("cell", [cell for cell in KERNEL_CELLS
-                                  if len(importlib.import_module(f"rnn_dynamics.kernels.{cell}").LAUNCH.loads) > 1])
+@pytest.mark.parametrize("cell", CHUNKED_CELLS)
 def test_on_a_gpu_every_way_to_load_a_streamed_matrix_gives_the_default_geometrys_bits(cell, gen):
     """Chunks of 16, 32 or 64 units, loads pipelined or not: the products accumulate over the units in one order
     whatever the chunks, so each geometry gives the default's outputs and gradients bit for bit (N = 100,
@@ -527,8 +540,7 @@ def test_on_a_gpu_every_way_to_load_a_streamed_matrix_gives_the_default_geometry
     (TF32x3 products may order their three passes by chunk; such GPUs' tuning then drops the wider chunks.)"""
     stack = make_stack(INITS, "tanh", hidden=100, input_size=1, cell=cell, input_std=0.3).to("cuda", torch.float32)
     x = torch.rand(50, 19, 1, generator=gen).to("cuda")
-    candidates = geometries(100, torch.float32, torch.cuda.get_device_capability(),
-                            importlib.import_module(f"rnn_dynamics.kernels.{cell}").LAUNCH, batch=19)
+    candidates = geometries(100, torch.float32, torch.cuda.get_device_capability(), launch_options(cell), batch=19)
     if candidates[0]["DOT"] == "tf32x3":
         pytest.skip("TF32x3 dots: the wider chunks may change the order of the three passes")
     with forced_geometry():
@@ -536,7 +548,7 @@ def test_on_a_gpu_every_way_to_load_a_streamed_matrix_gives_the_default_geometry
     for settings in candidates[1:]:
         with forced_geometry(**settings):
             other = outputs_and_gradients(stack, x, None, "on")
-        for name, a, b in zip(["outputs", "final", *(n for n, _ in stack.named_parameters())], other, default):
+        for name, a, b in zip(result_names(stack), other, default):
             assert torch.equal(a, b), f"{tuning.describe(settings)}: {name}"
 
 def test_every_kernel_compiles_for_hopper_and_ampere():
@@ -572,12 +584,9 @@ def test_the_gated_kernels_offer_pipelined_and_wider_loads_and_they_build():
     import subprocess
     import sys
 
-    gated = [cell for cell in KERNEL_CELLS
-             if len(importlib.import_module(f"rnn_dynamics.kernels.{cell}").LAUNCH.loads) > 1]
-    assert gated == ["gru", "lstm"]
-    for cell in gated:
-        candidates = geometries(100, torch.float32, (9, 0), importlib.import_module(f"rnn_dynamics.kernels.{cell}")
-                                .LAUNCH)
+    assert CHUNKED_CELLS == ["gru", "lstm"]
+    for cell in CHUNKED_CELLS:
+        candidates = geometries(100, torch.float32, (9, 0), launch_options(cell))
         loads = [(c["BLOCK_K"], c["num_stages"]) for c in candidates]
         assert loads[0] == (16, 1) and len(loads) == 8
         assert set(loads) == {(16, 1), (16, 2), (32, 1), (64, 1)} and loads.count((16, 2)) == 2
