@@ -19,18 +19,17 @@ rows (--chunk-rows) whose products are summed after:
 and, not split, the one bmm with its operands swapped (g^T h against h^T g, transposed back; x^T g against
 g^T x): cuBLAS picks its kernel by the output's shape, N x I or I x N per cell.
 Prints per product and way the median time, its ratio to one bmm's and its largest error against float64
-(relative to the largest entry), timed as bench_gpu.py times (synced). On the CPU it checks the ways rather
+(relative to the largest entry), timed as bench_gpu.py times (per_call). On the CPU it checks the ways rather
 than timing a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 
 import torch
 from arguments import positive_int, present_device
-from bench_gpu import synced
+from bench_gpu import per_call
 
 from rnn_dynamics.models._drive import most_chunks, weight_gradient
 
@@ -70,18 +69,13 @@ def padded(g_padded, states, chunks):
     return torch.bmm(g3, x3).view(m, chunks, n, n).sum(1)
 
 
-def median_ms(fn, device: str, repeats: int) -> float:
-    fn()  # warm-up: cuBLAS's heuristics, the allocator
-    return statistics.median(synced(fn, device) for _ in range(repeats)) * 1e3
-
-
 def compare(title: str, ways: dict, exact: torch.Tensor, device: str, repeats: int) -> dict[str, float]:
     """Time and check each way; the first is the baseline. Returns each way's relative error."""
     print(title)
     errors, base = {}, None
     for name, fn in ways.items():
         error = float((fn().double() - exact).abs().max() / exact.abs().max())
-        ms = median_ms(fn, device, repeats)
+        ms = per_call(fn, device, repeats) * 1e3  # its first, sizing call warms cuBLAS's heuristics and the allocator
         base = base or ms
         errors[name] = error
         print(f"  {name:10s} {ms:8.2f} ms ({base / ms:5.2f}x one bmm's speed), error {error:.1e}")
