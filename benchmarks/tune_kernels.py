@@ -16,7 +16,8 @@ beside cuDNN: the data for ``launch.dot_arithmetic`` and ``launch.geometry``.
    cuDNN torch.nn.LSTM / torch.nn.GRU.
 3. Each launch geometry the kernels may be tuned into (rnn_dynamics.kernels.tuning), forced, at each shape:
    the Elman scan at those of 1., the LSTM and GRU stacks at batch 16 with one cell (their widest gap to
-   cuDNN) and at batch 256 with 32 cells, in float32 with the GPU's default arithmetic; the Elman also with
+   cuDNN; there also with the cell's units split among 2, 4 or 8 programs) and at batch 256 with 32 cells, in
+   float32 with the GPU's default arithmetic; the Elman also with
    its matrix streamed from cache, as on GPUs whose shared memory cannot hold it. A tuned launch picks the
    fastest of these (the line's minimum).
 """
@@ -35,7 +36,7 @@ from rnn_dynamics.models import get_cell
 STEPS, HIDDEN = 784, 100
 DEVICE = "cuda"
 SHAPES = ((16, 1), (16, 32), (256, 1), (256, 32))  # (batch, cells)
-GATED_SHAPES = ((16, 1), (256, 32))  # section 3's: eight geometries each, where the Elman has two to four
+GATED_SHAPES = ((16, 1), (256, 32))  # section 3's: 12 and 8 geometries (a cell split only at the first)
 INITS = ["identity", "orthogonal", "he", "xavier", "random_walk", "scaled_identity"]
 
 
@@ -182,7 +183,9 @@ def geometry_scan(gen) -> None:
                 out, _ = stack.forward_with_state(x, None)
                 return torch.autograd.grad(out.square().sum(), list(stack.parameters()))
             line = []
-            for settings in launch.geometries(HIDDEN, torch.float32, gpu, module.LAUNCH, batch):
+            target = launch.device_target(x)  # splits only where every program gets a multiprocessor
+            for settings in launch.geometries(HIDDEN, torch.float32, options=module.LAUNCH, batch=batch,
+                                              n_cells=cells, **target):
                 def run():
                     with scan_kernels("on"), forced_geometry(**settings):
                         return step()

@@ -174,7 +174,7 @@ def launch_geometries(cell: str) -> list[dict]:
     """Every geometry a launch of ``cell``'s kernels may run in at N = GEOMETRY_HIDDEN (tile sizes, default and
     doubled warps, chunk sizes and pipeline depths of the loads; matrix on chip or streamed where the kernels
     take RESIDENT); in the interpreter, which runs no warps and no pipelines, one per distinct tile, chunk size
-    and RESIDENT."""
+    and RESIDENT and split of a cell's units (the gated cells' 2 and 4 programs a cell: 32- and 16-unit slices)."""
     options = launch_options(cell)
     candidates = geometries(GEOMETRY_HIDDEN, torch.float64, None, options)
     if options.resident:
@@ -182,7 +182,8 @@ def launch_geometries(cell: str) -> list[dict]:
     if DEVICE == "cpu":
         distinct = {}
         for settings in candidates:
-            distinct.setdefault((settings["BLOCK_B"], settings["BLOCK_K"], settings.get("RESIDENT")), settings)
+            key = (settings["BLOCK_B"], settings["BLOCK_K"], settings.get("RESIDENT"), settings.get("SPLIT"))
+            distinct.setdefault(key, settings)
         candidates = list(distinct.values())
     return candidates
 
@@ -191,8 +192,12 @@ def launch_geometries(cell: str) -> list[dict]:
 def test_every_launch_geometry_gives_the_loops_numbers(cell, gen):
     """Each geometry a launch may be tuned into (:func:`launch_geometries`), forced: outputs, final states and
     every gradient against the loop; 2 layers, 19 sequences (two 16-sequence tiles, part of one 32- or
-    64-sequence tile), N = 40 padded to 64, float64."""
+    64-sequence tile), N = 40 padded to 64, float64. A split cell's programs meet at every step; the interpreter
+    walks them a step per launch (:func:`~rnn_dynamics.kernels.tuning.split_walks`), which also starts each
+    backward launch inside the walk, from the carries the launch before left."""
     candidates = launch_geometries(cell)
+    if launch_options(cell).splits:
+        assert {settings["SPLIT"] for settings in candidates} == {1, 2, 4}
     assert geometry(GEOMETRY_HIDDEN, torch.float64, None).items() <= candidates[0].items()
     stack = perturbed(make_stack(INITS, "tanh", hidden=GEOMETRY_HIDDEN, layers=2, readout="all", cell=cell,
                                  input_std=0.3), scale=0.05).to(DEVICE)
@@ -296,7 +301,8 @@ def test_the_tuning_script_drives_the_kernels_as_the_model_does(monkeypatch, cap
     offered = geometries(20, torch.float32, None, tune_kernels.elman.LAUNCH, batch=5)
     assert len(lines) == 4 and lines[1].count(" 1.00") == len(offered) + 1, lines  # + the matrix streamed
     gated = geometries(20, torch.float32, None, tune_kernels.lstm.LAUNCH, batch=5)
-    assert len(gated) == 6 and lines[2].count(" 1.00") == len(gated), lines  # no 64-unit chunks of 32 units
+    # 6 unsplit (no 64-unit chunks of 32 units) and the cell split in two, in 16- and 32-unit chunks
+    assert len(gated) == 8 and lines[2].count(" 1.00") == len(gated), lines
     assert tune_kernels.timed(lambda: 1 / 0) == "failed (ZeroDivisionError: division by zero)"  # a build that fails
 
 
@@ -534,13 +540,15 @@ def test_tuned_launches_on_a_gpu_give_the_default_geometrys_numbers(cell, monkey
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("cell", CHUNKED_CELLS)
 def test_on_a_gpu_every_way_to_load_a_streamed_matrix_gives_the_default_geometrys_bits(cell, gen):
-    """Chunks of 16, 32 or 64 units, loads pipelined or not: the products accumulate over the units in one order
-    whatever the chunks, so each geometry gives the default's outputs and gradients bit for bit (N = 100,
-    float32, the GPU's own dot arithmetic), as the tuning's check asks of every candidate it may choose.
+    """Chunks of 16, 32 or 64 units, loads pipelined or not, a cell's units split among 2, 4 or 8 programs: the
+    products accumulate over the units in one order whatever the chunks and slices, so each geometry gives the
+    default's outputs and gradients bit for bit (N = 100, float32, the GPU's own dot arithmetic), as the tuning's
+    check asks of every candidate it may choose.
     (TF32x3 products may order their three passes by chunk; such GPUs' tuning then drops the wider chunks.)"""
     stack = make_stack(INITS, "tanh", hidden=100, input_size=1, cell=cell, input_std=0.3).to("cuda", torch.float32)
     x = torch.rand(50, 19, 1, generator=gen).to("cuda")
-    candidates = geometries(100, torch.float32, torch.cuda.get_device_capability(), launch_options(cell), batch=19)
+    candidates = geometries(100, torch.float32, options=launch_options(cell), batch=19, n_cells=len(INITS),
+                            **device_target(torch.zeros(1, device="cuda")))  # splits where every program fits
     if candidates[0]["DOT"] == "tf32x3":
         pytest.skip("TF32x3 dots: the wider chunks may change the order of the three passes")
     with forced_geometry():
@@ -587,7 +595,7 @@ def test_the_gated_kernels_offer_pipelined_and_wider_loads_and_they_build():
     assert CHUNKED_CELLS == ["gru", "lstm"]
     for cell in CHUNKED_CELLS:
         candidates = geometries(100, torch.float32, (9, 0), launch_options(cell))
-        loads = [(c["BLOCK_K"], c["num_stages"]) for c in candidates]
+        loads = [(c["BLOCK_K"], c["num_stages"]) for c in candidates if c["SPLIT"] == 1]
         assert loads[0] == (16, 1) and len(loads) == 8
         assert set(loads) == {(16, 1), (16, 2), (32, 1), (64, 1)} and loads.count((16, 2)) == 2
     code = """
@@ -595,7 +603,7 @@ import torch
 from rnn_dynamics.kernels import compile_report as report, gru, lstm
 from rnn_dynamics.kernels.launch import geometries
 for module in (gru, lstm):
-    offered = geometries(100, torch.float32, (9, 0), module.LAUNCH)
+    offered = [g for g in geometries(100, torch.float32, (9, 0), module.LAUNCH) if g["SPLIT"] == 1]
     for settings in ([g for g in offered if g["num_stages"] == 2][-1], [g for g in offered if g["BLOCK_K"] == 64][-1]):
         for kernel in (module._forward, module._backward):
             usage = report.resource_usage(report.compile_kernel(kernel, 90, "float32", settings))
@@ -606,6 +614,59 @@ for module in (gru, lstm):
     assert proc.returncode == 0, proc.stderr[-2000:]
     builds = [tuple(map(int, line.split())) for line in proc.stdout.splitlines()]
     assert len(builds) == 8 and all(registers <= 255 and programs >= 1 for registers, programs in builds), builds
+
+
+def test_a_gated_cell_is_split_among_programs_only_where_each_has_a_multiprocessor():
+    """The split candidates (N = 100: slices of 64, 32 and 16 units; the 16-unit one also in one chunk as wide as
+    the state): offered where cells x tiles x programs a cell fit the GPU's multiprocessors, never to the Elman
+    (its matrix is held on chip), never as slices under 16 units, and always where the GPU is not given."""
+    lstm = launch_options("lstm")
+    splits = [(c["SPLIT"], c["BLOCK_K"], c["num_warps"]) for c in geometries(100, torch.float32, (9, 0), lstm)
+              if c["SPLIT"] > 1]
+    assert splits == [(2, 16, 8), (4, 16, 8), (8, 16, 8), (8, 128, 8)]
+
+    def offered(n_cells, batch, hidden=100, multiprocessors=132):
+        return sorted({c["SPLIT"] for c in geometries(hidden, torch.float32, (9, 0), lstm, batch=batch,
+                                                      n_cells=n_cells, multiprocessors=multiprocessors)})
+    assert offered(1, 16) == offered(6, 16) == offered(16, 16) == [1, 2, 4, 8]
+    assert offered(32, 16) == offered(33, 16) == [1, 2, 4]  # 33 cells x 4 programs fit 132 multiprocessors
+    assert offered(34, 16) == [1, 2] and offered(32, 256) == [1] and offered(1, 16, multiprocessors=7) == [1, 2, 4]
+    assert offered(1, 16, hidden=40) == [1, 2, 4] and offered(1, 16, hidden=16) == [1]
+    assert all("SPLIT" not in c for c in geometries(100, torch.float32, (9, 0), LAUNCH))
+
+
+def test_a_split_cells_programs_meet_through_the_gpus_l2():
+    """What the compiler makes of a meeting (no GPU: Triton's compiler for sm_90): the split kernels wait with an
+    acquire load of the counter and arrive with a release add, each by one thread between barriers, and read the
+    states and gradients the other programs wrote past L1 (ld.global.cg); the unsplit kernels do none of it."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import torch
+from rnn_dynamics.kernels import compile_report as report, gru, lstm
+from rnn_dynamics.kernels.launch import geometries
+for module in (gru, lstm):
+    offered = geometries(100, torch.float32, (9, 0), module.LAUNCH)
+    for settings in (offered[0], offered[-1]):
+        for kernel in (module._forward, module._backward):
+            compiled = report.compile_kernel(kernel, 90, "float32", settings)
+            ptx, usage = compiled.asm["ptx"], report.resource_usage(compiled)
+            print(settings["SPLIT"], ptx.count("ld.global.gpu.acquire.b32"), ptx.count("red.global.gpu.release.add"),
+                  ptx.count("ld.global.cg"), usage.registers, usage.stack_bytes)
+"""
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    builds = [tuple(map(int, line.split())) for line in proc.stdout.splitlines()]
+    assert len(builds) == 8, builds
+    for split, acquires, releases, past_l1, registers, stack in builds:
+        assert registers <= 255, builds
+        if split == 1:
+            assert (acquires, releases, past_l1) == (0, 0, 0), builds
+        else:  # 8 programs a cell, one 128-unit chunk: no spills in the forward, at most 80 bytes in the backward
+            assert split == 8 and acquires >= 1 and releases == 1 and past_l1 > 0 and stack <= 128, builds
 
 
 def test_the_shared_memory_of_a_gpu_by_its_compute_capability():
@@ -630,7 +691,7 @@ def test_a_present_gpu_is_asked_for_its_shared_memory(monkeypatch):
     assert geometries(100, torch.float32, (9, 0), LAUNCH)[0]["RESIDENT"]
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: SimpleNamespace(major=8, minor=6))
     assert device_shared_memory(torch.device("cuda", 0)) == 99 << 10
-    assert device_target(torch.zeros(1)) == dict(gpu=None, shared_memory=None)
+    assert device_target(torch.zeros(1)) == dict(gpu=None, shared_memory=None, multiprocessors=None)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -61,13 +61,15 @@ def programs_per_sm(arch: int, usage: Usage, threads: int) -> int:
 def compile_kernel(kernel, arch: int, dtype: str, settings: dict, nonlinearity: str = "tanh"):
     """``kernel`` built for sm_<arch> in the launch ``settings`` (one of :func:`geometries`) with the arguments
     its launcher passes (by the kernels' naming: ``*_ptr`` pointers, UPPER-CASE compile-time constants, the
-    rest 32-bit integers)."""
+    rest 32-bit integers; ``counter_ptr``, the split cells' meeting counters, to int32)."""
     activation = KERNEL_ACTIVATIONS.get(nonlinearity)
     per_call = {"ACTIVATION": activation.forward, "PHI": activation.forward, "DERIVATIVE": activation.derivative,
                 "HAS_GRAD": True}  # the backward as below the top layer: reading every step's gradient
     signature, constants = {}, {}
     for name in kernel.arg_names:
-        if name.endswith("_ptr"):
+        if name == "counter_ptr":
+            signature[name] = "*i32"
+        elif name.endswith("_ptr"):
             signature[name] = "*" + TRITON_TYPES[dtype]
         elif name.isupper():
             signature[name] = "constexpr"

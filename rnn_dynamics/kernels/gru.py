@@ -14,83 +14,100 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import (GATED_LAUNCH, blocks, check_buffers, incoming_gradients, program_tile, rows_times_block,
-                     rows_times_weight)
+from .launch import (GATED_LAUNCH, arrive, blocks, check_buffers, incoming_gradients, program_tile,
+                     rows_times_block, rows_times_weight, wait_for)
 from .tuning import run_scan
 
 LAUNCH = GATED_LAUNCH
 
 
-@triton.jit(do_not_specialize=["steps", "n_cells", "batch", "drive_step", "drive_cell"])
-def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr, steps, n_cells, batch, n, drive_step,
-             drive_cell,
-             PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT: tl.constexpr):
-    """r, z = sigmoid(drive + h W^T), n = phi(drive_n + r (h W_n^T + b_hn)), h' = n + z (h - n), t = 0..T-1;
-    h cell-major (M, T + 1, B, N), as the backward, dL/dW_hh and a layer above read it."""
-    cell, rows, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
+@triton.jit(do_not_specialize=["steps", "first", "count", "n_cells", "batch", "drive_step", "drive_cell"])
+def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr, counter_ptr, steps, first, count,
+             n_cells, batch, n, drive_step, drive_cell, PHI: tl.constexpr, BLOCK_B: tl.constexpr,
+             BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT: tl.constexpr, SPLIT: tl.constexpr):
+    """r, z = sigmoid(drive + h W^T), n = phi(drive_n + r (h W_n^T + b_hn)), h' = n + z (h - n), for t = first..first
+    + count - 1 of T = steps; h cell-major (M, T + 1, B, N), as the backward, dL/dW_hh and a layer above read it.
+    Split (SPLIT > 1), each of a cell's programs makes its slice of the units and the programs meet at every step
+    at their counter (:func:`~rnn_dynamics.kernels.launch.wait_for`)."""
+    cell, rows, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N, SPLIT)
     weight_at = weight_ptr + cell * 3 * n * n
+    counter_at = counter_ptr + cell * tl.num_programs(1) + tl.program_id(1)
     b_hn = tl.load(b_hn_ptr + cell * n + units, mask=units < n, other=0.0)
-    gate_step = n_cells * batch * 3 * n
-    rows_at = hidden_ptr + (cell * (steps + 1) * batch + rows) * n  # h_t, as rows
-    gate_slot = sequence * 3 * n + units
+    gate_step, start = n_cells * batch * 3 * n, first.to(tl.int64)
+    rows_at = hidden_ptr + (cell * (steps + 1) * batch + rows) * n + start * batch * n  # h_t, as rows
+    gate_slot = sequence * 3 * n + units + start * gate_step
     gates_at, from_h_at = gates_ptr + gate_slot, from_h_ptr + gate_slot
-    drive_at = drive_ptr + cell * drive_cell + rows * 3 * n + units  # drive: any (B, 3N) blocks
+    drive_at = drive_ptr + cell * drive_cell + rows * 3 * n + units + start * drive_step  # any (B, 3N) blocks
     h = tl.load(rows_at + units, mask=tile_ok, other=0.0)
-    for _ in range(steps):
+    ready = tl.full((), 1.0, tl.float32)  # NaN once a split cell's wait gives up
+    for t in range(first, first + count):
+        ready = wait_for(counter_at, SPLIT * t, ready, SPLIT)  # h_t whole
         # One gate at a time, each stored as soon as it is made: fewer tiles live at once (fewer spills).
-        h_r = rows_times_block(rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT)
+        h_r = rows_times_block(rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT, SPLIT)
         tl.store(from_h_at, h_r, mask=tile_ok)
         r = sigmoid(tl.load(drive_at, mask=tile_ok, other=0.0) + h_r).to(h.dtype)
         tl.store(gates_at, r, mask=tile_ok)
-        h_n = (rows_times_block(rows_at, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT)
+        h_n = (rows_times_block(rows_at, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT, SPLIT)
                + b_hn).to(h.dtype)
         tl.store(from_h_at + 2 * n, h_n, mask=tile_ok)
         candidate = PHI(tl.load(drive_at + 2 * n, mask=tile_ok, other=0.0) + r * h_n).to(h.dtype)
         tl.store(gates_at + 2 * n, candidate, mask=tile_ok)
-        h_z = rows_times_block(rows_at, row_ok, weight_at, 1, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT)
+        h_z = rows_times_block(rows_at, row_ok, weight_at, 1, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT, SPLIT)
         tl.store(from_h_at + n, h_z, mask=tile_ok)
         z = sigmoid(tl.load(drive_at + n, mask=tile_ok, other=0.0) + h_z).to(h.dtype)
         tl.store(gates_at + n, z, mask=tile_ok)
-        h = candidate + z * (h - candidate)
+        h = ((candidate + z * (h - candidate)) * ready).to(h.dtype)
         rows_at += batch * n
         tl.store(rows_at + units, h, mask=tile_ok)
-        tl.debug_barrier()  # h_{t+1} complete before any thread reads it for the next products
+        arrive(counter_at, SPLIT)  # h_{t+1} complete before any thread (or program) reads it for the next products
         drive_at += drive_step
         gates_at += gate_step
         from_h_at += gate_step
 
 
-@triton.jit(do_not_specialize=["steps", "n_cells", "batch", "grad_step", "grad_cell"])
+@triton.jit(do_not_specialize=["steps", "first", "count", "n_cells", "batch", "grad_step", "grad_cell"])
 def _backward(grad_ptr, final_grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_drive_ptr, grad_from_h_ptr,
-              weight_ptr, steps, n_cells, batch, n, grad_step, grad_cell, HAS_GRAD: tl.constexpr,
-              DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-              DOT: tl.constexpr):
-    """dL/d(drive_t) and dL/d(W h_{t-1} + b) for t = T - 1..0 from dL/dh_t, carrying dL/dh back a step at a time
-    from dL/dh_T (final_grad, (M, B, N)); without HAS_GRAD no step's output was used and grad is not read.
+              weight_ptr, counter_ptr, carry_ptr, steps, first, count, n_cells, batch, n, grad_step, grad_cell,
+              HAS_GRAD: tl.constexpr, DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
+              BLOCK_K: tl.constexpr, DOT: tl.constexpr, SPLIT: tl.constexpr):
+    """dL/d(drive_t) and dL/d(W h_{t-1} + b) for the walk's steps first..first + count - 1 (t = T - 1 - k for the
+    k-th) from dL/dh_t, carrying dL/dh back a step at a time from dL/dh_T (final_grad, (M, B, N)); without
+    HAS_GRAD no step's output was used and grad is not read. dL/dh reaching step t from step t + 1 is d_h z there
+    plus the products of dL/d(W h_t + b): a split launch that starts inside the walk makes those from memory and
+    takes d_h z from carry, where the launch before, ending there, left it (Triton's interpreter walks a split cell
+    one step per launch: :func:`~rnn_dynamics.kernels.tuning.split_walks`).
 
     Every pointer arrives at its tensor's last step: grad[T - 1] (T, M, B, N, with the given strides of its steps
     and cells), hidden[:, T - 1] (h_{T-1}, cell-major M, T + 1, B, N), gates and from_h at [T - 1] (T, M, B, 3N), and
     grad_drive and grad_from_h at [:, T - 1] (cell-major, M, T, B, 3N: dL/dW_hh and the drive's gradient read
     them without a transposing copy).
     """
-    cell, rows, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
+    cell, rows, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N, SPLIT)
     weight_at = weight_ptr + cell * 3 * n * n
-    gate_step = n_cells * batch * 3 * n
-    grad_at = grad_ptr + cell * grad_cell + rows * n + units
-    hidden_at = hidden_ptr + (cell * (steps + 1) * batch + rows) * n + units
-    gate_slot = sequence * 3 * n + units
+    counter_at = counter_ptr + cell * tl.num_programs(1) + tl.program_id(1)
+    gate_step, start = n_cells * batch * 3 * n, first.to(tl.int64)
+    grad_at = grad_ptr + cell * grad_cell + rows * n + units - start * grad_step
+    hidden_at = hidden_ptr + (cell * (steps + 1) * batch + rows) * n + units - start * batch * n
+    gate_slot = sequence * 3 * n + units - start * gate_step
     gates_at, from_h_at = gates_ptr + gate_slot, from_h_ptr + gate_slot
-    by_cell = (cell * steps * batch + rows) * 3 * n  # the cell-major gradients' rows
+    by_cell = (cell * steps * batch + rows) * 3 * n - start * batch * 3 * n  # the cell-major gradients' rows
     grad_drive_at = grad_drive_ptr + by_cell + units
     pre_rows_at = grad_from_h_ptr + by_cell  # dL/d(W h_{t-1} + b), as rows for the products
     carry = tl.load(final_grad_ptr + sequence * n + units, mask=tile_ok, other=0.0)
-    for _ in range(steps):
+    carry_at = carry_ptr + sequence * BLOCK_N + units
+    if SPLIT > 1:
+        if first > 0:
+            carry = (tl.load(carry_at, mask=tile_ok, other=0.0)
+                     + rows_times_weight(pre_rows_at + batch * 3 * n, row_ok, weight_at, n, 3, BLOCK_B, BLOCK_N,
+                                         BLOCK_K, DOT, SPLIT)).to(carry.dtype)
+    ready = tl.full((), 1.0, tl.float32)  # NaN once a split cell's wait gives up
+    for k in range(first, first + count):
         r = tl.load(gates_at, mask=tile_ok, other=0.0)
         z = tl.load(gates_at + n, mask=tile_ok, other=0.0)
         candidate = tl.load(gates_at + 2 * n, mask=tile_ok, other=0.0)
         h_n = tl.load(from_h_at + 2 * n, mask=tile_ok, other=0.0)
         before = tl.load(hidden_at, mask=tile_ok, other=0.0)
-        d_h = carry
+        d_h = carry * ready
         if HAS_GRAD:
             d_h += tl.load(grad_at, mask=tile_ok, other=0.0)
         c_n = (d_h * (1.0 - z) * DERIVATIVE(candidate)).to(r.dtype)
@@ -103,15 +120,25 @@ def _backward(grad_ptr, final_grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_
         tl.store(pre_at, c_r, mask=tile_ok)
         tl.store(pre_at + n, c_z, mask=tile_ok)
         tl.store(pre_at + 2 * n, (c_n * r).to(r.dtype), mask=tile_ok)
-        tl.debug_barrier()  # dL/d(W h_{t-1} + b) complete before any thread reads it for the products
-        carry = (d_h * z + rows_times_weight(pre_rows_at, row_ok, weight_at, n, 3, BLOCK_B, BLOCK_N, BLOCK_K, DOT)
-                 ).to(r.dtype)
+        arrive(counter_at, SPLIT)  # dL/d(W h_{t-1} + b) complete before any thread (or program) reads it
+        if SPLIT > 1:
+            carry = (d_h * z).to(r.dtype)
+            if k + 1 < first + count:  # a launch's last step leaves the products to the next launch
+                ready = wait_for(counter_at, SPLIT * (k + 1), ready, SPLIT)  # dL/d(W h_{t-1} + b) whole
+                carry = (carry + rows_times_weight(pre_rows_at, row_ok, weight_at, n, 3, BLOCK_B, BLOCK_N, BLOCK_K,
+                                                   DOT, SPLIT)).to(r.dtype)
+        else:
+            carry = (d_h * z + rows_times_weight(pre_rows_at, row_ok, weight_at, n, 3, BLOCK_B, BLOCK_N, BLOCK_K, DOT)
+                     ).to(r.dtype)
         grad_at -= grad_step
         hidden_at -= batch * n
         gates_at -= gate_step
         from_h_at -= gate_step
         grad_drive_at -= batch * 3 * n
         pre_rows_at -= batch * 3 * n
+    if SPLIT > 1:
+        if first + count < steps:
+            tl.store(carry_at, carry, mask=tile_ok)
 
 
 def forward(drive: torch.Tensor, b_hn: torch.Tensor, hidden: torch.Tensor, gates: torch.Tensor,

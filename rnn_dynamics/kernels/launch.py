@@ -88,9 +88,13 @@ def device_shared_memory(device: torch.device) -> int:
 
 
 def device_target(tensor: torch.Tensor) -> dict:
-    """The GPU a tensor lives on as :func:`geometries` takes it: ``gpu`` (its compute capability) and
-    ``shared_memory`` (what one program may use there); both None off CUDA (Triton's CPU interpreter)."""
-    return dict(gpu=capability(tensor), shared_memory=device_shared_memory(tensor.device) if tensor.is_cuda else None)
+    """The GPU a tensor lives on as :func:`geometries` takes it: ``gpu`` (its compute capability),
+    ``shared_memory`` (what one program may use there) and ``multiprocessors``; all None off CUDA (Triton's CPU
+    interpreter)."""
+    on_gpu = tensor.is_cuda
+    return dict(gpu=capability(tensor), shared_memory=device_shared_memory(tensor.device) if on_gpu else None,
+                multiprocessors=torch.cuda.get_device_properties(tensor.device).multi_processor_count if on_gpu
+                else None)
 
 
 def resident_weight_bytes(settings: dict) -> int:
@@ -107,11 +111,13 @@ class LaunchOptions(NamedTuple):
     per program they allow, whether its kernels take RESIDENT (the cell's matrix held on chip, or
     streamed from cache each step), and how the loop over a matrix read from cache loads it: pairs of
     units per chunk (``BLOCK_K``) and how many stages deep Triton may pipeline those loads (``num_stages``);
-    the first pair, 16-unit chunks in one stage, is the default geometry's."""
+    the first pair, 16-unit chunks in one stage, is the default geometry's; and into how many programs
+    (``SPLIT``) a cell's units may be split, programs that meet at every step (:func:`wait_for`)."""
 
     tile_rows: tuple[int, ...] = (BLOCK_B,)
     resident: bool = False
     loads: tuple[tuple[int, int], ...] = ((BLOCK_K, 1),)
+    splits: tuple[int, ...] = ()
 
 
 #: What the gated cells' kernels (LSTM, GRU) may vary: 16-sequence tiles only, as 32-sequence ones spill
@@ -122,12 +128,18 @@ class LaunchOptions(NamedTuple):
 #: pace. Offered: those loads pipelined two stages deep, which may hide the latency (1.5-4% faster at 256
 #: threads on the H200; they spill 104-224 bytes per thread), and chunks of 32 or 64 units in one stage, a
 #: half or a quarter as many links (sm_90, N = 100, float32: the forwards spill 192-1064 bytes per thread, the
-#: backwards 0-88); only the GPU's timing can weigh either against its spills.
-GATED_LAUNCH = LaunchOptions(loads=((BLOCK_K, 1), (BLOCK_K, 2), (2 * BLOCK_K, 1), (4 * BLOCK_K, 1)))
+#: backwards 0-88); only the GPU's timing can weigh either against its spills. And at small batches, where a
+#: few programs leave most multiprocessors idle (one LSTM cell at batch 16: one program on an H200's 132), a
+#: cell's units split among 2, 4 or 8 programs that meet at every step, as cuDNN's persistent kernels spread a
+#: cell over many: each multiplies the state by its own slice of the blocks, a slice small enough to take in
+#: one dot per gate (chunks as wide as the state) where the whole blocks took 32 chained ones.
+GATED_LAUNCH = LaunchOptions(loads=((BLOCK_K, 1), (BLOCK_K, 2), (2 * BLOCK_K, 1), (4 * BLOCK_K, 1)),
+                             splits=(2, 4, 8))
 
 
 def geometries(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None, options: LaunchOptions,
-               batch: int | None = None, shared_memory: int | None = None) -> list[dict]:
+               batch: int | None = None, shared_memory: int | None = None, n_cells: int | None = None,
+               multiprocessors: int | None = None) -> list[dict]:
     """The launch geometries a scan kernel may run in, :func:`geometry` first: each of the module's tile sizes
     at the default warps and at twice as many (half the registers per thread; the compile report shows which
     spill), each with each of the module's ways to load a matrix read from cache (chunks no wider than the
@@ -137,8 +149,18 @@ def geometries(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None, opt
     Kernels that take RESIDENT hold the matrix on chip in each geometry where that fits the shared memory a
     program may use (``shared_memory``: the GPU's own, :func:`device_shared_memory`; by default by compute
     capability; :func:`resident_weight_bytes`; always in the interpreter), and stream it elsewhere; a geometry
-    that would stream where the default holds it is left out."""
+    that would stream where the default holds it is left out.
+
+    Kernels whose module declares ``splits`` take SPLIT (1 in the default): each split of S programs a cell's
+    units into S slices of at least 16 (tl.dot's smallest), at the default warps, with 16-unit chunks (the
+    default's), and where a slice is 16 units, also with one chunk as wide as the state (wider slices spilled
+    there: sm_90, N = 100, float32, 32-unit slices 176-328 bytes per thread, 64-unit ones 592-1128). The S
+    programs of a cell wait for each other at every step, so all must be resident at once: a split is offered
+    only where every program of the launch gets a multiprocessor of its own (``n_cells`` x tiles x S <=
+    ``multiprocessors``), or where those are not given (the interpreter, builds for a GPU that is not here)."""
     default = geometry(hidden, dtype, gpu)
+    if options.splits:
+        default["SPLIT"] = 1
     tile_rows = [rows for rows in options.tile_rows if batch is None or rows == BLOCK_B or rows < 2 * batch]
     loads = [(chunk, stages) for chunk, stages in options.loads if chunk <= default["BLOCK_N"]]
     candidates = [dict(default, BLOCK_B=rows, num_warps=warps, BLOCK_K=chunk, num_stages=stages)
@@ -149,6 +171,12 @@ def geometries(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None, opt
         for settings in candidates:
             settings["RESIDENT"] = gpu is None or resident_weight_bytes(settings) <= limit
         candidates = [settings for settings in candidates if settings["RESIDENT"] or not candidates[0]["RESIDENT"]]
+    tiles = None if batch is None or n_cells is None else n_cells * triton.cdiv(batch, BLOCK_B)
+    for split in options.splits:
+        fits = tiles is None or multiprocessors is None or tiles * split <= multiprocessors
+        if default["BLOCK_N"] // split >= 16 and fits:
+            chunks = (BLOCK_K, default["BLOCK_N"]) if default["BLOCK_N"] // split == 16 else (BLOCK_K,)
+            candidates += [dict(default, BLOCK_K=chunk, SPLIT=split) for chunk in dict.fromkeys(chunks)]
     return candidates
 
 
@@ -180,23 +208,63 @@ def incoming_gradients(grad: torch.Tensor | None, grad_final: torch.Tensor | Non
                 HAS_GRAD=True)
 
 
-def grid_for(n_cells: int, batch: int, block_b: int) -> tuple[int, int]:
-    """One program per cell and tile of ``block_b`` sequences."""
-    return n_cells, triton.cdiv(batch, block_b)
+def grid_for(n_cells: int, batch: int, block_b: int, split: int = 1) -> tuple[int, int, int]:
+    """One program per cell, tile of ``block_b`` sequences and slice of the cell's units (``split`` slices)."""
+    return n_cells, triton.cdiv(batch, block_b), split
 
 
 @triton.jit
-def program_tile(batch, n, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr):
+def program_tile(batch, n, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, SPLIT: tl.constexpr = 1):
     """This program's cell (int64, so that offsets past 2^31 stay exact), its BLOCK_B sequences as a column
     twice: their rows in the cell's own (B, .) block (cell-major buffers) and their index cell * batch + row
-    (time-major buffers, whose steps hold every cell's block), its BLOCK_N units, and the masks of real rows
-    and of real entries of a (BLOCK_B, BLOCK_N) state tile."""
+    (time-major buffers, whose steps hold every cell's block), its units (all BLOCK_N, or its slice of
+    BLOCK_N / SPLIT: :func:`program_units`), and the masks of real rows and of real entries of its state tile."""
     cell = tl.program_id(0).to(tl.int64)
     rows = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
-    units = tl.arange(0, BLOCK_N)
+    units = program_units(BLOCK_N, SPLIT)
     row_ok = (rows < batch)[:, None]
     return (cell, rows[:, None], (cell * batch + rows)[:, None], units[None, :], row_ok,
             row_ok & (units < n)[None, :])
+
+
+@triton.jit
+def program_units(BLOCK_N: tl.constexpr, SPLIT: tl.constexpr):
+    """The units this program computes: slice program_id(2) of BLOCK_N / SPLIT units (all of them unsplit)."""
+    if SPLIT > 1:
+        units = tl.program_id(2) * (BLOCK_N // SPLIT) + tl.arange(0, BLOCK_N // SPLIT)
+    else:
+        units = tl.arange(0, BLOCK_N)
+    return units
+
+
+#: Polls of a meeting's counter before a program gives up waiting (about a second on an H200's L2): the S programs
+#: of a split cell must all be resident, which the launch sees to (:func:`geometries`); should one never come, the
+#: waiting programs write NaN from then on, without waiting again, instead of hanging the GPU.
+MAX_POLLS = tl.constexpr(1 << 20)
+
+
+@triton.jit
+def wait_for(counter_at, arrivals, ready, SPLIT: tl.constexpr):
+    """Wait until the counter of this program's meeting holds ``arrivals``, the arrivals of every program of a
+    split cell at every step before this one (:func:`arrive`): the states or gradients they wrote are then there
+    to read, from L2 (loads with ``cache_modifier=".cg"``: another multiprocessor wrote them). ``ready`` is 1.0,
+    or NaN once a wait has given up (:data:`MAX_POLLS`); returned as it then stands, a factor for what the program
+    writes. Unsplit (SPLIT = 1) there is nothing to wait for."""
+    if SPLIT > 1:
+        polls = 0
+        while (tl.atomic_add(counter_at, 0, sem="acquire") < arrivals) & (polls < MAX_POLLS) & (ready == 1.0):
+            polls += 1
+        ready = tl.where(polls < MAX_POLLS, ready, float("nan"))
+    return ready
+
+
+@triton.jit
+def arrive(counter_at, SPLIT: tl.constexpr):
+    """This program has written its step: every thread's stores done (the tile is whole for its own threads'
+    next reads), then, for a split cell, one arrival at the meeting's counter, released to the whole GPU."""
+    tl.debug_barrier()
+    if SPLIT > 1:
+        tl.atomic_add(counter_at, 1, sem="release")
 
 
 @triton.jit
@@ -221,21 +289,28 @@ def dot(a, b, DOT: tl.constexpr, acc=None):
 
 @triton.jit
 def rows_times_block(x_rows, row_ok, weight_at, gate: tl.constexpr, n, BLOCK_B: tl.constexpr,
-                     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, TRANSPOSED: tl.constexpr, DOT: tl.constexpr):
-    """x @ W_gate^T (TRANSPOSED) or x @ W_gate: x the (BLOCK_B, N) tile in memory whose rows start at
-    ``x_rows`` (BLOCK_B, 1), W_gate the N x N rows gate * N.. of a cell's (G * N, N) weight at ``weight_at``.
+                     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, TRANSPOSED: tl.constexpr, DOT: tl.constexpr,
+                     SPLIT: tl.constexpr = 1):
+    """x @ W_gate^T (TRANSPOSED) or x @ W_gate, in this program's columns (:func:`program_units`): x the
+    (BLOCK_B, N) tile in memory whose rows start at ``x_rows`` (BLOCK_B, 1), W_gate the N x N rows gate * N.. of
+    a cell's (G * N, N) weight at ``weight_at``.
 
     Both are read from memory (cache) BLOCK_K units at a time, one dot per chunk accumulating into the
     product: holding a whole block in registers spilled when compiled for sm_90. The caller stores x and then
-    calls ``tl.debug_barrier()`` so that every thread of the program sees the whole tile.
+    calls ``tl.debug_barrier()`` so that every thread of the program sees the whole tile; where the cell is split
+    (SPLIT > 1) other programs wrote it, :func:`wait_for` waited for them, and x is read past this
+    multiprocessor's L1.
     """
-    cols = tl.arange(0, BLOCK_N)
+    cols = program_units(BLOCK_N, SPLIT)
     col_ok = (cols < n)[None, :]
-    product = dot_operand(tl.zeros((BLOCK_B, BLOCK_N), dtype=x_rows.dtype.element_ty), DOT)
+    product = dot_operand(tl.zeros((BLOCK_B, BLOCK_N // SPLIT), dtype=x_rows.dtype.element_ty), DOT)
     for start in range(0, BLOCK_N, BLOCK_K):
         ks = start + tl.arange(0, BLOCK_K)
         k_ok = ks < n
-        x = tl.load(x_rows + ks[None, :], mask=row_ok & k_ok[None, :], other=0.0)
+        if SPLIT > 1:
+            x = tl.load(x_rows + ks[None, :], mask=row_ok & k_ok[None, :], other=0.0, cache_modifier=".cg")
+        else:
+            x = tl.load(x_rows + ks[None, :], mask=row_ok & k_ok[None, :], other=0.0)
         if TRANSPOSED:  # [k, j] = W[gate * n + j, k]
             w = tl.load(weight_at + (gate * n + cols[None, :]) * n + ks[:, None], mask=k_ok[:, None] & col_ok,
                         other=0.0)
@@ -248,11 +323,11 @@ def rows_times_block(x_rows, row_ok, weight_at, gate: tl.constexpr, n, BLOCK_B: 
 
 @triton.jit
 def rows_times_weight(x_rows, row_ok, weight_at, n, GATES: tl.constexpr, BLOCK_B: tl.constexpr,
-                      BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT: tl.constexpr):
+                      BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT: tl.constexpr, SPLIT: tl.constexpr = 1):
     """x @ W for x the (BLOCK_B, GATES * N) tile whose rows start at ``x_rows`` and W a cell's whole
     (GATES * N, N) weight: the sum over gates of :func:`rows_times_block` (the backward's carry)."""
-    product = rows_times_block(x_rows, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, False, DOT)
+    product = rows_times_block(x_rows, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, False, DOT, SPLIT)
     for gate in tl.static_range(1, GATES):
         product += rows_times_block(x_rows + gate * n, row_ok, weight_at, gate, n, BLOCK_B, BLOCK_N, BLOCK_K,
-                                    False, DOT)
+                                    False, DOT, SPLIT)
     return product

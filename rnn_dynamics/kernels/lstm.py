@@ -14,72 +14,91 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import (GATED_LAUNCH, blocks, check_buffers, incoming_gradients, program_tile, rows_times_block,
-                     rows_times_weight)
+from .launch import (GATED_LAUNCH, arrive, blocks, check_buffers, incoming_gradients, program_tile,
+                     rows_times_block, rows_times_weight, wait_for)
 from .tuning import run_scan
 
 LAUNCH = GATED_LAUNCH
 
 
-@triton.jit(do_not_specialize=["steps", "n_cells", "batch", "drive_step", "drive_cell"])
-def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, steps, n_cells, batch, n, drive_step, drive_cell,
-             PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT: tl.constexpr):
-    """i, f, o = sigmoid(a), g = phi(a), a = h W^T + drive; c' = f c + i g; h' = o phi(c'), for t = 0..T-1;
-    h cell-major (M, T + 1, B, N), as the backward's dL/dW_hh and a layer above read it."""
-    cell, rows, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
+@triton.jit(do_not_specialize=["steps", "first", "count", "n_cells", "batch", "drive_step", "drive_cell"])
+def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, counter_ptr, steps, first, count, n_cells, batch,
+             n, drive_step, drive_cell, PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
+             BLOCK_K: tl.constexpr, DOT: tl.constexpr, SPLIT: tl.constexpr):
+    """i, f, o = sigmoid(a), g = phi(a), a = h W^T + drive; c' = f c + i g; h' = o phi(c'), for t = first..first +
+    count - 1 of T = steps; h cell-major (M, T + 1, B, N), as the backward's dL/dW_hh and a layer above read it.
+    Split (SPLIT > 1), each of a cell's programs makes its slice of the units and the programs meet at every step
+    at their counter (:func:`~rnn_dynamics.kernels.launch.wait_for`)."""
+    cell, rows, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N, SPLIT)
     weight_at = weight_ptr + cell * 4 * n * n
-    step, gate_step = n_cells * batch * n, n_cells * batch * 4 * n
-    rows_at = hidden_ptr + (cell * (steps + 1) * batch + rows) * n  # h_t, as rows
-    cell_at = cell_ptr + sequence * n + units
-    drive_at = drive_ptr + cell * drive_cell + rows * 4 * n + units  # drive: any (B, 4N) blocks
-    gates_at = gates_ptr + sequence * 4 * n + units
+    counter_at = counter_ptr + cell * tl.num_programs(1) + tl.program_id(1)
+    step, gate_step, start = n_cells * batch * n, n_cells * batch * 4 * n, first.to(tl.int64)
+    rows_at = hidden_ptr + (cell * (steps + 1) * batch + rows) * n + start * batch * n  # h_t, as rows
+    cell_at = cell_ptr + sequence * n + units + start * step
+    drive_at = drive_ptr + cell * drive_cell + rows * 4 * n + units + start * drive_step  # any (B, 4N) blocks
+    gates_at = gates_ptr + sequence * 4 * n + units + start * gate_step
     c = tl.load(cell_at, mask=tile_ok, other=0.0)
-    for _ in range(steps):
+    ready = tl.full((), 1.0, tl.float32)  # NaN once a split cell's wait gives up
+    for t in range(first, first + count):
+        ready = wait_for(counter_at, SPLIT * t, ready, SPLIT)  # h_t whole
         # One gate at a time, each stored as soon as it is made: fewer tiles live at once (fewer spills).
-        f = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 1, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT)
+        f = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 1, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT, SPLIT)
                     + tl.load(drive_at + n, mask=tile_ok, other=0.0)).to(c.dtype)
         tl.store(gates_at + n, f, mask=tile_ok)
         c = f * c
-        i = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT)
+        i = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 0, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT, SPLIT)
                     + tl.load(drive_at, mask=tile_ok, other=0.0)).to(c.dtype)
         tl.store(gates_at, i, mask=tile_ok)
-        g = PHI(rows_times_block(rows_at, row_ok, weight_at, 3, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT)
+        g = PHI(rows_times_block(rows_at, row_ok, weight_at, 3, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT, SPLIT)
                 + tl.load(drive_at + 3 * n, mask=tile_ok, other=0.0)).to(c.dtype)
         tl.store(gates_at + 3 * n, g, mask=tile_ok)
         c += i * g
-        o = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT)
+        o = sigmoid(rows_times_block(rows_at, row_ok, weight_at, 2, n, BLOCK_B, BLOCK_N, BLOCK_K, True, DOT, SPLIT)
                     + tl.load(drive_at + 2 * n, mask=tile_ok, other=0.0)).to(c.dtype)
         tl.store(gates_at + 2 * n, o, mask=tile_ok)
         rows_at += batch * n
         cell_at += step
-        tl.store(rows_at + units, (o * PHI(c)).to(c.dtype), mask=tile_ok)
+        tl.store(rows_at + units, (o * PHI(c) * ready).to(c.dtype), mask=tile_ok)
         tl.store(cell_at, c, mask=tile_ok)
-        tl.debug_barrier()  # h_{t+1} complete before any thread reads it for the next products
+        arrive(counter_at, SPLIT)  # h_{t+1} complete before any thread (or program) reads it for the next products
         drive_at += drive_step
         gates_at += gate_step
 
 
-@triton.jit(do_not_specialize=["steps", "n_cells", "batch", "grad_step", "grad_cell"])
-def _backward(grad_ptr, final_grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weight_ptr, steps, n_cells, batch, n,
-              grad_step, grad_cell, HAS_GRAD: tl.constexpr, PHI: tl.constexpr, DERIVATIVE: tl.constexpr,
-              BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT: tl.constexpr):
-    """dL/da_t for t = T - 1..0 from dL/dh_t, carrying dL/dh and dL/dc back a step at a time from dL/d(h_T, c_T)
-    (final_grad, (M, B, 2N)); without HAS_GRAD no step's output was used and grad is not read.
+@triton.jit(do_not_specialize=["steps", "first", "count", "n_cells", "batch", "grad_step", "grad_cell"])
+def _backward(grad_ptr, final_grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weight_ptr, counter_ptr, carry_ptr, steps,
+              first, count,
+              n_cells, batch, n, grad_step, grad_cell, HAS_GRAD: tl.constexpr, PHI: tl.constexpr,
+              DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+              DOT: tl.constexpr, SPLIT: tl.constexpr):
+    """dL/da_t for the walk's steps first..first + count - 1 (t = T - 1 - k for the k-th), from dL/dh_t, carrying
+    dL/dh and dL/dc back a step at a time from dL/d(h_T, c_T) (final_grad, (M, B, 2N)); without HAS_GRAD no
+    step's output was used and grad is not read. A split launch that starts inside the walk makes dL/dh from
+    dL/da_{t+1} in memory and takes dL/dc from carry, where the launch before, ending there, left it (Triton's
+    interpreter walks a split cell one step per launch: :func:`~rnn_dynamics.kernels.tuning.split_walks`).
 
     Every pointer arrives at its tensor's last step: grad[T - 1] (T, M, B, N, with the given strides of its steps
     and cells), cell[T] (T + 1, M, B, N), gates[T - 1] (T, M, B, 4N) and grad_pre[:, T - 1] (cell-major,
     M, T, B, 4N: dL/dW_hh and the drive's gradient read it without a transposing copy).
     """
-    cell, rows, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N)
+    cell, rows, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N, SPLIT)
     weight_at = weight_ptr + cell * 4 * n * n
-    step, gate_step = n_cells * batch * n, n_cells * batch * 4 * n
-    grad_at = grad_ptr + cell * grad_cell + rows * n + units
-    cell_at = cell_ptr + sequence * n + units
-    gates_at = gates_ptr + sequence * 4 * n + units
-    pre_rows_at = grad_pre_ptr + (cell * steps * batch + rows) * 4 * n  # dL/da_t, as rows
+    counter_at = counter_ptr + cell * tl.num_programs(1) + tl.program_id(1)
+    step, gate_step, start = n_cells * batch * n, n_cells * batch * 4 * n, first.to(tl.int64)
+    grad_at = grad_ptr + cell * grad_cell + rows * n + units - start * grad_step
+    cell_at = cell_ptr + sequence * n + units - start * step
+    gates_at = gates_ptr + sequence * 4 * n + units - start * gate_step
+    pre_rows_at = grad_pre_ptr + (cell * steps * batch + rows) * 4 * n - start * batch * 4 * n  # dL/da_t, as rows
     carry_h = tl.load(final_grad_ptr + sequence * 2 * n + units, mask=tile_ok, other=0.0)
     carry_c = tl.load(final_grad_ptr + sequence * 2 * n + n + units, mask=tile_ok, other=0.0)
-    for _ in range(steps):
+    carry_at = carry_ptr + sequence * BLOCK_N + units
+    if SPLIT > 1:
+        if first > 0:
+            carry_h = rows_times_weight(pre_rows_at + batch * 4 * n, row_ok, weight_at, n, 4, BLOCK_B, BLOCK_N,
+                                        BLOCK_K, DOT, SPLIT)
+            carry_c = tl.load(carry_at, mask=tile_ok, other=0.0)
+    ready = tl.full((), 1.0, tl.float32)  # NaN once a split cell's wait gives up
+    for k in range(first, first + count):
         i = tl.load(gates_at, mask=tile_ok, other=0.0)
         f = tl.load(gates_at + n, mask=tile_ok, other=0.0)
         o = tl.load(gates_at + 2 * n, mask=tile_ok, other=0.0)
@@ -87,7 +106,7 @@ def _backward(grad_ptr, final_grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weigh
         c = tl.load(cell_at, mask=tile_ok, other=0.0)
         c_before = tl.load(cell_at - step, mask=tile_ok, other=0.0)
         squashed = PHI(c).to(c.dtype)
-        d_h = carry_h
+        d_h = carry_h * ready
         if HAS_GRAD:
             d_h += tl.load(grad_at, mask=tile_ok, other=0.0)
         d_c = (carry_c + d_h * o * DERIVATIVE(squashed)).to(c.dtype)
@@ -96,13 +115,22 @@ def _backward(grad_ptr, final_grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weigh
         tl.store(pre_at + n, (d_c * c_before * f * (1.0 - f)).to(c.dtype), mask=tile_ok)
         tl.store(pre_at + 2 * n, (d_h * squashed * o * (1.0 - o)).to(c.dtype), mask=tile_ok)
         tl.store(pre_at + 3 * n, (d_c * i * DERIVATIVE(g)).to(c.dtype), mask=tile_ok)
-        tl.debug_barrier()  # dL/da_t complete before any thread reads it for the products
+        arrive(counter_at, SPLIT)  # dL/da_t complete before any thread (or program) reads it for the products
         carry_c = d_c * f
-        carry_h = rows_times_weight(pre_rows_at, row_ok, weight_at, n, 4, BLOCK_B, BLOCK_N, BLOCK_K, DOT)
+        if SPLIT > 1:
+            if k + 1 < first + count:  # a launch's last step leaves the products to the next launch
+                ready = wait_for(counter_at, SPLIT * (k + 1), ready, SPLIT)  # dL/da_t whole
+                carry_h = rows_times_weight(pre_rows_at, row_ok, weight_at, n, 4, BLOCK_B, BLOCK_N, BLOCK_K, DOT,
+                                            SPLIT)
+        else:
+            carry_h = rows_times_weight(pre_rows_at, row_ok, weight_at, n, 4, BLOCK_B, BLOCK_N, BLOCK_K, DOT)
         grad_at -= grad_step
         cell_at -= step
         gates_at -= gate_step
         pre_rows_at -= batch * 4 * n
+    if SPLIT > 1:
+        if first + count < steps:
+            tl.store(carry_at, carry_c, mask=tile_ok)
 
 
 def forward(drive: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor, gates: torch.Tensor,

@@ -62,10 +62,18 @@ def run_scan(kernel, options: LaunchOptions, shape: tuple[int, int, int], weight
     recurrent weights (their dtype and GPU), ``written`` a view of the last slab the kernel writes (the check
     of :func:`choose`)."""
     n_cells, batch, hidden = shape
-    candidates = geometries(hidden, weight.dtype, options=options, batch=batch, **device_target(weight))
+    candidates = geometries(hidden, weight.dtype, options=options, batch=batch, n_cells=n_cells,
+                            **device_target(weight))
 
     def run(settings: dict) -> None:
-        kernel[grid_for(n_cells, batch, settings["BLOCK_B"])](**arguments, **settings)
+        grid = grid_for(n_cells, batch, settings["BLOCK_B"], settings.get("SPLIT", 1))
+        if "SPLIT" not in settings:
+            return kernel[grid](**arguments, **settings)
+        meetings = dict(counter_ptr=torch.zeros(grid[0] * grid[1], dtype=torch.int32, device=weight.device))
+        if "carry_ptr" in kernel.arg_names:  # a state tile per program, kept between launches
+            meetings["carry_ptr"] = weight.new_empty(n_cells * batch * settings["BLOCK_N"])
+        for first, count in split_walks(arguments["steps"], settings["SPLIT"], weight.is_cuda):
+            kernel[grid](**arguments, **settings, **meetings, first=first, count=count)
 
     if _forced:
         return run(dict(candidates[0], **_forced[-1]))
@@ -78,6 +86,16 @@ def run_scan(kernel, options: LaunchOptions, shape: tuple[int, int, int], weight
     if key in _chosen:
         return run(_chosen[key])
     _chosen[key] = choose(run, candidates, written, lambda settings: _seconds(run, settings, weight.device))
+
+
+def split_walks(steps: int, split: int, on_gpu: bool) -> list[tuple[int, int]]:
+    """The launches (first step, steps) of a kernel that takes SPLIT: one for the whole walk, but in Triton's
+    interpreter, which runs one program after another, a split cell's programs cannot meet at each step within
+    a launch: there each launch walks one step (the launch's end is then the meeting, and the kernel reads its
+    carries from memory at the next)."""
+    if on_gpu or split == 1:
+        return [(0, steps)]
+    return [(first, 1) for first in range(steps)]
 
 
 def _seconds(run: Callable[[dict], None], settings: dict, device: torch.device) -> float:
@@ -112,11 +130,12 @@ def choose(run: Callable[[dict], None], candidates: list[dict], written: torch.T
 
 def describe(settings: dict) -> str:
     """A launch geometry in words, e.g. "32 sequences x 256 threads, matrix on chip", "16 sequences x 512 threads,
-    64-unit chunks"."""
+    64-unit chunks", "16 sequences x 256 threads, a cell's units split among 8 programs"."""
     matrix = {True: ", matrix on chip", False: ", matrix streamed", None: ""}[settings.get("RESIDENT")]
     chunks = f", {settings['BLOCK_K']}-unit chunks" if settings.get("BLOCK_K", BLOCK_K) != BLOCK_K else ""
     stages = f", loads {settings['num_stages']} stages deep" if settings.get("num_stages", 1) > 1 else ""
-    return f"{settings['BLOCK_B']} sequences x {32 * settings['num_warps']} threads{matrix}{chunks}{stages}"
+    split = f", a cell's units split among {settings['SPLIT']} programs" if settings.get("SPLIT", 1) > 1 else ""
+    return f"{settings['BLOCK_B']} sequences x {32 * settings['num_warps']} threads{matrix}{chunks}{stages}{split}"
 
 
 def choices() -> list[str]:
