@@ -174,7 +174,8 @@ def launch_geometries(cell: str) -> list[dict]:
     """Every geometry a launch of ``cell``'s kernels may run in at N = GEOMETRY_HIDDEN (tile sizes, default and
     doubled warps, chunk sizes and pipeline depths of the loads; matrix on chip or streamed where the kernels
     take RESIDENT); in the interpreter, which runs no warps and no pipelines, one per distinct tile, chunk size
-    and RESIDENT and split of a cell's units (the gated cells' 2 and 4 programs a cell: 32- and 16-unit slices)."""
+    and RESIDENT, and one per split of a cell's units (the gated cells' 2 and 4 programs a cell: 32- and 16-unit
+    slices; their chunks are those of the unsplit kernels)."""
     options = launch_options(cell)
     candidates = geometries(GEOMETRY_HIDDEN, torch.float64, None, options)
     if options.resident:
@@ -182,7 +183,8 @@ def launch_geometries(cell: str) -> list[dict]:
     if DEVICE == "cpu":
         distinct = {}
         for settings in candidates:
-            key = (settings["BLOCK_B"], settings["BLOCK_K"], settings.get("RESIDENT"), settings.get("SPLIT"))
+            split = settings.get("SPLIT", 1)
+            key = (settings["BLOCK_B"], settings["BLOCK_K"] if split == 1 else None, settings.get("RESIDENT"), split)
             distinct.setdefault(key, settings)
         candidates = list(distinct.values())
     return candidates
