@@ -237,9 +237,10 @@ def program_units(BLOCK_N: tl.constexpr, SPLIT: tl.constexpr):
     return units
 
 
-#: Polls of a meeting's counter before a program gives up waiting (about a second on an H200's L2): the S programs
-#: of a split cell must all be resident, which the launch sees to (:func:`geometries`); should one never come, the
-#: waiting programs write NaN from then on, without waiting again, instead of hanging the GPU.
+#: Polls of a meeting's counter before a program gives up waiting (about a second at a microsecond's L2 round trip
+#: a poll; an estimate, not measured): the S programs of a split cell must all be resident, which the launch sees
+#: to (:func:`geometries`); should one never come, the waiting programs write NaN from then on, without waiting
+#: again, instead of hanging the GPU.
 MAX_POLLS = tl.constexpr(1 << 20)
 
 
