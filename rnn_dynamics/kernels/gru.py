@@ -122,11 +122,12 @@ def _backward(grad_ptr, final_grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_
         tl.store(pre_at + 2 * n, (c_n * r).to(r.dtype), mask=tile_ok)
         arrive(counter_at, SPLIT)  # dL/d(W h_{t-1} + b) complete before any thread (or program) reads it
         if SPLIT > 1:
-            carry = (d_h * z).to(r.dtype)
-            if k + 1 < first + count:  # a launch's last step leaves the products to the next launch
+            if k + 1 < first + count:  # the unsplit kernel's expression, which the compiler may fuse alike
                 ready = wait_for(counter_at, SPLIT * (k + 1), ready, SPLIT)  # dL/d(W h_{t-1} + b) whole
-                carry = (carry + rows_times_weight(pre_rows_at, row_ok, weight_at, n, 3, BLOCK_B, BLOCK_N, BLOCK_K,
-                                                   DOT, SPLIT)).to(r.dtype)
+                carry = (d_h * z + rows_times_weight(pre_rows_at, row_ok, weight_at, n, 3, BLOCK_B, BLOCK_N, BLOCK_K,
+                                                     DOT, SPLIT)).to(r.dtype)
+            else:  # a launch's last step leaves the products to the next launch
+                carry = (d_h * z).to(r.dtype)
         else:
             carry = (d_h * z + rows_times_weight(pre_rows_at, row_ok, weight_at, n, 3, BLOCK_B, BLOCK_N, BLOCK_K, DOT)
                      ).to(r.dtype)

@@ -67,8 +67,7 @@ def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, counter_ptr
 
 @triton.jit(do_not_specialize=["steps", "first", "count", "n_cells", "batch", "grad_step", "grad_cell"])
 def _backward(grad_ptr, final_grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weight_ptr, counter_ptr, carry_ptr, steps,
-              first, count,
-              n_cells, batch, n, grad_step, grad_cell, HAS_GRAD: tl.constexpr, PHI: tl.constexpr,
+              first, count, n_cells, batch, n, grad_step, grad_cell, HAS_GRAD: tl.constexpr, PHI: tl.constexpr,
               DERIVATIVE: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
               DOT: tl.constexpr, SPLIT: tl.constexpr):
     """dL/da_t for the walk's steps first..first + count - 1 (t = T - 1 - k for the k-th), from dL/dh_t, carrying
