@@ -154,7 +154,7 @@ def geometries(hidden: int, dtype: torch.dtype, gpu: tuple[int, int] | None, opt
     Kernels whose module declares ``splits`` take SPLIT (1 in the default): each split of S programs a cell's
     units into S slices of at least 16 (tl.dot's smallest), at the default warps, with 16-unit chunks (the
     default's), and where a slice is 16 units, also with one chunk as wide as the state (wider slices spilled
-    there: sm_90, N = 100, float32, 32-unit slices 176-328 bytes per thread, 64-unit ones 592-1128). The S
+    there: sm_90, N = 100, float32, 32-unit slices 8-328 bytes per thread, 64-unit ones 592-1128). The S
     programs of a cell wait for each other at every step, so all must be resident at once: a split is offered
     only where every program of the launch gets a multiprocessor of its own (``n_cells`` x tiles x S <=
     ``multiprocessors``), or where those are not given (the interpreter, builds for a GPU that is not here)."""
