@@ -526,14 +526,16 @@ def test_the_compiled_kernel_at_the_pixel_mnist_shape(cell, nonlinearity, batch,
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("cell", KERNEL_CELLS)
-def test_tuned_launches_on_a_gpu_give_the_default_geometrys_numbers(cell, monkeypatch, gen):
+@pytest.mark.parametrize("batch, cells", [(256, 32), (16, 1)])
+def test_tuned_launches_on_a_gpu_give_the_default_geometrys_numbers(cell, batch, cells, monkeypatch, gen):
     """``auto`` mode times each kernel's geometries at its first launch: at batch 256 x 32 cells (where larger tiles
-    cut the Elman programs 2- or 4-fold) outputs and gradients equal those of the default geometry (``on``) bit
-    for bit, as the tuning's check of each candidate asks."""
+    cut the Elman programs 2- or 4-fold) and at batch 16 x one cell (where a gated cell may be split among
+    programs) outputs and gradients equal those of the default geometry (``on``) bit for bit, as the tuning's
+    check of each candidate asks."""
     monkeypatch.setattr(tuning, "_chosen", {})
-    stack = make_stack((INITS * 16)[:32], "tanh", hidden=100, input_size=1, cell=cell, input_std=0.001).to(
+    stack = make_stack((INITS * 16)[:cells], "tanh", hidden=100, input_size=1, cell=cell, input_std=0.001).to(
         "cuda", torch.float32)
-    x = torch.rand(100, 256, 1, generator=gen).to("cuda")
+    x = torch.rand(100, batch, 1, generator=gen).to("cuda")
     tuned, default = (outputs_and_gradients(stack, x, None, mode) for mode in ("auto", "on"))
     assert len(tuning.choices()) == 2, tuning.choices()  # forward and backward, each tuned once
     for name, a, b in zip(result_names(stack), tuned, default):
