@@ -653,26 +653,38 @@ def test_a_split_cells_programs_meet_through_the_gpus_l2():
 import torch
 from rnn_dynamics.kernels import compile_report as report, gru, lstm
 from rnn_dynamics.kernels.launch import geometries
+
+def fenced(lines, i, after):  # one thread's (predicated), with a block barrier just before (and after)
+    near = lines[i + 1:i + 4] if after else lines[max(0, i - 3):i]
+    return lines[i].startswith("@%p") and any(line.startswith("bar.sync") for line in near)
+
 for module in (gru, lstm):
     offered = geometries(100, torch.float32, (9, 0), module.LAUNCH)
     for settings in (offered[0], offered[-1]):
         for kernel in (module._forward, module._backward):
             compiled = report.compile_kernel(kernel, 90, "float32", settings)
             ptx, usage = compiled.asm["ptx"], report.resource_usage(compiled)
-            print(settings["SPLIT"], ptx.count("ld.global.gpu.acquire.b32"), ptx.count("red.global.gpu.release.add"),
-                  ptx.count("ld.global.cg"), usage.registers, usage.stack_bytes)
+            lines = [line.strip() for line in ptx.splitlines()
+                     if line.strip() and not line.strip().startswith(("//", ".loc", "$L"))]
+            acquires = [i for i, line in enumerate(lines) if "ld.global.gpu.acquire.b32" in line]
+            releases = [i for i, line in enumerate(lines) if "red.global.gpu.release.add" in line]
+            guarded = all(fenced(lines, i, False) and fenced(lines, i, True) for i in acquires) and all(
+                fenced(lines, i, False) for i in releases)
+            print(settings["SPLIT"], len(acquires), len(releases), ptx.count("ld.global.cg"), int(guarded),
+                  usage.registers, usage.stack_bytes)
 """
     env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     builds = [tuple(map(int, line.split())) for line in proc.stdout.splitlines()]
     assert len(builds) == 8, builds
-    for split, acquires, releases, past_l1, registers, stack in builds:
+    for split, acquires, releases, past_l1, guarded, registers, stack in builds:
         assert registers <= 255, builds
         if split == 1:
             assert (acquires, releases, past_l1) == (0, 0, 0), builds
         else:  # 8 programs a cell, one 128-unit chunk: no spills in the forward, at most 80 bytes in the backward
-            assert split == 8 and acquires >= 1 and releases == 1 and past_l1 > 0 and stack <= 128, builds
+            assert split == 8 and acquires >= 1 and releases == 1 and past_l1 > 0 and guarded, builds
+            assert stack <= 128, builds
 
 
 def test_the_shared_memory_of_a_gpu_by_its_compute_capability():
