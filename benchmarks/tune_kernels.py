@@ -17,9 +17,8 @@ beside cuDNN: the data for ``launch.dot_arithmetic`` and ``launch.geometry``.
 3. Each launch geometry the kernels may be tuned into (rnn_dynamics.kernels.tuning), forced, at each shape:
    the Elman scan at those of 1., the LSTM and GRU stacks at batch 16 with one cell (their widest gap to
    cuDNN; there also with the cell's units split among 2, 4 or 8 programs) and at batch 256 with 32 cells, in
-   float32 with the GPU's default arithmetic; the Elman also with
-   its matrix streamed from cache, as on GPUs whose shared memory cannot hold it. A tuned launch picks the
-   fastest of these (the line's minimum).
+   float32 with the GPU's default arithmetic; the Elman also with its matrix streamed from cache, as on GPUs
+   whose shared memory cannot hold it. A tuned launch picks the fastest of these (the line's minimum).
 """
 
 from __future__ import annotations

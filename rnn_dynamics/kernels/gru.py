@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import (GATED_LAUNCH, arrive, blocks, check_buffers, incoming_gradients, program_tile,
+from .launch import (GATED_LAUNCH, arrive, blocks, check_buffers, incoming_gradients, meeting, program_tile,
                      rows_times_block, rows_times_weight, wait_for)
 from .tuning import run_scan
 
@@ -31,7 +31,7 @@ def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr,
     at their counter (:func:`~rnn_dynamics.kernels.launch.wait_for`)."""
     cell, rows, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N, SPLIT)
     weight_at = weight_ptr + cell * 3 * n * n
-    counter_at = counter_ptr + cell * tl.num_programs(1) + tl.program_id(1)
+    counter_at, ready = meeting(counter_ptr)  # ready: NaN once a split cell's wait gives up
     b_hn = tl.load(b_hn_ptr + cell * n + units, mask=units < n, other=0.0)
     gate_step, start = n_cells * batch * 3 * n, first.to(tl.int64)
     rows_at = hidden_ptr + (cell * (steps + 1) * batch + rows) * n + start * batch * n  # h_t, as rows
@@ -39,7 +39,6 @@ def _forward(drive_ptr, b_hn_ptr, hidden_ptr, gates_ptr, from_h_ptr, weight_ptr,
     gates_at, from_h_at = gates_ptr + gate_slot, from_h_ptr + gate_slot
     drive_at = drive_ptr + cell * drive_cell + rows * 3 * n + units + start * drive_step  # any (B, 3N) blocks
     h = tl.load(rows_at + units, mask=tile_ok, other=0.0)
-    ready = tl.full((), 1.0, tl.float32)  # NaN once a split cell's wait gives up
     for t in range(first, first + count):
         ready = wait_for(counter_at, SPLIT * t, ready, SPLIT)  # h_t whole
         # One gate at a time, each stored as soon as it is made: fewer tiles live at once (fewer spills).
@@ -84,7 +83,7 @@ def _backward(grad_ptr, final_grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_
     """
     cell, rows, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N, SPLIT)
     weight_at = weight_ptr + cell * 3 * n * n
-    counter_at = counter_ptr + cell * tl.num_programs(1) + tl.program_id(1)
+    counter_at, ready = meeting(counter_ptr)  # ready: NaN once a split cell's wait gives up
     gate_step, start = n_cells * batch * 3 * n, first.to(tl.int64)
     grad_at = grad_ptr + cell * grad_cell + rows * n + units - start * grad_step
     hidden_at = hidden_ptr + (cell * (steps + 1) * batch + rows) * n + units - start * batch * n
@@ -100,7 +99,6 @@ def _backward(grad_ptr, final_grad_ptr, hidden_ptr, gates_ptr, from_h_ptr, grad_
             carry = (tl.load(carry_at, mask=tile_ok, other=0.0)
                      + rows_times_weight(pre_rows_at + batch * 3 * n, row_ok, weight_at, n, 3, BLOCK_B, BLOCK_N,
                                          BLOCK_K, DOT, SPLIT)).to(carry.dtype)
-    ready = tl.full((), 1.0, tl.float32)  # NaN once a split cell's wait gives up
     for k in range(first, first + count):
         r = tl.load(gates_at, mask=tile_ok, other=0.0)
         z = tl.load(gates_at + n, mask=tile_ok, other=0.0)

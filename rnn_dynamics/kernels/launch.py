@@ -245,6 +245,13 @@ MAX_POLLS = tl.constexpr(1 << 20)
 
 
 @triton.jit
+def meeting(counter_ptr):
+    """The counter at which this program meets the other programs of its split cell (one per cell and tile of
+    sequences: :func:`wait_for`, :func:`arrive`), and the factor 1.0 its waits keep while none has given up."""
+    return counter_ptr + tl.program_id(0) * tl.num_programs(1) + tl.program_id(1), tl.full((), 1.0, tl.float32)
+
+
+@triton.jit
 def wait_for(counter_at, arrivals, ready, SPLIT: tl.constexpr):
     """Wait until the counter of this program's meeting holds ``arrivals``, the arrivals of every program of a
     split cell at every step before this one (:func:`arrive`): the states or gradients they wrote are then there
@@ -308,10 +315,8 @@ def rows_times_block(x_rows, row_ok, weight_at, gate: tl.constexpr, n, BLOCK_B: 
     for start in range(0, BLOCK_N, BLOCK_K):
         ks = start + tl.arange(0, BLOCK_K)
         k_ok = ks < n
-        if SPLIT > 1:
-            x = tl.load(x_rows + ks[None, :], mask=row_ok & k_ok[None, :], other=0.0, cache_modifier=".cg")
-        else:
-            x = tl.load(x_rows + ks[None, :], mask=row_ok & k_ok[None, :], other=0.0)
+        x = tl.load(x_rows + ks[None, :], mask=row_ok & k_ok[None, :], other=0.0,
+                    cache_modifier=".cg" if SPLIT > 1 else "")
         if TRANSPOSED:  # [k, j] = W[gate * n + j, k]
             w = tl.load(weight_at + (gate * n + cols[None, :]) * n + ks[:, None], mask=k_ok[:, None] & col_ok,
                         other=0.0)

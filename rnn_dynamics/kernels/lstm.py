@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 
 from .activations import KERNEL_ACTIVATIONS, sigmoid
-from .launch import (GATED_LAUNCH, arrive, blocks, check_buffers, incoming_gradients, program_tile,
+from .launch import (GATED_LAUNCH, arrive, blocks, check_buffers, incoming_gradients, meeting, program_tile,
                      rows_times_block, rows_times_weight, wait_for)
 from .tuning import run_scan
 
@@ -31,14 +31,13 @@ def _forward(drive_ptr, hidden_ptr, cell_ptr, gates_ptr, weight_ptr, counter_ptr
     at their counter (:func:`~rnn_dynamics.kernels.launch.wait_for`)."""
     cell, rows, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N, SPLIT)
     weight_at = weight_ptr + cell * 4 * n * n
-    counter_at = counter_ptr + cell * tl.num_programs(1) + tl.program_id(1)
+    counter_at, ready = meeting(counter_ptr)  # ready: NaN once a split cell's wait gives up
     step, gate_step, start = n_cells * batch * n, n_cells * batch * 4 * n, first.to(tl.int64)
     rows_at = hidden_ptr + (cell * (steps + 1) * batch + rows) * n + start * batch * n  # h_t, as rows
     cell_at = cell_ptr + sequence * n + units + start * step
     drive_at = drive_ptr + cell * drive_cell + rows * 4 * n + units + start * drive_step  # any (B, 4N) blocks
     gates_at = gates_ptr + sequence * 4 * n + units + start * gate_step
     c = tl.load(cell_at, mask=tile_ok, other=0.0)
-    ready = tl.full((), 1.0, tl.float32)  # NaN once a split cell's wait gives up
     for t in range(first, first + count):
         ready = wait_for(counter_at, SPLIT * t, ready, SPLIT)  # h_t whole
         # One gate at a time, each stored as soon as it is made: fewer tiles live at once (fewer spills).
@@ -82,7 +81,7 @@ def _backward(grad_ptr, final_grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weigh
     """
     cell, rows, sequence, units, row_ok, tile_ok = program_tile(batch, n, BLOCK_B, BLOCK_N, SPLIT)
     weight_at = weight_ptr + cell * 4 * n * n
-    counter_at = counter_ptr + cell * tl.num_programs(1) + tl.program_id(1)
+    counter_at, ready = meeting(counter_ptr)  # ready: NaN once a split cell's wait gives up
     step, gate_step, start = n_cells * batch * n, n_cells * batch * 4 * n, first.to(tl.int64)
     grad_at = grad_ptr + cell * grad_cell + rows * n + units - start * grad_step
     cell_at = cell_ptr + sequence * n + units - start * step
@@ -96,7 +95,6 @@ def _backward(grad_ptr, final_grad_ptr, cell_ptr, gates_ptr, grad_pre_ptr, weigh
             carry_h = rows_times_weight(pre_rows_at + batch * 4 * n, row_ok, weight_at, n, 4, BLOCK_B, BLOCK_N,
                                         BLOCK_K, DOT, SPLIT)
             carry_c = tl.load(carry_at, mask=tile_ok, other=0.0)
-    ready = tl.full((), 1.0, tl.float32)  # NaN once a split cell's wait gives up
     for k in range(first, first + count):
         i = tl.load(gates_at, mask=tile_ok, other=0.0)
         f = tl.load(gates_at + n, mask=tile_ok, other=0.0)

@@ -69,9 +69,10 @@ def run_scan(kernel, options: LaunchOptions, shape: tuple[int, int, int], weight
         grid = grid_for(n_cells, batch, settings["BLOCK_B"], settings.get("SPLIT", 1))
         if "SPLIT" not in settings:
             return kernel[grid](**arguments, **settings)
-        meetings = dict(counter_ptr=torch.zeros(grid[0] * grid[1], dtype=torch.int32, device=weight.device))
+        split = settings["SPLIT"] > 1  # unsplit, the kernels read neither buffer: empty ones, and no memset to launch
+        meetings = dict(counter_ptr=torch.zeros(grid[0] * grid[1] * split, dtype=torch.int32, device=weight.device))
         if "carry_ptr" in kernel.arg_names:  # a state tile per program, kept between launches
-            meetings["carry_ptr"] = weight.new_empty(n_cells * batch * settings["BLOCK_N"])
+            meetings["carry_ptr"] = weight.new_empty(n_cells * batch * settings["BLOCK_N"] * split)
         for first, count in split_walks(arguments["steps"], settings["SPLIT"], weight.is_cuda):
             kernel[grid](**arguments, **settings, **meetings, first=first, count=count)
 
