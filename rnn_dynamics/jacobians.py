@@ -224,10 +224,11 @@ def _where_finite(fn: Callable, matrices: torch.Tensor) -> torch.Tensor:
 def _scaled_products(jacobians: JacobianSequence, lags: list[int]):
     """For each lag k of ``lags`` (checked, ascending), the product J_T ... J_{T-k+1} divided by a scale and the ln of
     that scale (float64; -inf once the product is 0): the scale carried apart keeps the product inside the float
-    range over any number of steps. A yielded product is not changed afterwards."""
+    range over any number of steps. The products are (..., R, S), the rows of J_T that can be nonzero
+    (:func:`_rows_that_can_be_nonzero`). A yielded product is not changed afterwards."""
     seq_len = len(jacobians)
     wanted = set(lags)
-    prod = jacobians.dense(seq_len - 1).clone()  # rescaled in place below; a dense step may be a view of the factors
+    prod = _rows_that_can_be_nonzero(jacobians.dense(seq_len - 1))
     scales = []
     log_scale = torch.zeros(prod.shape[:-2], dtype=torch.float64, device=prod.device)
     for k in range(1, lags[-1] + 1):
@@ -243,10 +244,29 @@ def _scaled_products(jacobians: JacobianSequence, lags: list[int]):
             yield prod, log_scale
 
 
+def _rows_that_can_be_nonzero(last_step: torch.Tensor) -> torch.Tensor:
+    """A copy of J_T (..., S, S) keeping only as many rows as the sequence with the most nonzero rows has, each
+    sequence's nonzero rows first: a zero row of J_T (a ReLU unit inactive at step T) stays zero in every product
+    J_T ... J_{T-k+1}, so the products are carried as (..., R, S) without it. At the default study's ReLU stacks
+    R is about half of S, which halves each step's matmul and shrinks each lag's Gram matrix to R x R."""
+    nonzero = (last_step != 0).any(dim=-1)  # NaN counts as nonzero
+    kept = max(1, int(nonzero.sum(dim=-1).max()))
+    if kept == last_step.shape[-1]:
+        return last_step.clone()  # rescaled in place by the caller; a dense step may be a view of the factors
+    rows = torch.argsort((~nonzero).to(torch.uint8), dim=-1, stable=True)[..., :kept]
+    return last_step.gather(-2, rows.unsqueeze(-1).expand(*rows.shape, last_step.shape[-1]))
+
+
 def _log_singular_values(prod: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
-    """ln of the singular values (descending) of a scaled product: solved in float64, as the norms (LAPACK's float32
-    solvers are the ones that failed to converge); NaN for a product holding NaN / Inf."""
-    return torch.log(_where_finite(torch.linalg.svdvals, prod.double())) + log_scale.unsqueeze(-1)
+    """ln of the singular values (descending, S of them) of a scaled product (..., R, S): solved in float64, as the
+    norms (LAPACK's float32 solvers are the ones that failed to converge); -inf for the S - R left out with the zero
+    rows of J_T (exact zeros); NaN for a product holding NaN / Inf."""
+    values = torch.log(_where_finite(torch.linalg.svdvals, prod.double())) + log_scale.unsqueeze(-1)
+    missing = prod.shape[-1] - values.shape[-1]
+    if missing == 0:
+        return values
+    zeros = torch.where(values[..., :1].isnan(), math.nan, -math.inf).expand(*values.shape[:-1], missing)
+    return torch.cat([values, zeros], dim=-1)
 
 
 def product_log_norms(jacobians: JacobianSequence, lags: Sequence[int], *, full_spectrum: bool = False):
@@ -269,8 +289,9 @@ def product_log_norms(jacobians: JacobianSequence, lags: Sequence[int], *, full_
 
 def product_log_spectra(jacobians: JacobianSequence, lags: Sequence[int]) -> torch.Tensor:
     """ln of every singular value (descending) of J_T ... J_{T-k+1} for each lag k: (len(lags), ..., N), the
-    first of each equal to :func:`product_log_norms`'s norm. A direction the steps killed comes out at the
-    rounding floor below the largest (beyond ``RESOLVED_PRODUCT_NATS``), a product that is exactly 0 as -inf."""
+    first of each equal to :func:`product_log_norms`'s norm. The directions J_T kills (its zero rows: ReLU units
+    inactive at step T) come out as -inf, exactly; one the earlier steps killed comes out at the rounding floor
+    below the largest (beyond ``RESOLVED_PRODUCT_NATS``), a product that is exactly 0 as -inf."""
     lags = _check_lags(lags, len(jacobians))
     return torch.stack([_log_singular_values(prod, log_scale) for prod, log_scale in _scaled_products(jacobians, lags)])
 

@@ -298,7 +298,8 @@ def test_the_carried_product_keeps_only_as_many_directions_as_some_sequence_keep
 
 def test_directions_inactive_relu_units_kill_are_minus_infinity_and_the_rest_exact(gen):
     """An IRNN-like W under the ReLU masks of a driven trajectory: the product has rank r < N, so N - r singular
-    values are exactly 0 (-inf); the r others equal 300-digit arithmetic. The dense product gives rounding."""
+    values are exactly 0 (-inf); the r others equal 300-digit arithmetic. The dense product leaves out J_T's zero
+    rows, whose directions are exactly -inf there too, and gives rounding for the directions earlier steps killed."""
     n, steps = 16, 120
     jacobians = _driven_relu_jacobians(gen, n, steps, coupling=0.05)
     factors = torch.stack([jacobians.dense(t) for t in range(steps)])
@@ -306,7 +307,9 @@ def test_directions_inactive_relu_units_kill_are_minus_infinity_and_the_rest_exa
     got = product_log_singular_values(jacobians)
     assert 0 < rank < n and torch.isfinite(got).sum() == rank and torch.isneginf(got[rank:]).all()
     assert torch.allclose(got[:rank], _exact_log_singular_values(factors, 300)[:rank], rtol=0, atol=1e-10)
-    assert torch.isfinite(product_log_spectra(jacobians, [steps])[0]).all()
+    dense = product_log_spectra(jacobians, [steps])[0]
+    rows = int((factors[-1] != 0).any(dim=-1).sum())  # J_T's nonzero rows
+    assert rank < rows < n and torch.isfinite(dense[:rows]).all() and torch.isneginf(dense[rows:]).all()
 
 
 def _product(factors: torch.Tensor) -> torch.Tensor:
@@ -435,6 +438,30 @@ def test_every_lags_singular_values_equal_the_dense_products_within_its_resolved
     x[25, 2, 0] = math.nan  # every state of sequence 2 from step 26 on: every lag's product holds one
     got = lag_log_singular_values(stack.step_jacobians(stack.trace(x), 0), [1, 5, 30])
     assert torch.isnan(got[:, :, 2]).all() and torch.isfinite(got[:, :, :2]).all()
+
+
+def test_products_without_the_last_steps_zero_rows_keep_every_norm_and_singular_value(gen):
+    """J_T's zero rows (units inactive at step T) are left out of the carried products, up to the sequence with the
+    most nonzero rows: sequences with 2, 5, all 6 and 3 rows zero (the last with a NaN), against the explicit
+    products' SVDs at every lag; the 2 directions left out of every sequence are exactly -inf."""
+    n, steps, lags = 6, 12, [1, 2, 7, 12]
+    dact = (torch.rand(steps, 4, n, generator=gen, dtype=torch.float64) > 0.3).double()
+    dact[-1] = 1.0
+    dact[-1, 0, :2] = dact[-1, 1, :5] = dact[-1, 2] = dact[-1, 3, 3:] = 0.0
+    dact[3, 3, 1] = math.nan
+    jacobians = ElmanJacobians(torch.randn(n, n, generator=gen, dtype=torch.float64), dact)
+    log_norms, log_svals = product_log_norms(jacobians, lags, full_spectrum=True)
+    spectra = product_log_spectra(jacobians, lags)
+    for i, lag in enumerate(lags):
+        product = _product(torch.stack([jacobians.dense(t) for t in range(steps - lag, steps)]))
+        exact = torch.log(torch.linalg.svdvals(product[:3]))  # sequence 3 holds the NaN from lag 9 on
+        resolved = exact[..., :1] - exact <= 20.0
+        assert torch.allclose(log_norms[i, :3], exact[:, 0], rtol=0, atol=1e-12)
+        assert torch.allclose(spectra[i, :3][resolved], exact[resolved], rtol=0, atol=1e-8)
+        assert torch.isneginf(spectra[i, :3, 4:]).all() and torch.isfinite(spectra[i, :2, :1]).all()
+        assert torch.isneginf(spectra[i, 2]).all() and torch.isneginf(log_norms[i, 2])
+        assert torch.isnan(spectra[i, 3]).all() == (lag > 8) and torch.isfinite(spectra[i, 3, :1]).all() == (lag <= 8)
+    torch.testing.assert_close(log_svals, spectra[-1], rtol=0, atol=0, equal_nan=True)
 
 
 def test_dead_relu_product_is_minus_infinity():
