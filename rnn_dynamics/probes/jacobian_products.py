@@ -35,7 +35,8 @@ class JacobianProducts(Probe):
             ("layer", "step", "sv"), "ln of the singular values of ds_T/ds_0, mean over probe sequences", "nats",
             "ln of the mean over probe sequences, descending; S = N values (2N for the LSTM). The product is "
             "formed in float64 whatever the training dtype (attr product_dtype), so the values within about 31-40 "
-            "nats of the largest are resolved (attr resolved_nats: the tested bound); smaller ones are rounding"),
+            "nats of the largest are resolved (attr resolved_nats: the tested bound); smaller ones are rounding, "
+            "but -inf (exact) for the directions that units inactive at step T zero"),
         "jacobian_singular_values": Variable(("layer", "step", "sv"),
                                              "singular values of ds_T/ds_0, mean over probe sequences", "1",
                                              "exp(jacobian_log_singular_values)"),

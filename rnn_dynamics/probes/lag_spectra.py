@@ -35,7 +35,8 @@ class LagSpectra(Probe):
             "nats",
             "ln of the mean over probe sequences, descending, at each lag k; S = N values (2N for the LSTM). "
             "Formed in float64 as jacobian_log_singular_values (attrs product_dtype, resolved_nats): values "
-            "further below the largest at their lag, such as directions the steps killed, are rounding"),
+            "further below the largest at their lag, such as directions the steps killed, are rounding, but -inf "
+            "(exact) for the directions that units inactive at step T zero"),
     }
 
     def record(self, ctx: ProbeContext):
