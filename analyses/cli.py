@@ -28,7 +28,7 @@ from rnn_dynamics.optimizers import OPTIMIZERS
 from rnn_dynamics.paper import MODELS, PAPER
 from rnn_dynamics.plugins import EntryPointError, load_plugins
 from rnn_dynamics.probes import PROBES
-from rnn_dynamics.registry import first_line
+from rnn_dynamics.registry import summary
 from rnn_dynamics.tasks import TASKS
 
 
@@ -112,18 +112,23 @@ def _listings() -> dict[str, typing.Callable[[], list[str]]]:
         presets = "; ".join(f"{preset}: {p.description or 'sizes ' + str(p.sizes)}"
                             for preset, p in cls.presets.items())
         length = "the data's" if cls.default_seq_len is None else cls.default_seq_len
-        return f"{name}: {first_line(cls)} Default seq_len {length}{options}. Presets: {presets}"
+        return f"{name}: {summary(cls)} Default seq_len {length}{options}. Presets: {presets}"
+
+    def describe_probe(name, probe):
+        module = sys.modules.get(probe.__module__)  # a probe's file docstring describes it where it has none
+        what = summary(probe) or (summary(module) if module else "")
+        return (f"{name}{'' if probe.default else ' (off by default)'}: {what + ' ' if what else ''}"
+                f"Variables: {', '.join(probe.variables)}")
 
     return {
         "inits": lambda: [f"{name}({params}): {doc}" for name, params, doc in describe_inits()],
-        "cells": lambda: [f"{name}: {first_line(cls)} {cls.describe()}" for name, cls in CELLS.items()],
+        "cells": lambda: [f"{name}: {summary(cls)} {cls.describe()}" for name, cls in CELLS.items()],
         "models": lambda: [f"{name}: {model.describe()}" for name, model in MODELS.items()]
         + [f"paper: all four of {', '.join(PAPER)}"],
         "tasks": lambda: [describe_task(name, cls) for name, cls in TASKS.items()],
-        "probes": lambda: [f"{name}{'' if probe.default else ' (off by default)'}: {', '.join(probe.variables)}"
-                           for name, probe in PROBES.items()],
-        "nonlinearities": lambda: [f"{name}: {first_line(obj)}" for name, obj in NONLINEARITIES.items()],
-        "optimizers": lambda: [f"{name}: {first_line(fn)}" for name, fn in OPTIMIZERS.items()],
+        "probes": lambda: [describe_probe(name, probe) for name, probe in PROBES.items()],
+        "nonlinearities": lambda: [f"{name}: {summary(obj)}" for name, obj in NONLINEARITIES.items()],
+        "optimizers": lambda: [f"{name}: {summary(fn)}" for name, fn in OPTIMIZERS.items()],
     }
 
 

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from .nonlinearities import get_nonlinearity
-from .registry import Registry, first_line, keyword_parameters
+from .registry import Registry, keyword_parameters, summary
 
 InitFn = Callable[..., torch.Tensor]
 
@@ -90,7 +90,7 @@ def parse_init_spec(spec: str) -> tuple[str, dict]:
 
 def describe_inits() -> list[tuple[str, str, str]]:
     """(name, parameters with defaults, one-line description) of every registered init."""
-    return [(name, keyword_parameters(fn), first_line(fn)) for name, fn in INITS.items()]
+    return [(name, keyword_parameters(fn), summary(fn)) for name, fn in INITS.items()]
 
 
 def make_recurrent(spec: str, n: int, nonlinearity: str, generator: torch.Generator) -> torch.Tensor:

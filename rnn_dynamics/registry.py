@@ -103,10 +103,10 @@ def import_submodules(package_name: str, package_path, skip: tuple[str, ...] = (
             importlib.import_module(f"{package_name}.{module.name}")
 
 
-def first_line(obj) -> str:
-    """The first line of ``obj``'s docstring, or an empty string."""
-    doc = inspect.getdoc(obj) or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+def summary(obj) -> str:
+    """The first paragraph of ``obj``'s docstring on one line (a plug-in's summary may wrap), or ''."""
+    paragraph = (inspect.getdoc(obj) or "").strip().split("\n\n")[0]
+    return " ".join(line.strip() for line in paragraph.splitlines())
 
 
 def keyword_parameters(fn: Callable) -> str:

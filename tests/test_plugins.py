@@ -78,7 +78,7 @@ def test_a_plugin_module_is_listed_with_the_built_in_names(tmp_path):
                 pythonpath=[tmp_path])
     assert proc.returncode == 0, proc.stderr
     assert "plugin_ramp(low=0.5, high=1.0): A diagonal recurrent matrix" in proc.stdout
-    assert "plugin_trace: plugin_trace" in proc.stdout and "identity(" in proc.stdout
+    assert "plugin_trace: Variables: plugin_trace" in proc.stdout and "identity(" in proc.stdout
     assert "plugin_elman: An Elman cell registered from a user's file." in proc.stdout
 
 

@@ -530,8 +530,12 @@ def test_cli_bad_input_from_a_shell(tmp_path):
 def test_cli_lists_registered_plugins(capsys):
     from analyses.spectra import main
 
-    code, out, err = run_in_process(main, ["--list-inits", "--list-cells", "--list-tasks", "--list-models"], capsys)
+    code, out, err = run_in_process(main, ["--list-inits", "--list-cells", "--list-tasks", "--list-models",
+                                           "--list-probes"], capsys)
     assert code == 0, err
+    assert "sequences from an .npz file (train_x, train_y, test_x, test_y, and any lengths); classes or values. " \
+           "Default seq_len the data's" in out  # a summary wrapped over two lines of its docstring, joined
+    assert "activity: The fraction of active (ReLU) or saturated (tanh) units. Variables: active_fraction" in out
     assert "orthogonal(gain=1.0):" in out and "scaled_identity(scale=0.01):" in out
     assert "lstm:" in out and "forget_bias=1.0" in out
     assert "adding: The adding problem" in out and "quick: CPU-sized" in out
