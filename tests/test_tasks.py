@@ -258,12 +258,17 @@ def test_a_study_of_padded_sequences_learns_each_ones_own_targets(targets, tmp_p
 
 @pytest.mark.parametrize("change, message", [
     ("no file", "task 'npz': no file at"),
-    ("not npz", "is not an .npz file numpy can read"),
+    ("not npz", "is not an .npz file numpy can read (neither a zip archive of .npy arrays nor an .npy file; "
+                "numpy.savez writes one)"),
+    ("truncated", "is not an .npz file numpy can read (not a whole zip archive: a truncated copy?; "
+                  "numpy.savez writes one)"),
+    ("a damaged array", "is damaged: an array could not be read (Bad CRC-32 for file 'train_x.npy')"),
     ("one .npy array", "holds one array, not the train_x, train_y, test_x, test_y of an .npz file"),
     ("no test_y", "lacks test_y; it needs train_x, train_y, test_x, test_y"),
     ("integer channels", "train_x must be float (n, T, D), float (n, T) or integer tokens (n, T), with n, T, D >= 1, "
                          "got int64 (96, 12, 3)"),
-    ("other T", "test_x (float32 (48, 11, 3)) and train_x (float32 (96, 12, 3)) must be alike but for n"),
+    ("other T", "test_x (float32 (48, 11, 3)) and train_x (float32 (96, 12, 3)) must be alike but for "
+                "the number of sequences n: the same T, D and kind of dtype"),
     ("negative token", "test_x holds negative tokens"),
     ("labels per other length", "targets of dtype int64 and shape (96, 5) are none of the valid layouts"),
     ("values per other length", "targets of dtype float64 and shape (96, 5, 2) are none of the valid layouts: "
@@ -290,6 +295,13 @@ def test_a_bad_npz_file_stops_the_study_in_one_line(change, message, tmp_path, m
         path.unlink()
     elif change == "not npz":
         path.write_text("train_x,train_y\n")
+    elif change in ("truncated", "a damaged array"):
+        data = bytearray(path.read_bytes())
+        if change == "truncated":
+            del data[len(data) // 2:]
+        else:  # one byte of train_x's values flipped: the zip's checksum of it fails
+            data[data.index(b"NUMPY") + 200] ^= 0xFF
+        path.write_bytes(bytes(data))
     elif change == "one .npy array":
         with path.open("wb") as handle:
             np.save(handle, arrays["train_x"])

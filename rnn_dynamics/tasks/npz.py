@@ -27,6 +27,8 @@ stays unchanged: every task built from it shares the same tensors.
 from __future__ import annotations
 
 import functools
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,8 +73,12 @@ def read_archive(path: Path) -> dict[str, np.ndarray]:
     line where it is not one."""
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, EOFError, ValueError) as err:  # numpy takes what is not .npy / .npz for a pickle
-        raise ValueError(f"task 'npz': {path} is not an .npz file numpy can read ({err})") from None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        # numpy takes what is neither .npy nor a zip for a pickle and says so, which misleads here
+        reason = ("neither a zip archive of .npy arrays nor an .npy file" if "pickle" in str(err)
+                  else "not a whole zip archive: a truncated copy?" if isinstance(err, zipfile.BadZipFile) else err)
+        raise ValueError(f"task 'npz': {path} is not an .npz file numpy can read ({reason}; "
+                         "numpy.savez writes one)") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):  # one .npy array
         raise ValueError(f"task 'npz': {path} holds one array, not the {', '.join(ARRAYS)} of an .npz file")
     with archive:
@@ -83,6 +89,8 @@ def read_archive(path: Path) -> dict[str, np.ndarray]:
             return {name: archive[name] for name in ARRAYS + LENGTHS if name in archive.files}
         except ValueError as err:  # an array of Python objects, which would need unpickling
             raise ValueError(f"task 'npz': {path} holds an array numpy will not read safely ({err})") from None
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # damaged after its directory
+            raise ValueError(f"task 'npz': {path} is damaged: an array could not be read ({err})") from None
 
 
 def check_inputs(x: np.ndarray, name: str) -> np.ndarray:
@@ -145,7 +153,8 @@ def load_sequences(path: Path) -> dict[str, np.ndarray]:
     train_x, test_x = arrays["train_x"], arrays["test_x"]
     if test_x.shape[1:] != train_x.shape[1:] or test_x.dtype.kind != train_x.dtype.kind:
         raise ValueError(f"task 'npz': test_x ({test_x.dtype} {test_x.shape}) and train_x ({train_x.dtype} "
-                         f"{train_x.shape}) must be alike but for n")
+                         f"{train_x.shape}) must be alike but for the number of sequences n: the same T, D and "
+                         "kind of dtype")
     return arrays
 
 
