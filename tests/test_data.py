@@ -59,6 +59,12 @@ def test_idx_bad_files_name_the_file(tmp_path):
     broken.write_bytes(gzip.compress(good.read_bytes())[:-8])
     with pytest.raises(DataError, match=f"{broken}: cannot be read"):
         read_idx(broken, 2049)
+    damaged = tmp_path / "damaged.gz"  # the first byte of the deflate stream flipped: zlib's own error
+    stream = bytearray(gzip.compress(write_idx(tmp_path / "digits", np.arange(2000) * 7919 % 10).read_bytes()))
+    stream[10] ^= 0xFF
+    damaged.write_bytes(bytes(stream))
+    with pytest.raises(DataError, match=f"{damaged}: cannot be read \\(Error -3 while decompressing data"):
+        read_idx(damaged, 2049)
 
 
 def test_mnist_in_the_official_layout(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ def read_idx(path: str | Path, expected_magic: int | None = None) -> np.ndarray:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as handle:
             raw = handle.read()
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:  # zlib.error: a damaged gzip stream
         raise DataError(f"{path}: cannot be read ({err})") from None
     if len(raw) < 4:
         raise DataError(f"{path}: truncated: {len(raw)} bytes, not even an IDX header")
