@@ -200,6 +200,25 @@ def test_the_synthesised_corpus_is_cached_on_disk_and_in_memory(tmp_path, monkey
         assert all(np.array_equal(saved[key], value) for key, value in corpus.items()) and set(saved) == set(corpus)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "one byte flipped"])
+def test_a_damaged_speech_cache_is_a_one_line_error_that_says_how_to_recover(damage, tmp_path, monkeypatch):
+    from rnn_dynamics.data import speech
+
+    corpus = {"train_features": np.linspace(0, 1, 400).reshape(10, 40), "train_labels": np.arange(10)}
+    monkeypatch.setattr(speech, "synthesise_corpus", lambda root: corpus)
+    speech.load_speech(tmp_path)
+    speech.load_speech.cache_clear()
+    cache = tmp_path / "espeak-speech" / f"corpus-v{speech.CORPUS_VERSION}.npz"
+    data = bytearray(cache.read_bytes())
+    if damage == "truncated":
+        del data[len(data) // 2:]
+    else:
+        data[data.index(b"NUMPY") + 200] ^= 0xFF
+    cache.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=f"{cache}: unreadable .*; delete it to synthesise the corpus again"):
+        speech.load_speech(tmp_path)
+
+
 # ---------------------------------------------------------------- fetching
 
 

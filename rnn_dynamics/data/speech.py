@@ -10,6 +10,8 @@ timings.
 from __future__ import annotations
 
 import re
+import zipfile
+import zlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -125,5 +127,5 @@ def load_speech(root: Path) -> tuple[dict[str, np.ndarray], str]:
     try:
         with np.load(cache, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}, source
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # a damaged cache
         raise DataError(f"{cache}: unreadable ({err}); delete it to synthesise the corpus again") from None
