@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{outs[name]} already holds this study")
                 continue
             print(f"study {name}: {config.task}, preset {args.preset}, {', '.join(config.model_names())}")
-            run_into(outs[name], config, executor, args.quiet)
+            run_into(outs[name], config, executor, args.quiet, args.snapshot_every)
     from figures.__main__ import main as draw_figures
 
     return draw_figures([str(results), "--out", str(results / "figures")])

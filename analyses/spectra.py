@@ -22,7 +22,7 @@ import sys
 from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
-from rnn_dynamics.checkpoints import StackCheckpoints
+from rnn_dynamics.checkpoints import SNAPSHOT_EVERY, StackCheckpoints
 from rnn_dynamics.commandline import fail
 from rnn_dynamics.records import read_dataset, summary_table, write_dataset
 
@@ -43,7 +43,8 @@ def build_parser():
 
 
 def add_execution_flags(parser) -> None:
-    """--workers | --scheduler, --threads, --quiet: where and how the stacks run (read by executor_for)."""
+    """--workers | --scheduler, --threads, --snapshot-every, --quiet: where and how the stacks run (read by
+    executor_for and run_into)."""
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=0, metavar="N",
                        help="run the stacks on a local dask.distributed cluster of N worker processes "
@@ -54,6 +55,10 @@ def add_execution_flags(parser) -> None:
                         help="torch threads per stack (default: 1 on dask workers, every core in-process; results "
                              "are bit-identical for equal counts); auto: in-process, 1 or every core, whichever a "
                              "few timed steps of the first stack find faster")
+    parser.add_argument("--snapshot-every", type=float, default=SNAPSHOT_EVERY, metavar="SECONDS",
+                        help="save a stack's training state every SECONDS of its training (beside the finished "
+                             "stacks in OUT.parts/), so that the same command resumes a stack that died part way "
+                             f"from there; 0: never (default {SNAPSHOT_EVERY:g})")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -114,6 +119,8 @@ def executor_for(args, device: str = "cpu"):
     kernel_mode()  # a bad RNN_DYNAMICS_KERNELS stops here, before anything runs (it is read in every forward)
     if args.workers < 0:
         raise ValueError(f"--workers must be >= 0 (0: in this process), got {args.workers}")
+    if not args.snapshot_every >= 0:
+        raise ValueError(f"--snapshot-every must be >= 0 seconds (0: no snapshots), got {args.snapshot_every}")
     if args.threads == executors.AUTO and (args.workers or args.scheduler):
         raise ValueError("--threads auto applies in-process only; dask workers need a number (default 1)")
     if args.workers:
@@ -143,17 +150,18 @@ def main(argv: list[str] | None = None) -> int:
             check_disk(config, out)
         except ValueError as err:
             fail(error_message(err))
-        path = run_into(out, config, executor, args.quiet)
+        path = run_into(out, config, executor, args.quiet, args.snapshot_every)
     print(f"wrote {path}")
     return 0
 
 
-def run_into(out: Path, config, executor, quiet: bool) -> Path:
+def run_into(out: Path, config, executor, quiet: bool, snapshot_every: float = SNAPSHOT_EVERY) -> Path:
     """Run the study into ``out`` through its stack checkpoints (resuming the stacks an earlier run
-    finished), write it, drop the checkpoints and print its summary table."""
+    finished, and those it had snapshots of from there), write it, drop the checkpoints and print its summary
+    table."""
     from rnn_dynamics.sweep import run_study
 
-    checkpoints = StackCheckpoints(f"{out}.parts", config.to_dict())
+    checkpoints = StackCheckpoints(f"{out}.parts", config.to_dict(), snapshot_every)
     checkpoints.clear_temporary()
     ds = run_study(config, progress=not quiet, checkpoints=checkpoints, report=print, executor=executor)
     path = write_dataset(ds, out)

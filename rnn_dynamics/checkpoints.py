@@ -20,6 +20,7 @@ from pathlib import Path
 import xarray as xr
 
 from .records import read_dataset, write_dataset
+from .snapshots import StackSnapshot
 
 
 def fingerprint(config: dict) -> str:
@@ -27,18 +28,22 @@ def fingerprint(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-class StackCheckpoints:
-    """Per-stack dataset files under ``root / fingerprint``."""
+#: Seconds of a stack's training between two of its snapshots, unless told otherwise (``--snapshot-every``).
+SNAPSHOT_EVERY = 600.0
 
-    def __init__(self, root: str | os.PathLike, config: dict):
+
+class StackCheckpoints:
+    """Per-stack dataset files under ``root / fingerprint``, and the snapshots of the stacks still training
+    (:mod:`.snapshots`), one every ``snapshot_every`` seconds of a stack's training (0: none)."""
+
+    def __init__(self, root: str | os.PathLike, config: dict, snapshot_every: float = SNAPSHOT_EVERY):
+        if not snapshot_every >= 0:
+            raise ValueError(f"snapshot_every must be >= 0 seconds (0: no snapshots), got {snapshot_every}")
         self.folder = Path(root) / fingerprint(config)
+        self.snapshot_every = snapshot_every
 
     def _path(self, key: str) -> Path:
         return self.folder / f"{key}.nc"
-
-    def saved(self) -> list[str]:
-        """Keys of the stacks saved so far."""
-        return sorted(p.stem for p in self.folder.glob("*.nc"))
 
     def load(self, key: str) -> xr.Dataset | None:
         """The saved dataset of stack ``key``, or None if it has not finished (or its file is unreadable)."""
@@ -50,6 +55,12 @@ class StackCheckpoints:
         except (OSError, ValueError, RuntimeError) as err:
             warnings.warn(f"checkpoint {path} could not be read ({err}); its stack is recomputed", stacklevel=2)
             return None
+
+    def snapshot(self, key: str) -> StackSnapshot | None:
+        """Where stack ``key`` keeps its snapshot while it trains; None where snapshots are off."""
+        if not self.snapshot_every:
+            return None
+        return StackSnapshot(self.folder.absolute() / f"{key}.snapshot.nc", key, self.snapshot_every)
 
     def clear_temporary(self) -> None:
         """Remove temporary files a killed run left half-written (the finished stacks are untouched)."""

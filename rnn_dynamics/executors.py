@@ -97,7 +97,9 @@ class InProcess:
 
         return local_available_bytes(config.device)
 
-    def run(self, config: StudyConfig, specs: list, progress: bool) -> Iterator[tuple[object, xr.Dataset]]:
+    def run(self, config: StudyConfig, specs: list, progress: bool,
+            snapshots: dict | None = None) -> Iterator[tuple[object, xr.Dataset]]:
+        """Each stack of ``specs`` as it finishes, with its snapshot of ``snapshots`` (by stack key) if any."""
         from .sweep import run_stack
 
         if not specs:
@@ -108,15 +110,17 @@ class InProcess:
             for spec in specs:
                 with tqdm(total=config.train.steps, desc=spec.key(), unit="step", leave=False, position=1,
                           disable=None if progress else True) as bar:
-                    yield spec, run_stack(config, spec, on_step=lambda: bar.update(1))
+                    yield spec, run_stack(config, spec, on_step=lambda n=1: bar.update(n),
+                                          snapshot=(snapshots or {}).get(spec.key()))
 
 
-def run_stack_task(config: StudyConfig, spec, threads: int) -> xr.Dataset:
-    """One stack on a dask worker, with ``threads`` torch threads."""
+def run_stack_task(config: StudyConfig, spec, threads: int, snapshot=None) -> xr.Dataset:
+    """One stack on a dask worker, with ``threads`` torch threads (and its snapshot, where the worker can reach
+    the study's folder)."""
     from .sweep import run_stack
 
     with torch_threads(threads):
-        return run_stack(config, spec)
+        return run_stack(config, spec, snapshot=snapshot)
 
 
 class Dask:
@@ -149,13 +153,17 @@ class Dask:
         limits = [limit for limit in limits if limit]
         return min(limits) if limits else None
 
-    def run(self, config: StudyConfig, specs: list, progress: bool) -> Iterator[tuple[object, xr.Dataset]]:
+    def run(self, config: StudyConfig, specs: list, progress: bool,
+            snapshots: dict | None = None) -> Iterator[tuple[object, xr.Dataset]]:
+        """Each stack of ``specs`` as it finishes; a worker writes its stack's snapshot of ``snapshots`` (by
+        stack key) where it shares the study's file system, and trains on without one where it does not."""
         from distributed import as_completed
 
         from .checkpoints import fingerprint
 
         study = fingerprint(config.to_dict())
-        futures = {self.client.submit(run_stack_task, config, spec, self.threads, key=f"{spec.key()}-{study}"): spec
+        futures = {self.client.submit(run_stack_task, config, spec, self.threads, (snapshots or {}).get(spec.key()),
+                                      key=f"{spec.key()}-{study}"): spec
                    for spec in specs}
         for future in as_completed(futures):
             yield futures[future], future.result()

@@ -152,8 +152,9 @@ def check_disk(config: StudyConfig, out: Path, free: int | None = None) -> None:
 # ---------------------------------------------------------------- running
 
 
-def run_stack(config: StudyConfig, spec: StackSpec, on_step=None) -> xr.Dataset:
-    """Build, train and probe one stack; its dataset (every sweep dim, ``init`` as long as the stack)."""
+def run_stack(config: StudyConfig, spec: StackSpec, on_step=None, snapshot=None) -> xr.Dataset:
+    """Build, train and probe one stack; its dataset (every sweep dim, ``init`` as long as the stack). With
+    ``snapshot`` (a :class:`~rnn_dynamics.snapshots.StackSnapshot`) the training resumes from it and saves to it."""
     import torch
 
     config.load_plugins()  # a worker process has not imported them yet
@@ -172,7 +173,7 @@ def run_stack(config: StudyConfig, spec: StackSpec, on_step=None) -> xr.Dataset:
         ctx = ProbeContext(model, task, step, settings, spec.inits, initial_blocks)
         return {name: array for p in probes for name, array in p(ctx).items()}
 
-    result = train_stack(model, task, config.train, probe if probes else None, on_step)
+    result = train_stack(model, task, config.train, probe if probes else None, on_step, snapshot)
     inits = list(spec.inits)
     data = {
         "train_loss": xr.DataArray(result.train_loss.T, dims=("init", "iteration"),
@@ -263,8 +264,9 @@ def run_study(config: StudyConfig, progress: bool = True, checkpoints: StackChec
     ``executor`` says where stacks run: :class:`~rnn_dynamics.executors.InProcess` (the
     default) or :class:`~rnn_dynamics.executors.Dask`. With ``checkpoints``, each finished
     stack is saved the moment it comes back and stacks saved by an earlier, interrupted run
-    of the same configuration are loaded instead of rerun; ``report`` (e.g. ``print``)
-    receives one line saying what was loaded. ``progress`` shows a bar of stacks (with
+    of the same configuration are loaded instead of rerun; the stacks still to run keep
+    snapshots there as they train (:meth:`StackCheckpoints.snapshot`) and resume from those;
+    ``report`` (e.g. ``print``) receives one line saying what was loaded. ``progress`` shows a bar of stacks (with
     ETA), and in-process a bar of steps, when writing to a terminal.
     """
     from .executors import InProcess
@@ -275,15 +277,20 @@ def run_study(config: StudyConfig, progress: bool = True, checkpoints: StackChec
     stacks = plan_stacks(config)
     loaded = {spec.key(): checkpoints.load(spec.key()) for spec in stacks} if checkpoints is not None else {}
     parts = {key: ds for key, ds in loaded.items() if ds is not None}
-    if parts and report is not None:
-        report(f"resuming from {checkpoints.folder}: {len(parts)} of {len(stacks)} stacks loaded, "
-               f"{len(stacks) - len(parts)} to run")
     todo = [spec for spec in stacks if spec.key() not in parts]
+    snapshots = {spec.key(): checkpoints.snapshot(spec.key()) for spec in todo} if checkpoints is not None else {}
+    part_way = [key for key, snapshot in snapshots.items() if snapshot is not None and snapshot.path.is_file()]
+    if (parts or part_way) and report is not None:
+        report(f"resuming from {checkpoints.folder}: {len(parts)} of {len(stacks)} stacks loaded, "
+               f"{len(stacks) - len(parts)} to run" + (f", {len(part_way)} of them from a snapshot part way"
+                                                       if part_way else ""))
     with tqdm(total=len(stacks), initial=len(parts), unit="stack", desc="stacks", file=sys.stderr,
               disable=None if progress else True) as bar:
-        for spec, finished in executor.run(config, todo, progress):
+        for spec, finished in executor.run(config, todo, progress, snapshots):
             if checkpoints is not None:
                 checkpoints.save(spec.key(), finished)
+                if snapshots[spec.key()] is not None:
+                    snapshots[spec.key()].remove()
             parts[spec.key()] = finished
             bar.update(1)
     ds = build_dataset(config, [parts[spec.key()] for spec in stacks])

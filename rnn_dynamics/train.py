@@ -10,6 +10,7 @@ the rest of the stack trains on.
 from __future__ import annotations
 
 import math
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
@@ -30,6 +31,21 @@ class TrainResult:
     diverged_step: np.ndarray
     probe_steps: list[int] = field(default_factory=list)
     probes: list = field(default_factory=list)
+
+
+@dataclass
+class TrainState:
+    """What the loop carries into update ``step``: the tensors (``model.*`` the stack's state dict, ``optimizer.I.*``
+    the optimiser's state of parameter I, ``alive`` and ``diverged_at`` the divergence marks, ``stream`` the state
+    a stateful task carries), other values (JSON), the losses of updates 0..step-1 and the probe records so far.
+    A :class:`~rnn_dynamics.snapshots.StackSnapshot` saves and loads it."""
+
+    step: int
+    tensors: dict
+    values: dict
+    train_loss: np.ndarray
+    probe_steps: list[int]
+    probes: list
 
 
 def per_cell_grad_norms(params: list[torch.Tensor]) -> torch.Tensor:
@@ -68,19 +84,23 @@ def train_stack(
     task: Task,
     config: TrainConfig,
     probe: Callable[[object, int], object] | None = None,
-    on_step: Callable[[], None] | None = None,
+    on_step: Callable[..., None] | None = None,
+    snapshot=None,
 ) -> TrainResult:
     """Train every cell of the stack ``model`` on ``task``; call ``probe(model, step)`` at the
-    config's probe steps (0, K, 2K, ... and the end) and keep what it returns."""
+    config's probe steps (0, K, 2K, ... and the end) and keep what it returns; ``on_step()`` after each update
+    (``on_step(n)`` once for the n updates a resumed stack had done). With ``snapshot`` (a
+    :class:`~rnn_dynamics.snapshots.StackSnapshot`), resume from the state it holds, and hand it the state every
+    ``snapshot.every`` seconds."""
     with flushed_denormals():
-        return _train(model, task, config, probe, on_step)
+        return _train(model, task, config, probe, on_step, snapshot)
 
 
 #: Updates whose losses wait on the device before one copy to the host (a copy is a host sync).
 LOSS_FLUSH_EVERY = 256
 
 
-def _train(model, task, config, probe, on_step) -> TrainResult:
+def _train(model, task, config, probe, on_step, snapshot=None) -> TrainResult:
     """The loop keeps losses, divergence and clipping on the device: nothing in an update waits for the
     host (no ``.item()``, no branch on a device value), so a GPU never idles between updates. Losses are
     copied to the host every :data:`LOSS_FLUSH_EVERY` updates and at each probe."""
@@ -112,11 +132,23 @@ def _train(model, task, config, probe, on_step) -> TrainResult:
         alive.logical_and_(~newly)
 
     state = None  # carried from segment to segment by a stateful task (truncated BPTT)
-    for step in range(config.steps):
-        if step in probe_steps:
+    start = 0
+    resumed = snapshot.load() if snapshot is not None else None
+    if resumed is not None:
+        start, state = _restore(resumed, model, optimizer, alive, diverged_at, result)
+        if on_step is not None and start:
+            on_step(start)
+    saved_at = time.monotonic()
+    for step in range(start, config.steps):
+        if step in probe_steps and not (resumed is not None and step == start):  # a snapshot's record is kept
             record(step)
         elif len(pending) >= LOSS_FLUSH_EVERY:
             flush(step)
+        if snapshot is not None and step > start and time.monotonic() - saved_at >= snapshot.every:
+            flush(step)
+            if not snapshot.save(_state_of(step, model, optimizer, alive, diverged_at, state, result)):
+                snapshot = None
+            saved_at = time.monotonic()
         x, y = task.train_batch(step)
         x, y = x.to(device), y.to(device)
         if task.stateful and task.starts_stream(step):
@@ -150,3 +182,48 @@ def _train(model, task, config, probe, on_step) -> TrainResult:
         record(config.steps)
     result.diverged_step[:] = diverged_at.cpu().numpy()
     return result
+
+
+def _state_of(step, model, optimizer, alive, diverged_at, stream, result) -> TrainState:
+    """The loop's state at the start of update ``step`` (its losses flushed to ``result``)."""
+    tensors = {f"model.{name}": value for name, value in model.state_dict().items()}
+    others = {}
+    for index, entries in optimizer.state_dict()["state"].items():
+        for name, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.{index}.{name}"] = value
+            else:
+                others[f"{index}.{name}"] = value
+    tensors.update(alive=alive, diverged_at=diverged_at)
+    if stream is not None:
+        tensors["stream"] = stream
+    return TrainState(step, tensors, {"optimizer": others, "torch_threads": torch.get_num_threads()},
+                      result.train_loss[:step], list(result.probe_steps), list(result.probes))
+
+
+def _restore(saved: TrainState, model, optimizer, alive, diverged_at, result):
+    """Put ``saved`` into the loop's objects; (the update to start at, the carried stream state)."""
+    import warnings
+
+    tensors = saved.tensors
+    device = alive.device
+    model.load_state_dict({name[len("model."):]: value for name, value in tensors.items() if name.startswith("model.")})
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    for name, value in saved.values["optimizer"].items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
+    alive.copy_(tensors["alive"].to(device))
+    diverged_at.copy_(tensors["diverged_at"].to(device))
+    result.train_loss[:saved.step] = saved.train_loss
+    result.probe_steps[:], result.probes[:] = saved.probe_steps, saved.probes
+    if saved.values["torch_threads"] != torch.get_num_threads():
+        warnings.warn(f"resuming a stack at update {saved.step} with {torch.get_num_threads()} torch threads where "
+                      f"{saved.values['torch_threads']} trained it: its last bits may differ from an uninterrupted "
+                      "run's", stacklevel=3)
+    stream = tensors.get("stream")
+    return saved.step, None if stream is None else stream.to(device)

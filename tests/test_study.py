@@ -551,11 +551,11 @@ def test_an_interrupted_study_resumes_without_rerunning_finished_stacks(tmp_path
     reference = run_study(config, progress=False)
     real_run_stack, calls = sweep.run_stack, []
 
-    def dies_on_third_stack(cfg, spec, on_step=None):
+    def dies_on_third_stack(cfg, spec, on_step=None, snapshot=None):
         calls.append(spec.key())
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real_run_stack(cfg, spec, on_step)
+        return real_run_stack(cfg, spec, on_step, snapshot)
 
     checkpoints = StackCheckpoints(tmp_path / "s.nc.parts", config.to_dict())
     monkeypatch.setattr(sweep, "run_stack", dies_on_third_stack)
