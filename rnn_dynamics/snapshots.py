@@ -23,7 +23,7 @@ import xarray as xr
 
 #: Bumped when the layout changes; a snapshot of another format is not resumed from.
 FORMAT = 1
-#: Prefix of the probe records' variables in a snapshot file (the tensors are ``tensor0``, ``tensor1``, ...).
+#: Prefix of the probe records' variables in a snapshot file (the tensors are the bytes of ``tensors``).
 RECORD = "probe."
 
 
@@ -59,7 +59,8 @@ class StackSnapshot:
         from .records import write_dataset
 
         try:
-            write_dataset(_dataset_of(state, self.key), self.path)
+            with _local_locks():
+                write_dataset(_dataset_of(state, self.key), self.path)
         except (OSError, TypeError, ValueError) as err:
             warnings.warn(f"snapshot {self.path} could not be written ({type(err).__name__}: {err}); "
                           "the stack trains on without snapshots", stacklevel=2)
@@ -70,24 +71,36 @@ class StackSnapshot:
         self.path.unlink(missing_ok=True)
 
 
+def _local_locks():
+    """Within a dask worker xarray would take a cluster-wide lock for each variable it writes (a round trip to the
+    scheduler, 8x the time of a small write): a snapshot's file is this worker's alone."""
+    import dask
+
+    return dask.config.set(scheduler="synchronous")
+
+
 def _dataset_of(state, key: str) -> xr.Dataset:
     """``state`` as one dataset: each tensor a uint8 variable of its bytes, the losses, the records by step."""
     import torch
 
-    data, tensors = {}, []
-    for index, (name, tensor) in enumerate(state.tensors.items()):
+    chunks, tensors = [], []
+    for name, tensor in state.tensors.items():
         tensor = tensor.detach().cpu().contiguous()
-        raw = tensor.reshape(-1).view(torch.uint8).numpy()
-        data[f"tensor{index}"] = xr.DataArray(raw, dims=f"tensor{index}_bytes")
-        tensors.append([name, str(tensor.dtype).removeprefix("torch."), list(tensor.shape)])
-    data["train_loss"] = xr.DataArray(state.train_loss, dims=("update", "cell_index"))
-    for name in (state.probes[0] if state.probes else {}):
-        stacked = xr.concat([record[name] for record in state.probes],
-                            dim=xr.DataArray(state.probe_steps, dims="step", name="step"))
-        # dims and coords renamed per variable: records share dim names at other sizes (sv: 2N and N for the LSTM)
-        data[RECORD + name] = stacked.rename({label: f"{RECORD}{name}.{label}" for label in _labels(stacked)})
+        chunks.append(tensor.reshape(-1).view(torch.uint8).numpy())
+        tensors.append([name, str(tensor.dtype).removeprefix("torch."), list(tensor.shape), len(chunks[-1])])
+    data = {"tensors": xr.DataArray(np.concatenate(chunks), dims="tensor_bytes"),  # one variable: one HDF5 dataset
+            "train_loss": xr.DataArray(state.train_loss, dims=("update", "cell_index"))}
+    layouts = {}
+    for name, first in (state.probes[0] if state.probes else {}).items():
+        # dims renamed per variable (records share dim names at other sizes: sv is 2N and N for the LSTM); the
+        # coords, the same at every step, go to the attrs: a variable each would double the file's write time
+        data[RECORD + name] = xr.DataArray(np.stack([record[name].values for record in state.probes]),
+                                           dims=("step", *(f"{RECORD}{name}.{dim}" for dim in first.dims)),
+                                           coords={"step": state.probe_steps})
+        layouts[name] = [list(first.dims), {label: [list(coord.dims), coord.dtype.str, coord.values.tolist()]
+                                            for label, coord in first.coords.items()}]
     attrs = {"format": FORMAT, "stack": key, "step": state.step, "tensors": json.dumps(tensors),
-             "values": json.dumps(state.values)}
+             "values": json.dumps(state.values), "records": json.dumps(layouts)}
     return xr.Dataset(data, attrs=attrs)
 
 
@@ -97,24 +110,20 @@ def _state_from(ds: xr.Dataset):
 
     from .train import TrainState
 
-    tensors = {}
-    for index, (name, dtype, shape) in enumerate(json.loads(ds.attrs["tensors"])):
-        raw = torch.from_numpy(np.array(ds[f"tensor{index}"].values, dtype=np.uint8))
-        tensors[name] = raw.view(getattr(torch, dtype)).reshape(shape)
-    names = [name[len(RECORD):] for name in ds.data_vars if name.startswith(RECORD)]
-    steps = [int(step) for step in ds["step"].values] if names else []
-    probes = [{name: _record(ds, name, i) for name in names} for i in range(len(steps))]
+    tensors, raw, start = {}, torch.from_numpy(np.array(ds["tensors"].values, dtype=np.uint8)), 0
+    for name, dtype, shape, size in json.loads(ds.attrs["tensors"]):
+        tensors[name] = raw[start:start + size].clone().view(getattr(torch, dtype)).reshape(shape)
+        start += size
+    layouts = json.loads(ds.attrs["records"])
+    steps = [int(step) for step in ds["step"].values] if layouts else []
+    probes = [{name: _record(ds[RECORD + name].values[i], name, *layout) for name, layout in layouts.items()}
+              for i in range(len(steps))]
     return TrainState(step=int(ds.attrs["step"]), tensors=tensors, values=json.loads(ds.attrs["values"]),
                       train_loss=ds["train_loss"].values, probe_steps=steps, probes=probes)
 
 
-def _labels(array: xr.DataArray) -> set[str]:
-    """The dims and coords of a record but ``step``."""
-    return (set(array.dims) | set(array.coords)) - {"step"}
-
-
-def _record(ds: xr.Dataset, name: str, index: int) -> xr.DataArray:
-    """Record ``name`` of the ``index``-th probe step, with the dims and coords it was recorded with."""
-    array = ds[RECORD + name].isel(step=index).drop_vars("step")
-    prefix = f"{RECORD}{name}."
-    return array.rename({label: label[len(prefix):] for label in _labels(array)}).rename(name)
+def _record(values: np.ndarray, name: str, dims: list[str], coords: dict) -> xr.DataArray:
+    """A probe record as it was recorded: ``values`` with their dims and coords (as :func:`_dataset_of` kept them)."""
+    return xr.DataArray(values, dims=dims, name=name, coords={
+        label: (coord_dims, np.array(coord_values, dtype=dtype)) for label, (coord_dims, dtype, coord_values)
+        in coords.items()})

@@ -149,9 +149,12 @@ def test_a_cuda_worker_reports_its_gpu_and_free_memory():
 
 
 def test_local_dask_workers_give_the_in_process_dataset(reference, tmp_path):
-    proc = _cli(*STUDY, "--workers", "2", "--out", str(tmp_path / "dask.nc"), cwd=tmp_path)
+    """The workers also write a snapshot of their stacks at every update (the study's folder is theirs too)."""
+    proc = _cli(*STUDY, "--workers", "2", "--snapshot-every", "1e-6", "--out", str(tmp_path / "dask.nc"),
+                cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     xr.testing.assert_identical(_data(tmp_path / "dask.nc"), reference)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dask.nc"]
     assert xr.load_dataset(tmp_path / "dask.nc").attrs["executor"].startswith("dask.distributed (2 workers")
 
 
@@ -196,13 +199,34 @@ def test_kill_minus_nine_then_the_same_command_finishes_without_recomputing(refe
     assert sorted(p.name for p in tmp_path.iterdir()) == ["killed.nc"]  # no parts, no temporary files
 
 
+def test_kill_minus_nine_mid_stack_then_the_same_command_resumes_it_from_its_snapshot(reference, tmp_path):
+    out = tmp_path / "killed.nc"
+    command = [*STUDY, "--threads", "1", "--snapshot-every", "1e-6", "--out", str(out)]  # one at every update
+    run = subprocess.Popen([sys.executable, "-m", "analyses.spectra", *command], cwd=tmp_path, env=ENV,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = Path(f"{out}.parts")
+    deadline = time.time() + 120
+    while time.time() < deadline and run.poll() is None and not (
+            list(parts.glob("*/*.snapshot.nc")) and any(not p.name.endswith(".snapshot.nc")
+                                                        for p in parts.glob("*/*.nc"))):
+        time.sleep(0.02)  # until a stack has finished and another is part way
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert len(list(parts.glob("*/*.snapshot.nc"))) == 1 and not out.exists()
+    proc = _cli(*command, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "to run, 1 of them from a snapshot part way" in proc.stdout
+    xr.testing.assert_identical(_data(out), reference)  # the snapshots' flag changes neither numbers nor config
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["killed.nc"]  # no parts, snapshots or temporary files
+
+
 def test_stacks_merge_to_the_same_dataset_in_any_order():
     config = StudyConfig(seq_len=[8], inits=["identity", "he"], nonlinearities=["relu", "tanh"], seeds=[0, 1],
                          hidden=4, preset="tiny", train=TrainConfig(steps=3, probe_every=3))
 
     class Reversed(InProcess):
-        def run(self, config, specs, progress):
-            return reversed(list(super().run(config, specs, progress)))
+        def run(self, config, specs, progress, snapshots=None):
+            return reversed(list(super().run(config, specs, progress, snapshots)))
 
     forward = run_study(config, progress=False, executor=InProcess(threads=1))
     backward = run_study(config, progress=False, executor=Reversed(threads=1))
@@ -247,6 +271,9 @@ def test_a_diverging_cell_is_listed_and_the_exit_code_stays_zero(tmp_path, capsy
 
 @pytest.mark.parametrize("args, message", [
     (["--workers", "-1"], "--workers must be >= 0"),
+    (["--snapshot-every", "-5"], "--snapshot-every must be >= 0 seconds (0: no snapshots), got -5.0"),
+    (["--snapshot-every", "nan"], "--snapshot-every must be >= 0 seconds (0: no snapshots), got nan"),
+    (["--snapshot-every", "soon"], "argument --snapshot-every: invalid float value: 'soon'"),
     (["--threads", "0"], "argument --threads: must be a positive integer or auto, got '0'"),
     (["--threads", "auto", "--workers", "2"], "--threads auto applies in-process only"),
     (["--scheduler", "tcp://127.0.0.1:9"], "--scheduler 'tcp://127.0.0.1:9' could not be reached"),
