@@ -123,3 +123,15 @@ def test_a_snapshot_that_cannot_be_written_leaves_the_stack_training(tmp_path, m
         stack = run_study(config, progress=False, checkpoints=checkpoints)
     assert len(tries) == 1  # tried once, then trained on without
     xr.testing.assert_identical(stack.drop_attrs(), reference.drop_attrs())
+
+
+def test_resuming_with_another_thread_count_says_the_last_bits_may_differ(tmp_path, monkeypatch):
+    from rnn_dynamics.executors import InProcess
+
+    config = _config()
+    checkpoints = StackCheckpoints(tmp_path / "s.nc.parts", config.to_dict(), snapshot_every=EVERY_UPDATE)
+    _dies_at(monkeypatch, config.task, 6, [])
+    with pytest.raises(KeyboardInterrupt):
+        run_study(config, progress=False, checkpoints=checkpoints, executor=InProcess(threads=1))
+    with pytest.warns(UserWarning, match="resuming a stack at update 6 with 2 torch threads where 1 trained it"):
+        run_study(config, progress=False, checkpoints=checkpoints, executor=InProcess(threads=2))
