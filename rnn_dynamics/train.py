@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
@@ -203,8 +204,6 @@ def _state_of(step, model, optimizer, alive, diverged_at, stream, result) -> Tra
 
 def _restore(saved: TrainState, model, optimizer, alive, diverged_at, result):
     """Put ``saved`` into the loop's objects; (the update to start at, the carried stream state)."""
-    import warnings
-
     tensors = saved.tensors
     device = alive.device
     model.load_state_dict({name[len("model."):]: value for name, value in tensors.items() if name.startswith("model.")})
