@@ -22,7 +22,7 @@ import sys
 from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
-from rnn_dynamics.checkpoints import SNAPSHOT_EVERY, StackCheckpoints
+from rnn_dynamics.checkpoints import SNAPSHOT_EVERY, StackCheckpoints, check_snapshot_every
 from rnn_dynamics.commandline import fail
 from rnn_dynamics.records import read_dataset, summary_table, write_dataset
 
@@ -119,8 +119,7 @@ def executor_for(args, device: str = "cpu"):
     kernel_mode()  # a bad RNN_DYNAMICS_KERNELS stops here, before anything runs (it is read in every forward)
     if args.workers < 0:
         raise ValueError(f"--workers must be >= 0 (0: in this process), got {args.workers}")
-    if not args.snapshot_every >= 0:
-        raise ValueError(f"--snapshot-every must be >= 0 seconds (0: no snapshots), got {args.snapshot_every}")
+    check_snapshot_every(args.snapshot_every)  # before a cluster starts; StackCheckpoints checks it again
     if args.threads == executors.AUTO and (args.workers or args.scheduler):
         raise ValueError("--threads auto applies in-process only; dask workers need a number (default 1)")
     if args.workers:

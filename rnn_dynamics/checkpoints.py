@@ -19,6 +19,7 @@ from pathlib import Path
 
 import xarray as xr
 
+from .config import ConfigError
 from .records import read_dataset, write_dataset
 from .snapshots import StackSnapshot
 
@@ -32,15 +33,20 @@ def fingerprint(config: dict) -> str:
 SNAPSHOT_EVERY = 600.0
 
 
+def check_snapshot_every(seconds: float) -> float:
+    """``seconds`` if it is a snapshot interval (>= 0; 0: none); ConfigError, which a command names as its flag."""
+    if not seconds >= 0:
+        raise ConfigError("snapshot_every", f"must be >= 0 seconds (0: no snapshots), got {seconds}")
+    return seconds
+
+
 class StackCheckpoints:
     """Per-stack dataset files under ``root / fingerprint``, and the snapshots of the stacks still training
     (:mod:`.snapshots`), one every ``snapshot_every`` seconds of a stack's training (0: none)."""
 
     def __init__(self, root: str | os.PathLike, config: dict, snapshot_every: float = SNAPSHOT_EVERY):
-        if not snapshot_every >= 0:
-            raise ValueError(f"snapshot_every must be >= 0 seconds (0: no snapshots), got {snapshot_every}")
         self.folder = Path(root) / fingerprint(config)
-        self.snapshot_every = snapshot_every
+        self.snapshot_every = check_snapshot_every(snapshot_every)
 
     def _path(self, key: str) -> Path:
         return self.folder / f"{key}.nc"

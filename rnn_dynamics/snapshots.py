@@ -80,7 +80,8 @@ def _local_locks():
 
 
 def _dataset_of(state, key: str) -> xr.Dataset:
-    """``state`` as one dataset: each tensor a uint8 variable of its bytes, the losses, the records by step."""
+    """``state`` as one dataset: every tensor's bytes in one uint8 variable (their names, dtypes, shapes and sizes
+    in the attrs), the losses, and each probe record by step (its coords in the attrs)."""
     import torch
 
     chunks, tensors = [], []
